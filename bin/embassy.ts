@@ -1,0 +1,245 @@
+#!/usr/bin/env node
+/** The `embassy` CLI: parses arguments and wires them to lib/. */
+import path from 'node:path'
+import { parseArgs } from 'node:util'
+import goodbye from 'graceful-goodbye'
+import {
+  callControl,
+  Daemon,
+  defaultDir,
+  EmbassyError,
+  EmbassyNode,
+  handlers,
+  LocalDHT,
+  NodeHost,
+  parseHostPort,
+  ROLES,
+  runDemo,
+  type CommandInput,
+  type CommandIO,
+  type LogEvent,
+  type Role
+} from '../lib/index.js'
+import { COMMANDS, GLOBAL_OPTIONS, GROUPS, commandHelp, mainHelp, type CommandSpec } from './cli-spec.js'
+import { formatters } from './format.js'
+import { ProgressBar } from './progress.js'
+
+interface Parsed {
+  name: string
+  spec: CommandSpec
+  args: string[]
+  opts: Record<string, string | boolean | undefined>
+}
+
+function usageError(msg: string, name?: string): EmbassyError {
+  return EmbassyError.badArgument(`${msg}${name ? ` (see \`embassy ${name} --help\`)` : ' (see `embassy --help`)'}`)
+}
+
+function parse(argv: string[]): Parsed | 'help' {
+  const words = argv.filter((a) => !a.startsWith('-'))
+  let name = words[0]
+  if (name === undefined) return 'help'
+  if (GROUPS.has(name)) {
+    const sub = words[1]
+    if (sub === undefined) throw usageError(`"${name}" needs a subcommand: ${Object.keys(COMMANDS).filter((c) => c.startsWith(name + ' ')).map((c) => c.split(' ')[1]).join(', ')}`)
+    name = `${name} ${sub}`
+  }
+  const spec = COMMANDS[name]
+  if (!spec) throw usageError(`unknown command "${name}"`)
+  let values: Record<string, string | boolean | undefined>
+  let positionals: string[]
+  try {
+    ;({ values, positionals } = parseArgs({ args: argv, options: { ...GLOBAL_OPTIONS, ...spec.options }, allowPositionals: true, strict: true }) as {
+      values: Record<string, string | boolean | undefined>
+      positionals: string[]
+    })
+  } catch (err) {
+    throw usageError((err as Error).message.replace(/\. To specify a positional argument.*$/s, ''), name)
+  }
+  const args = positionals.slice(name.split(' ').length)
+  if (!values.help) {
+    const [min, max] = spec.args
+    if (args.length < min) throw usageError(`missing argument: ${spec.usage}`, name)
+    if (args.length > max) throw usageError(`unexpected argument "${args[max]}"`, name)
+  }
+  return { name, spec, args, opts: values }
+}
+
+/** Reads NDJSON from stdin: non-blank lines and their 1-based line numbers. */
+async function readNdjson(): Promise<{ texts: string[]; lines: number[] }> {
+  const chunks: Buffer[] = []
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
+  const all = Buffer.concat(chunks).toString('utf8').split('\n')
+  const texts: string[] = []
+  const lines: number[] = []
+  all.forEach((raw, i) => {
+    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw
+    if (line.trim() === '') return
+    texts.push(line)
+    lines.push(i + 1)
+  })
+  return { texts, lines }
+}
+
+function bootstrapList(p: Parsed): string[] | undefined {
+  const v = p.opts.bootstrap
+  if (typeof v !== 'string') return undefined
+  const list = v.split(',').map((x) => x.trim()).filter(Boolean)
+  if (list.length === 0) throw usageError('--bootstrap needs host:port[,host:port…]', p.name)
+  for (const hp of list) parseHostPort(hp)
+  return list
+}
+
+function portOpt(p: Parsed, name: string, fallback?: number): number | undefined {
+  const v = p.opts[name]
+  if (v === undefined) return fallback
+  const n = Number(v)
+  if (typeof v !== 'string' || !/^\d+$/.test(v) || n > 65535) throw usageError(`--${name} must be a port number (0-65535)`, p.name)
+  return n
+}
+
+/** Resolves when SIGINT/SIGTERM arrives (after `close` ran). */
+function untilSignal(close: () => Promise<void>): Promise<void> {
+  return new Promise((resolve) => {
+    goodbye(async () => {
+      await close()
+      resolve()
+    })
+  })
+}
+
+function printEvent(format: string, e: LogEvent): void {
+  if (format === 'json') process.stderr.write(JSON.stringify(e) + '\n')
+  else process.stderr.write(`${new Date(e.time).toISOString()} ${e.level.padEnd(5)} ${e.message}\n`)
+}
+
+async function runDaemon(p: Parsed, dir: string): Promise<unknown> {
+  const format = typeof p.opts['log-format'] === 'string' ? p.opts['log-format'] : 'text'
+  if (format !== 'text' && format !== 'json') throw usageError('--log-format must be text or json', 'run')
+  if (!EmbassyNode.exists(dir)) throw EmbassyError.notInitialised(dir)
+  const bootstrap = bootstrapList(p)
+  const daemon = new Daemon({
+    dir,
+    ...(bootstrap ? { bootstrap } : {}),
+    ...(portOpt(p, 'port') !== undefined ? { port: portOpt(p, 'port') as number } : {}),
+    log: (e) => printEvent(format, e)
+  })
+  try {
+    await daemon.ready()
+  } catch (err) {
+    await daemon.close().catch(() => {})
+    throw err
+  }
+  await untilSignal(() => daemon.close())
+  return { stopped: true }
+}
+
+async function runBootstrap(p: Parsed, wantsJson: boolean): Promise<unknown> {
+  const host = typeof p.opts.host === 'string' ? p.opts.host : '127.0.0.1'
+  const nodesText = p.opts.nodes
+  const nodes = nodesText === undefined ? undefined : Number(nodesText)
+  if (nodes !== undefined && !(Number.isInteger(nodes) && nodes >= 1 && nodes <= 64)) throw usageError('--nodes must be 1 to 64', 'bootstrap')
+  const dht = new LocalDHT({ host, ...(portOpt(p, 'port') !== undefined ? { port: portOpt(p, 'port') as number } : {}), ...(nodes ? { nodes } : {}) })
+  try {
+    await dht.ready()
+  } catch (err) {
+    await dht.close().catch(() => {})
+    throw new EmbassyError('BAD_ARGUMENT', `cannot start the bootstrap node on ${host}:${dht.port}: ${(err as Error).message}`, { cause: err })
+  }
+  const info = { bootstrap: dht.bootstrap, nodes: dht.nodes.length }
+  if (wantsJson) process.stdout.write(JSON.stringify(info) + '\n')
+  else process.stdout.write(`${dht.bootstrap.join(',')}\n`)
+  process.stderr.write(`DHT bootstrap on ${dht.bootstrap.join(',')} with ${dht.nodes.length} node(s); pass --bootstrap ${dht.bootstrap.join(',')} to embassy run. Ctrl-C stops it.\n`)
+  await untilSignal(() => dht.close())
+  return null
+}
+
+async function run(p: Parsed, io: CommandIO): Promise<unknown> {
+  const dir = typeof p.opts.dir === 'string' ? p.opts.dir : defaultDir()
+  if (p.name === 'init') {
+    const role = p.opts.role
+    if (typeof role !== 'string' || !ROLES.includes(role as Role)) throw usageError('--role must be agency, embassy or mirror', 'init')
+    const bootstrap = bootstrapList(p)
+    const id = await EmbassyNode.init(dir, { role: role as Role, ...(typeof p.opts.name === 'string' ? { name: p.opts.name } : {}) })
+    if (bootstrap) {
+      const host = new NodeHost(dir)
+      await host.ready()
+      host.node.updateConfig((c) => (c.bootstrap = bootstrap))
+      await host.close()
+    }
+    return { ...id, dir: path.resolve(dir) }
+  }
+  if (p.name === 'run') return runDaemon(p, dir)
+  if (p.name === 'bootstrap') return runBootstrap(p, io.json)
+  if (p.name === 'demo') return runDemo({ log: (line) => process.stderr.write(line + '\n'), progress: io.progress })
+  const input: CommandInput = { args: p.args, opts: p.opts }
+  if (p.name === 'append' && p.args.length === 1) {
+    if (process.stdin.isTTY) throw usageError('no records: pass JSON arguments or pipe NDJSON on stdin', 'append')
+    input.records = await readNdjson()
+  }
+  const handler = handlers[p.name]
+  if (!handler) throw usageError(`unknown command "${p.name}"`)
+  if (!EmbassyNode.exists(dir)) throw EmbassyError.notInitialised(dir)
+  // A running node holds the directory: ask it. Otherwise open the directory ourselves.
+  const remote = await callControl(dir, p.name, input, io)
+  if (remote.running) return remote.value
+  const host = new NodeHost(dir)
+  try {
+    await host.ready()
+    return await handler(host, input, io)
+  } finally {
+    await host.close()
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const wantsJson = argv.includes('--json')
+  const debug = argv.includes('--debug')
+  const progress = new ProgressBar(!wantsJson && !!process.stderr.isTTY && !process.env.CI)
+  try {
+    const p = parse(argv)
+    if (p === 'help') {
+      process.stdout.write(mainHelp())
+      return 0
+    }
+    if (p.opts.help) {
+      process.stdout.write(commandHelp(p.name, p.spec))
+      return 0
+    }
+    const io: CommandIO = {
+      json: wantsJson,
+      progress: (label, done, total) => progress.update(label, done, total, label === 'append' ? 'items' : 'bytes'),
+      line: (text) => {
+        process.stdout.write(text + '\n')
+      }
+    }
+    const result = await run(p, io)
+    progress.done()
+    if (result === null) return 0
+    if (wantsJson) process.stdout.write(JSON.stringify(result, null, 2) + '\n')
+    else process.stdout.write((formatters[p.name] ?? ((r) => JSON.stringify(r, null, 2) + '\n'))(result))
+    return 0
+  } catch (err) {
+    progress.done()
+    const e = err instanceof EmbassyError ? err : null
+    if (wantsJson) {
+      const body = e ? e.toJSON() : { code: 'INTERNAL', message: (err as Error)?.message ?? String(err), details: {} }
+      process.stdout.write(JSON.stringify({ error: body }, null, 2) + '\n')
+    }
+    if (e) {
+      process.stderr.write(`embassy: ${e.message}\n`)
+      if (debug && e.cause) process.stderr.write(`cause: ${(e.cause as Error)?.stack ?? String(e.cause)}\n`)
+      return e.exitCode
+    }
+    process.stderr.write(`embassy: INTERNAL: ${(err as Error)?.message ?? String(err)}\n`)
+    if (debug) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`)
+    else process.stderr.write('(run again with --debug for the stack)\n')
+    return 1
+  }
+}
+
+const code = await main(process.argv.slice(2))
+// Let stdout drain before exiting, even when piped.
+process.stdout.write('', () => {
+  process.exitCode = code
+})

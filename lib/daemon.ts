@@ -1,0 +1,108 @@
+/**
+ * Daemon: `embassy run`. Opens the node, brings its role online over Hyperswarm, serves the
+ * control socket, and reports every event that matters to an operator. Closes in reverse order.
+ */
+import ReadyResource from 'ready-resource'
+import { handlers } from './commands.js'
+import { parseHostPort } from './config.js'
+import { ControlServer } from './control.js'
+import { EmbassyError } from './errors.js'
+import { NodeHost } from './host.js'
+import { toZ32 } from './ids.js'
+import { Network } from './network.js'
+import type { Embassy } from './embassy.js'
+import type { Mirror } from './mirror.js'
+
+export interface LogEvent {
+  time: number
+  level: 'info' | 'warn' | 'error'
+  event: string
+  message: string
+  [field: string]: unknown
+}
+
+export interface DaemonOptions {
+  dir: string
+  /** Overrides the config's bootstrap list (host:port strings). */
+  bootstrap?: string[]
+  /** UDP port of this node's DHT socket. @default 0 */
+  port?: number
+  /** Receives operator events (the CLI prints them). */
+  log?: (event: LogEvent) => void
+}
+
+export class Daemon extends ReadyResource {
+  readonly host: NodeHost
+  readonly opts: DaemonOptions
+  network: Network | null = null
+  control: ControlServer | null = null
+
+  constructor(opts: DaemonOptions) {
+    super()
+    this.opts = opts
+    this.host = new NodeHost(opts.dir)
+  }
+
+  #log(level: LogEvent['level'], event: string, message: string, fields: Record<string, unknown> = {}): void {
+    this.opts.log?.({ time: Date.now(), level, event, message, ...fields })
+  }
+
+  override async _open(): Promise<void> {
+    await this.host.ready()
+    const node = this.host.node
+    const bootstrapText = this.opts.bootstrap && this.opts.bootstrap.length > 0 ? this.opts.bootstrap : node.config.bootstrap
+    if (bootstrapText.length === 0) throw EmbassyError.noBootstrap()
+    const bootstrap = bootstrapText.map(parseHostPort)
+    const role = await this.host.role()
+
+    const network = new Network({
+      keyPair: node.keyPair,
+      bootstrap,
+      store: node.store,
+      port: this.opts.port ?? 0,
+      handshake: () => role.handshake(),
+      isAllowed: (key) => role.isAllowed(key),
+      dialAnyone: node.role === 'mirror'
+    })
+    network.on('peer', (p) => this.#log('info', 'peer-connected', `connected to ${p.role} ${toZ32(p.key)}`, { nodeKey: toZ32(p.key), role: p.role }))
+    network.on('peer-lost', (p, reason) => this.#log('warn', 'peer-lost', `lost ${p.role} ${toZ32(p.key)}: ${reason}`, { nodeKey: toZ32(p.key), role: p.role }))
+    network.on('refused', (key) => this.#log('warn', 'peer-refused', `refused ${toZ32(key)}: not allowed (embassy allow NODE_KEY admits it)`, { nodeKey: toZ32(key) }))
+    network.on('channel-error', (p, err) => this.#log('warn', 'channel-error', `custody channel with ${toZ32(p.key)}: ${err.message}`, { nodeKey: toZ32(p.key) }))
+    await network.ready()
+    this.network = network
+    this.host.network = network
+
+    if (node.role === 'embassy') this.#watchEmbassy(role as Embassy)
+    if (node.role === 'mirror') this.#watchMirror(role as Mirror)
+    await role.attach(network)
+
+    const control = new ControlServer(node.dir, this.host, handlers)
+    await control.listen()
+    this.control = control
+    const id = await node.identity()
+    this.#log('info', 'started', `${id.role} ${id.nodeKey} running (bootstrap ${bootstrapText.join(',')})`, { ...id, bootstrap: bootstrapText })
+  }
+
+  #watchEmbassy(embassy: Embassy): void {
+    embassy.on('catalog-learnt', (agency, catalog) => this.#log('info', 'catalog-learnt', `agency ${agency} publishes catalog ${catalog}`, { agency, catalog }))
+    embassy.on('core-added', (catalog, core) => this.#log('info', 'dataset-picked-up', `holding core ${core} of catalog ${catalog}`, { catalog, core }))
+    embassy.on('caught-up', (catalog, core, length) => this.#log('info', 'caught-up', `core ${core} complete at length ${length}`, { catalog, core, length }))
+    embassy.on('error', (err) => this.#log('error', 'error', err.message))
+  }
+
+  #watchMirror(mirror: Mirror): void {
+    for (const s of mirror.sources.values()) {
+      s.holder.on('core-added', (k) => this.#log('info', 'dataset-picked-up', `holding core ${toZ32(k)} of catalog ${s.catalogKey}`, { catalog: s.catalogKey, core: toZ32(k) }))
+      s.holder.on('caught-up', (core) => this.#log('info', 'caught-up', `core ${toZ32(core.key!)} complete at length ${core.length}`, { core: toZ32(core.key!), length: core.length }))
+      s.holder.on('error', (err) => this.#log('error', 'error', err.message))
+    }
+  }
+
+  override async _close(): Promise<void> {
+    // Reverse order: stop taking commands, close connections and the swarm, then storage.
+    if (this.control) await this.control.close().catch(() => {})
+    if (this.network) await this.network.close().catch(() => {})
+    await this.host.close()
+    this.#log('info', 'stopped', 'node stopped')
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * Datasets: opens an agency's datasets by name, given its catalog and read key.
+ * The agency opens them writable (by name in its Corestore); mirrors open them read-only (by key).
+ * Each dataset is opened once and kept until close().
+ */
+import fs from 'node:fs'
+import path from 'node:path'
+import type Corestore from 'corestore'
+import Hyperdrive from 'hyperdrive'
+import { datasetEncryptionKey } from './caps.js'
+import type { Catalog, DatasetInfo } from './catalog.js'
+import { EmbassyError } from './errors.js'
+import { FilesDataset } from './files-dataset.js'
+import { toZ32 } from './ids.js'
+import { LogDataset, type Progress, type ReadOptions, type RecordView } from './log-dataset.js'
+
+export type Dataset = LogDataset | FilesDataset
+
+export interface DatasetSummary {
+  name: string
+  kind: 'log' | 'files'
+  description: string
+  contentType: string
+  /** Dataset id (hex). */
+  id: string
+  /** The dataset's first core key (z32): the log, or the file index. */
+  key: string
+  /** Every core key (z32). */
+  cores: string[]
+  /** Blocks held: log records, or file-index entries. */
+  length: number
+  /** Bytes held in all of the dataset's cores. */
+  byteLength: number
+  /** Files datasets: the tree's version. */
+  version?: number
+}
+
+/** Core names of an agency's own datasets in its Corestore. */
+export function datasetCoreName(id: string): string {
+  return `data-embassy/dataset/${id}`
+}
+
+export class Datasets {
+  readonly store: Corestore
+  readonly catalog: Catalog
+  readonly readKey: Buffer
+  readonly writable: boolean
+  #open = new Map<string, Promise<Dataset>>()
+
+  constructor(store: Corestore, catalog: Catalog, readKey: Buffer, opts: { writable: boolean }) {
+    this.store = store
+    this.catalog = catalog
+    this.readKey = readKey
+    this.writable = opts.writable
+  }
+
+  async infos(): Promise<DatasetInfo[]> {
+    return this.catalog.datasets(this.readKey)
+  }
+
+  /** The catalog entry of dataset `name`; UNKNOWN_DATASET when none. */
+  async resolve(name: string): Promise<DatasetInfo> {
+    const found = (await this.infos()).find((d) => d.name === name)
+    if (!found) throw EmbassyError.unknownDataset(name)
+    return found
+  }
+
+  /** Opens (once) the dataset described by `info`. */
+  open(info: DatasetInfo): Promise<Dataset> {
+    let p = this.#open.get(info.id)
+    if (!p) {
+      p = this.#openDataset(info)
+      this.#open.set(info.id, p)
+      p.catch(() => this.#open.delete(info.id))
+    }
+    return p
+  }
+
+  async #openDataset(info: DatasetInfo): Promise<Dataset> {
+    const encryptionKey = datasetEncryptionKey(this.readKey, Buffer.from(info.id, 'hex'))
+    if (info.kind === 'log') {
+      const core = this.writable
+        ? this.store.get({ name: datasetCoreName(info.id), encryption: { key: encryptionKey } })
+        : this.store.get({ key: info.cores[0] as Buffer, encryption: { key: encryptionKey } })
+      await core.ready()
+      return new LogDataset(core)
+    }
+    const drive = this.writable
+      ? new Hyperdrive(this.store.namespace(datasetCoreName(info.id)), { encryptionKey })
+      : new Hyperdrive(this.store.session(), info.cores[0] as Buffer, { encryptionKey })
+    await drive.ready()
+    return new FilesDataset(drive)
+  }
+
+  async openLog(name: string): Promise<LogDataset> {
+    const info = await this.resolve(name)
+    if (info.kind !== 'log') throw EmbassyError.wrongKind(name, info.kind, 'log')
+    return (await this.open(info)) as LogDataset
+  }
+
+  async openFiles(name: string): Promise<FilesDataset> {
+    const info = await this.resolve(name)
+    if (info.kind !== 'files') throw EmbassyError.wrongKind(name, info.kind, 'files')
+    return (await this.open(info)) as FilesDataset
+  }
+
+  async summary(info: DatasetInfo): Promise<DatasetSummary> {
+    const ds = await this.open(info)
+    const base = {
+      name: info.name ?? '',
+      kind: info.kind,
+      description: info.description ?? '',
+      contentType: info.contentType ?? '',
+      id: info.id,
+      key: toZ32(info.cores[0] as Buffer),
+      cores: info.cores.map(toZ32)
+    }
+    if (ds instanceof LogDataset) return { ...base, length: ds.length, byteLength: ds.byteLength }
+    return { ...base, length: ds.length, byteLength: ds.byteLength(), version: ds.version }
+  }
+
+  async list(): Promise<DatasetSummary[]> {
+    const out: DatasetSummary[] = []
+    for (const info of await this.infos()) out.push(await this.summary(info))
+    return out
+  }
+
+  async *read(name: string, opts: ReadOptions = {}): AsyncGenerator<RecordView> {
+    const log = await this.openLog(name)
+    yield* log.read(opts)
+  }
+
+  /** Exports a dataset into `dir`: a log as DIR/NAME.ndjson, files as the tree. */
+  async export(name: string, dir: string, onProgress?: Progress): Promise<{ kind: string; path: string; files?: number; records?: number; bytes: number }> {
+    const info = await this.resolve(name)
+    const ds = await this.open(info)
+    if (ds instanceof LogDataset) {
+      fs.mkdirSync(dir, { recursive: true })
+      const file = path.join(dir, `${name}.ndjson`)
+      const r = await ds.exportTo(file, onProgress)
+      return { kind: 'log', path: file, records: r.records, bytes: r.bytes }
+    }
+    const r = await ds.exportTo(dir, onProgress)
+    return { kind: 'files', path: path.resolve(dir), files: r.files, bytes: r.bytes }
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.#open.values()]
+    this.#open.clear()
+    for (const p of all) {
+      try {
+        await (await p).close()
+      } catch {
+        // best effort: a dataset that failed to open has nothing to close
+      }
+    }
+  }
+}

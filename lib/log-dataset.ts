@@ -1,0 +1,147 @@
+/**
+ * LogDataset: a `log` dataset — one block-encrypted Hypercore, one record per block.
+ */
+import fs from 'node:fs'
+import type Hypercore from 'hypercore'
+import { EmbassyError } from './errors.js'
+import { DecodeError, RecordType, decode, encode, logRecord, MAX_RECORD_BYTES, type LogRecord } from '../protocol/index.js'
+
+/** Records per `core.append` call: one atomic write batch each. */
+export const APPEND_BATCH = 2000
+
+/** A record as it is read back. */
+export interface RecordView {
+  seq: number
+  /** Milliseconds since the epoch when it was appended. */
+  time: number
+  type: 'json' | 'bytes'
+  /** The record's JSON text (type json) or base64 bytes (type bytes). */
+  text: string
+}
+
+export interface ReadOptions {
+  start?: number
+  end?: number
+  /** Wait for blocks from peers (mirrors); false reads only what is held. @default false */
+  wait?: boolean
+  /** With wait: give up after this many ms. @default 10000 */
+  timeout?: number
+}
+
+export type Progress = (done: number, total: number) => void
+
+export class LogDataset {
+  readonly core: Hypercore
+
+  constructor(core: Hypercore) {
+    this.core = core
+  }
+
+  get length(): number {
+    return this.core.length
+  }
+
+  get byteLength(): number {
+    return this.core.byteLength
+  }
+
+  /**
+   * Validates JSON texts; throws BAD_RECORD naming the first bad one (1-based `line`)
+   * before anything is appended.
+   */
+  static encodeJsonTexts(texts: readonly string[], firstLine = 1, lines?: readonly number[]): Buffer[] {
+    const time = Date.now()
+    const out: Buffer[] = new Array(texts.length)
+    for (let i = 0; i < texts.length; i++) {
+      const text = texts[i] as string
+      const line = lines ? (lines[i] as number) : firstLine + i
+      try {
+        JSON.parse(text)
+      } catch (err) {
+        throw EmbassyError.badRecord(line, `not JSON (${(err as Error).message})`)
+      }
+      const value = Buffer.from(text, 'utf8')
+      if (value.byteLength > MAX_RECORD_BYTES) throw EmbassyError.badRecord(line, `record of ${value.byteLength} bytes is over the ${MAX_RECORD_BYTES}-byte limit`)
+      out[i] = encode(logRecord, { type: RecordType.JSON, time, value })
+    }
+    return out
+  }
+
+  static encodeBytes(values: readonly Uint8Array[]): Buffer[] {
+    const time = Date.now()
+    return values.map((value, i) => {
+      if (value.byteLength > MAX_RECORD_BYTES) throw EmbassyError.badRecord(i + 1, 'record over the size limit')
+      return encode(logRecord, { type: RecordType.BYTES, time, value })
+    })
+  }
+
+  /** Appends encoded records in atomic batches; returns the new length. */
+  async appendEncoded(blocks: readonly Buffer[], onProgress?: Progress): Promise<number> {
+    if (!this.core.writable) throw EmbassyError.wrongRole('appending', 'read-only holder', 'writable agency')
+    for (let i = 0; i < blocks.length; i += APPEND_BATCH) {
+      await this.core.append(blocks.slice(i, i + APPEND_BATCH))
+      onProgress?.(Math.min(i + APPEND_BATCH, blocks.length), blocks.length)
+    }
+    return this.core.length
+  }
+
+  /** Reads records [start, end); a missing block throws NOT_AVAILABLE (or TIMEOUT when waiting). */
+  async *read(opts: ReadOptions = {}): AsyncGenerator<RecordView> {
+    const length = this.core.length
+    const start = opts.start ?? 0
+    const end = Math.min(opts.end ?? length, length)
+    const wait = opts.wait ?? false
+    for (let seq = start; seq < end; seq++) {
+      let block: Buffer | null
+      try {
+        block = await this.core.get(seq, { wait, timeout: wait ? (opts.timeout ?? 10_000) : 0 })
+      } catch (err) {
+        if ((err as { code?: string }).code === 'REQUEST_TIMEOUT') throw EmbassyError.timeout(`record ${seq} did not arrive in time`)
+        throw err
+      }
+      if (!block) throw EmbassyError.notAvailable(`record ${seq} is not held here yet`)
+      yield LogDataset.view(seq, block)
+    }
+  }
+
+  static view(seq: number, block: Uint8Array): RecordView {
+    let r: LogRecord
+    try {
+      r = decode(logRecord, block)
+    } catch (err) {
+      if (err instanceof DecodeError && /header/.test(err.message)) {
+        throw new EmbassyError('WRONG_READ_KEY', `record ${seq} does not decrypt to a Data Embassy record: wrong read key`)
+      }
+      throw EmbassyError.badMessage(`record ${seq}: ${(err as Error).message}`, err)
+    }
+    const buf = Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength)
+    return r.type === RecordType.JSON
+      ? { seq, time: r.time, type: 'json', text: buf.toString('utf8') }
+      : { seq, time: r.time, type: 'bytes', text: buf.toString('base64') }
+  }
+
+  /** Writes the records as NDJSON (one record's text per line) to `file`. */
+  async exportTo(file: string, onProgress?: Progress): Promise<{ records: number; bytes: number }> {
+    const out = fs.createWriteStream(file)
+    let records = 0
+    let bytes = 0
+    const total = this.core.length
+    try {
+      for await (const r of this.read()) {
+        const line = r.text + '\n'
+        bytes += Buffer.byteLength(line)
+        records++
+        if (!out.write(line)) await new Promise<void>((resolve) => out.once('drain', () => resolve()))
+        if (onProgress && records % 1000 === 0) onProgress(records, total)
+      }
+    } finally {
+      await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())))
+    }
+    onProgress?.(records, total)
+    return { records, bytes }
+  }
+
+  async close(): Promise<void> {
+    await this.core.close()
+  }
+}

@@ -1,0 +1,184 @@
+/**
+ * Mirror: reads agencies' data during a crisis. For each source (catalog key + read key) it holds
+ * a full live copy like an embassy (so it can serve other mirrors), verifies it, and decrypts it
+ * to read. It never writes datasets.
+ */
+import ReadyResource from 'ready-resource'
+import { parseReadCapability } from './capability.js'
+import { agencyTopic } from './caps.js'
+import { Datasets, type DatasetSummary } from './datasets.js'
+import { EmbassyError } from './errors.js'
+import type { FilesDataset } from './files-dataset.js'
+import { Holder, type HeldCore } from './holder.js'
+import { parseKey, toZ32 } from './ids.js'
+import type { Progress, ReadOptions, RecordView } from './log-dataset.js'
+import type { Network } from './network.js'
+import type { EmbassyNode } from './node.js'
+import type { DatasetReader, ExportResult } from './reader.js'
+import { CUSTODY_MAJOR, CUSTODY_MINOR, PeerRole, type Handshake } from '../protocol/index.js'
+
+/** How long an online mirror waits for a catalog header or a block before saying so. */
+export const MIRROR_WAIT_MS = 15_000
+
+interface Source {
+  catalogKey: string
+  agencyNodeKey: string
+  holder: Holder
+  datasets: Datasets
+}
+
+export interface SourceStatus {
+  catalogKey: string
+  agencyNodeKey: string
+  complete: boolean
+  cores: HeldCore[]
+}
+
+export class Mirror extends ReadyResource implements DatasetReader {
+  readonly node: EmbassyNode
+  readonly sources = new Map<string, Source>()
+  #network: Network | null = null
+
+  constructor(node: EmbassyNode) {
+    super()
+    this.node = node
+  }
+
+  override async _open(): Promise<void> {
+    await this.node.ready()
+    if (this.node.role !== 'mirror') throw EmbassyError.wrongRole('this', this.node.role, 'mirror')
+    for (const s of this.node.config.sources) await this.#openSource(s.catalogKey, s.agencyNodeKey)
+  }
+
+  override async _close(): Promise<void> {
+    for (const s of this.sources.values()) {
+      await s.datasets.close()
+      await s.holder.close()
+    }
+    this.sources.clear()
+  }
+
+  /** Adds an agency from its read capability (persisted: config + keys.json). */
+  async add(capability: string): Promise<{ catalogKey: string; agencyNodeKey: string; added: boolean }> {
+    const cap = parseReadCapability(capability)
+    const catalogKey = toZ32(cap.catalogKey)
+    const agencyNodeKey = toZ32(cap.agencyNodeKey)
+    const added = !this.node.config.sources.some((s) => s.catalogKey === catalogKey)
+    this.node.updateKeys((k) => {
+      k.readKeys = { ...(k.readKeys ?? {}), [catalogKey]: Buffer.from(cap.readKey).toString('hex') }
+    })
+    if (added) this.node.updateConfig((c) => c.sources.push({ catalogKey, agencyNodeKey }))
+    const source = await this.#openSource(catalogKey, agencyNodeKey)
+    if (this.#network) this.#goOnline(source)
+    return { catalogKey, agencyNodeKey, added }
+  }
+
+  async #openSource(catalogKey: string, agencyNodeKey: string): Promise<Source> {
+    const have = this.sources.get(catalogKey)
+    if (have) return have
+    const hex = this.node.keys.readKeys?.[catalogKey]
+    if (!hex) throw EmbassyError.badConfig(`keys.json has no read key for catalog ${catalogKey}; run \`embassy mirror READ_CAPABILITY\` again`)
+    const holder = new Holder(this.node.store, parseKey(catalogKey))
+    await holder.open()
+    const datasets = new Datasets(this.node.store, holder.catalog, Buffer.from(hex, 'hex'), { writable: false })
+    const source = { catalogKey, agencyNodeKey, holder, datasets }
+    this.sources.set(catalogKey, source)
+    return source
+  }
+
+  /** Admission rule: explicitly allowed peers (other mirrors) and the agencies it reads. */
+  isAllowed(key: Buffer): boolean {
+    const z = toZ32(key)
+    return this.node.config.allow.includes(z) || this.node.config.sources.some((s) => s.agencyNodeKey === z)
+  }
+
+  handshake(): Handshake {
+    return {
+      major: CUSTODY_MAJOR,
+      minor: CUSTODY_MINOR,
+      role: PeerRole.MIRROR,
+      capabilities: [],
+      catalogs: [...this.sources.values()].map((s) => s.holder.key)
+    }
+  }
+
+  async attach(network: Network): Promise<void> {
+    this.#network = network
+    for (const s of this.sources.values()) this.#goOnline(s)
+    for (const p of this.node.config.peers) network.joinPeer(parseKey(p))
+  }
+
+  #goOnline(s: Source): void {
+    const network = this.#network
+    if (!network) return
+    network.joinPeer(parseKey(s.agencyNodeKey))
+    void network.join(agencyTopic(s.holder.key), { server: true, client: true })
+  }
+
+  get online(): boolean {
+    return this.#network !== null
+  }
+
+  /** Checks the read key against the catalog (waiting for the header when online). */
+  async #checked(s: Source): Promise<Source> {
+    try {
+      await s.datasets.catalog.checkReadKey(s.datasets.readKey, { wait: this.online, timeout: MIRROR_WAIT_MS })
+    } catch (err) {
+      if ((err as { code?: string }).code === 'REQUEST_TIMEOUT') {
+        throw EmbassyError.timeout(`no holder of catalog ${s.catalogKey} answered within ${MIRROR_WAIT_MS / 1000} s`)
+      }
+      if ((err as EmbassyError).code === 'NOT_AVAILABLE') {
+        throw EmbassyError.notAvailable(`catalog ${s.catalogKey} is not replicated here yet; run \`embassy run\` to fetch it`)
+      }
+      throw err
+    }
+    return s
+  }
+
+  async #find(name: string): Promise<Source> {
+    const hits: Source[] = []
+    for (const s of this.sources.values()) {
+      await this.#checked(s)
+      if ((await s.datasets.infos()).some((d) => d.name === name)) hits.push(s)
+    }
+    if (hits.length === 0) {
+      if (this.sources.size === 0) throw EmbassyError.notAvailable('this mirror reads no agency yet: run `embassy mirror READ_CAPABILITY`')
+      throw EmbassyError.unknownDataset(name)
+    }
+    if (hits.length > 1) throw new EmbassyError('AMBIGUOUS_DATASET', `"${name}" exists in ${hits.length} agencies`)
+    return hits[0] as Source
+  }
+
+  async list(): Promise<DatasetSummary[]> {
+    const out: DatasetSummary[] = []
+    for (const s of this.sources.values()) out.push(...(await (await this.#checked(s)).datasets.list()))
+    return out
+  }
+
+  async *read(name: string, opts: ReadOptions = {}): AsyncGenerator<RecordView> {
+    const s = await this.#find(name)
+    const log = await s.datasets.openLog(name)
+    const wait = opts.wait ?? this.online
+    if (wait) await log.core.update({ wait: true })
+    yield* log.read({ timeout: MIRROR_WAIT_MS, ...opts, wait })
+  }
+
+  async export(name: string, dir: string, onProgress?: Progress): Promise<ExportResult> {
+    const s = await this.#find(name)
+    return s.datasets.export(name, dir, onProgress)
+  }
+
+  async openFiles(name: string): Promise<FilesDataset> {
+    const s = await this.#find(name)
+    return s.datasets.openFiles(name)
+  }
+
+  status(): SourceStatus[] {
+    return [...this.sources.values()].map((s) => ({
+      catalogKey: s.catalogKey,
+      agencyNodeKey: s.agencyNodeKey,
+      complete: s.holder.complete,
+      cores: s.holder.held()
+    }))
+  }
+}

@@ -1,0 +1,179 @@
+/**
+ * Network: Hyperswarm on a DHT built from an explicit bootstrap list (never the public DHT),
+ * an allowlist firewall, Corestore replication and our custody channel on every connection.
+ */
+import ReadyResource from 'ready-resource'
+import Hyperswarm from 'hyperswarm'
+import DHT from 'hyperdht'
+import Protomux from 'protomux'
+import type Corestore from 'corestore'
+import type { HostPort } from './config.js'
+import { CustodyChannel, type MessageSpec } from './custody-channel.js'
+import { EmbassyError } from './errors.js'
+import { toZ32 } from './ids.js'
+import type { KeyPair } from './node.js'
+import { peerRoleName, type Handshake } from '../protocol/index.js'
+
+/**
+ * Reconnect back-offs (ms) for peers we dial, after the 1st, 2nd, 3rd and later failures.
+ * Hyperswarm's default waits up to 10 minutes; an operator expects a restarted peer back in seconds.
+ */
+export const RECONNECT_BACKOFFS = [1000, 2000, 4000, 8000]
+
+export interface NetworkOptions {
+  keyPair: KeyPair
+  bootstrap: HostPort[]
+  store: Corestore
+  /** Our custody handshake, built when a connection opens (it may change over time). */
+  handshake: () => Handshake
+  /** True when `remoteKey` may connect to us (incoming). */
+  isAllowed: (remoteKey: Buffer) => boolean
+  /** True when we may dial peers we are not told about (mirrors read from any holder). @default false */
+  dialAnyone?: boolean
+  /** Custody messages after `error`, in protocol order. */
+  messages?: (peer: Peer) => Array<MessageSpec<any>>
+  /** UDP port for the DHT node. @default 0 (any) */
+  port?: number
+  /** Host to bind. @default '0.0.0.0' */
+  host?: string
+}
+
+/** One connected peer whose custody handshake arrived. */
+export interface Peer {
+  key: Buffer
+  id: string
+  role: 'agency' | 'embassy' | 'mirror' | 'unknown'
+  handshake: Handshake | null
+  channel: CustodyChannel
+  connectedAt: number
+  initiator: boolean
+  conn: { destroy(err?: Error): void }
+}
+
+export interface NetworkEvents {
+  /** A connection opened and its handshake arrived. */
+  peer: [peer: Peer]
+  /** A connected peer went away. */
+  'peer-lost': [peer: Peer, reason: string]
+  /** A peer was refused by the firewall. */
+  refused: [key: Buffer]
+  /** Something went wrong with a peer's channel (malformed message, version mismatch). */
+  'channel-error': [peer: Peer, err: Error]
+}
+
+export class Network extends ReadyResource {
+  readonly opts: NetworkOptions
+  readonly peers = new Map<string, Peer>()
+  dht!: DHT
+  swarm!: Hyperswarm
+  #topics = new Map<string, { destroy(): Promise<void> }>()
+  #connections = new Set<{ destroy(err?: Error): void }>()
+
+  constructor(opts: NetworkOptions) {
+    super()
+    if (!opts.bootstrap || opts.bootstrap.length === 0) throw EmbassyError.noBootstrap()
+    this.opts = opts
+  }
+
+  override async _open(): Promise<void> {
+    const { keyPair, bootstrap } = this.opts
+    this.dht = new DHT({ bootstrap, keyPair, port: this.opts.port ?? 0, host: this.opts.host ?? '0.0.0.0' })
+    this.swarm = new Hyperswarm({
+      keyPair,
+      dht: this.dht,
+      backoffs: RECONNECT_BACKOFFS,
+      firewall: (remoteKey: Buffer, payload: unknown) => this.#firewall(remoteKey, payload)
+    })
+    this.swarm.on('connection', (conn, info) => this.#onconnection(conn, info))
+    await this.swarm.listen()
+  }
+
+  override async _close(): Promise<void> {
+    // Destroy connections first: swarm.destroy() leaves them open and peers notice only after ~13 s.
+    for (const conn of this.#connections) conn.destroy()
+    for (const d of this.#topics.values()) await d.destroy().catch(() => {})
+    await this.swarm.destroy({ force: true })
+    await this.dht.destroy()
+  }
+
+  #firewall(remoteKey: Buffer, payload: unknown): boolean {
+    // Hyperswarm asks on incoming connections (with the handshake payload) and before dialling (null).
+    if (payload === null && this.opts.dialAnyone) return false
+    if (this.opts.isAllowed(remoteKey)) return false
+    if (payload !== null) this.emit('refused', remoteKey)
+    return true
+  }
+
+  /** Re-admits a key the firewall refused earlier (Hyperswarm bans refused peers for its life). */
+  readmit(key: Buffer): void {
+    const info = this.swarm?.peers.get(key.toString('hex'))
+    if (info && info.banned) info.ban(false)
+  }
+
+  /** Dials `key` and keeps reconnecting while it stays joined. */
+  joinPeer(key: Buffer): void {
+    this.readmit(key)
+    this.swarm.joinPeer(key)
+  }
+
+  leavePeer(key: Buffer): void {
+    this.swarm.leavePeer(key)
+  }
+
+  /** Joins a topic: announce (server) and/or look up (client). */
+  async join(topic: Buffer, opts: { server: boolean; client: boolean }): Promise<void> {
+    const hex = topic.toString('hex')
+    if (this.#topics.has(hex)) return
+    const discovery = this.swarm.join(topic, opts)
+    this.#topics.set(hex, discovery)
+    await discovery.flushed()
+  }
+
+  connectedTo(key: Uint8Array): Peer | null {
+    return this.peers.get(Buffer.from(key).toString('hex')) ?? null
+  }
+
+  #onconnection(conn: any, info: { publicKey: Buffer }): void {
+    this.#connections.add(conn)
+    conn.on('error', () => {})
+    this.opts.store.replicate(conn)
+    const mux = Protomux.from(conn)
+    const key = Buffer.from(conn.remotePublicKey ?? info.publicKey)
+    const id = key.toString('hex')
+    const peer: Peer = {
+      key,
+      id,
+      role: 'unknown',
+      handshake: null,
+      channel: null as unknown as CustodyChannel,
+      connectedAt: Date.now(),
+      initiator: !!conn.isInitiator,
+      conn
+    }
+    const channel = new CustodyChannel(mux, this.opts.handshake(), this.opts.messages?.(peer) ?? [])
+    peer.channel = channel
+    channel.on('open', (remote) => {
+      peer.handshake = remote
+      peer.role = peerRoleName(remote.role)
+      const existing = this.peers.get(id)
+      if (existing && existing !== peer) existing.conn.destroy()
+      this.peers.set(id, peer)
+      this.emit('peer', peer)
+    })
+    channel.on('invalid', (err) => this.emit('channel-error', peer, err))
+    channel.on('remote-error', (e) => this.emit('channel-error', peer, new Error(`remote says: ${e.message}`)))
+    channel.open()
+    conn.on('close', () => {
+      this.#connections.delete(conn)
+      if (this.peers.get(id) === peer) {
+        this.peers.delete(id)
+        this.emit('peer-lost', peer, 'connection closed')
+      }
+    })
+  }
+
+  /** Peers as z32 keys with their role (status output). */
+  describePeers(): Array<{ nodeKey: string; role: string; since: number }> {
+    return [...this.peers.values()].map((p) => ({ nodeKey: toZ32(p.key), role: p.role, since: p.connectedAt }))
+  }
+}

@@ -1,0 +1,202 @@
+/**
+ * EmbassyNode: one node directory — its config, secrets, Corestore and stable identity.
+ * Role classes (Agency, Embassy, Mirror) and the network layer are built on top of it.
+ */
+import fs from 'node:fs'
+import path from 'node:path'
+import ReadyResource from 'ready-resource'
+import Corestore from 'corestore'
+import { CATALOG_CORE_NAME, SWARM_KEY_NAME, keyCheck, metadataKey, randomKey } from './caps.js'
+import {
+  CONFIG_FILE,
+  defaultConfig,
+  readConfig,
+  readKeys,
+  writeConfig,
+  writeKeys,
+  type NodeConfig,
+  type NodeKeys,
+  type Role
+} from './config.js'
+import { EmbassyError } from './errors.js'
+import { toZ32 } from './ids.js'
+import { Catalog } from './catalog.js'
+import { seal } from './seal.js'
+import { encode, agencyMeta } from '../protocol/index.js'
+
+export const STORE_DIR = 'store'
+
+export interface KeyPair {
+  publicKey: Buffer
+  secretKey: Buffer
+}
+
+export interface InitOptions {
+  role: Role
+  /** Agency name, sealed into the catalog header. */
+  name?: string
+  /** Restore: the Corestore primary key from a recovery kit. */
+  primaryKey?: Uint8Array
+  /** Restore: the agency read key from a recovery kit. */
+  readKey?: Uint8Array
+}
+
+export interface NodeIdentity {
+  role: Role
+  name: string
+  nodeKey: string
+  catalogKey: string | null
+}
+
+export class EmbassyNode extends ReadyResource {
+  readonly dir: string
+  #config: NodeConfig | null = null
+  #keys: NodeKeys = {}
+  #store: Corestore | null = null
+  #keyPair: KeyPair | null = null
+
+  constructor(dir: string) {
+    super()
+    this.dir = path.resolve(dir)
+  }
+
+  /** Creates a node directory. Throws ALREADY_INITIALISED when one is there. */
+  static async init(dir: string, opts: InitOptions): Promise<NodeIdentity> {
+    dir = path.resolve(dir)
+    if (fs.existsSync(path.join(dir, CONFIG_FILE))) throw EmbassyError.alreadyInitialised(dir)
+    if (opts.role !== 'agency' && (opts.primaryKey || opts.readKey)) {
+      throw EmbassyError.badArgument('only an agency is restored from keys')
+    }
+    fs.mkdirSync(dir, { recursive: true })
+    const store = await openStore(dir, opts.primaryKey ?? null, true)
+    const restoring = !!opts.primaryKey
+    const config = defaultConfig(opts.role, opts.name ?? '')
+    const keys: NodeKeys = {}
+    try {
+      if (opts.role === 'agency') {
+        const readKey = opts.readKey ? Buffer.from(opts.readKey) : randomKey()
+        keys.readKey = readKey.toString('hex')
+        const nodeKeyPair = (await store.createKeyPair(SWARM_KEY_NAME)) as KeyPair
+        const core = store.get({ name: CATALOG_CORE_NAME })
+        await core.ready()
+        if (!restoring) {
+          const meta = seal(encode(agencyMeta, { name: config.name }), metadataKey(readKey))
+          await Catalog.writeHeader(core, { agencyNodeKey: nodeKeyPair.publicKey, keyCheck: keyCheck(readKey), meta })
+        }
+        await core.close()
+      }
+      writeKeys(dir, keys)
+      writeConfig(dir, config)
+    } finally {
+      await store.close()
+    }
+    const node = new EmbassyNode(dir)
+    try {
+      await node.ready()
+      return await node.identity()
+    } finally {
+      await node.close()
+    }
+  }
+
+  /** True when `dir` holds an initialised node. */
+  static exists(dir: string): boolean {
+    return fs.existsSync(path.join(path.resolve(dir), CONFIG_FILE))
+  }
+
+  override async _open(): Promise<void> {
+    this.#config = readConfig(this.dir)
+    this.#keys = readKeys(this.dir)
+    if (!fs.existsSync(path.join(this.dir, STORE_DIR))) {
+      throw EmbassyError.badConfig(`${this.dir} has a config but no ${STORE_DIR}/ directory; restore it from a recovery kit`)
+    }
+    this.#store = await openStore(this.dir, null, false)
+    this.#keyPair = (await this.#store.createKeyPair(SWARM_KEY_NAME)) as KeyPair
+  }
+
+  override async _close(): Promise<void> {
+    if (this.#store) await this.#store.close()
+  }
+
+  get config(): NodeConfig {
+    if (!this.#config) throw EmbassyError.closed()
+    return this.#config
+  }
+
+  get role(): Role {
+    return this.config.role
+  }
+
+  get store(): Corestore {
+    if (!this.#store) throw EmbassyError.closed()
+    return this.#store
+  }
+
+  get keyPair(): KeyPair {
+    if (!this.#keyPair) throw EmbassyError.closed()
+    return this.#keyPair
+  }
+
+  get nodeKey(): Buffer {
+    return this.keyPair.publicKey
+  }
+
+  get keys(): NodeKeys {
+    return this.#keys
+  }
+
+  /** Applies `change` to the config and writes it atomically. */
+  updateConfig(change: (config: NodeConfig) => void): NodeConfig {
+    const next = structuredClone(this.config)
+    change(next)
+    writeConfig(this.dir, next)
+    this.#config = next
+    return next
+  }
+
+  updateKeys(change: (keys: NodeKeys) => void): void {
+    const next = structuredClone(this.#keys)
+    change(next)
+    writeKeys(this.dir, next)
+    this.#keys = next
+  }
+
+  /** The agency's catalog core key (agencies only). */
+  async catalogKey(): Promise<Buffer | null> {
+    if (this.role !== 'agency') return null
+    const core = this.store.get({ name: CATALOG_CORE_NAME })
+    await core.ready()
+    const key = core.key!
+    await core.close()
+    return key
+  }
+
+  async identity(): Promise<NodeIdentity> {
+    const catalogKey = await this.catalogKey()
+    return {
+      role: this.role,
+      name: this.config.name,
+      nodeKey: toZ32(this.nodeKey),
+      catalogKey: catalogKey ? toZ32(catalogKey) : null
+    }
+  }
+}
+
+async function openStore(dir: string, primaryKey: Uint8Array | null, creating: boolean): Promise<Corestore> {
+  const storeDir = path.join(dir, STORE_DIR)
+  const store = primaryKey
+    ? new Corestore(storeDir, { primaryKey: Buffer.from(primaryKey), unsafe: true })
+    : new Corestore(storeDir)
+  try {
+    await store.ready()
+  } catch (err) {
+    await store.close().catch(() => {})
+    const message = (err as Error).message || ''
+    if (/lock/i.test(message)) throw EmbassyError.dirLocked(dir, err)
+    if (/Another corestore/i.test(message)) {
+      throw EmbassyError.badConfig(`${storeDir} holds a different primary key than the one given`, err)
+    }
+    throw new EmbassyError('INTERNAL', `cannot open storage in ${storeDir}${creating ? '' : ''}: ${message}`, { cause: err })
+  }
+  return store
+}

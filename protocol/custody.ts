@@ -1,0 +1,103 @@
+/**
+ * The custody channel (`data-embassy/custody/1`): a Protomux channel beside Corestore
+ * replication on every connection. protocol/SPEC.md describes every byte.
+ * Messages are numbered by their order in CUSTODY_MESSAGES: new ones only ever go at the end.
+ */
+import c from 'compact-encoding'
+import type { Codec } from './codecs.js'
+
+/** Protomux protocol name of the channel. */
+export const CUSTODY_PROTOCOL = 'data-embassy/custody/1'
+
+/** Major and minor version this build speaks. A peer with another major gets an error, then close. */
+export const CUSTODY_MAJOR = 1
+export const CUSTODY_MINOR = 0
+
+/** Largest message we accept on the channel (bytes). */
+export const MAX_CUSTODY_MESSAGE = 64 * 1024
+/** Most catalogs a handshake may list. */
+export const MAX_HANDSHAKE_CATALOGS = 4096
+
+export const PeerRole = {
+  AGENCY: 1,
+  EMBASSY: 2,
+  MIRROR: 3
+} as const
+export type PeerRoleCode = (typeof PeerRole)[keyof typeof PeerRole]
+
+export function peerRoleName(code: number): 'agency' | 'embassy' | 'mirror' | 'unknown' {
+  return code === 1 ? 'agency' : code === 2 ? 'embassy' : code === 3 ? 'mirror' : 'unknown'
+}
+
+/** Channel handshake: who the peer is and what it speaks. */
+export interface Handshake {
+  major: number
+  minor: number
+  role: number
+  /** Optional features the sender supports (e.g. 'receipts'). */
+  capabilities: string[]
+  /** Agency: its catalog key. Holders: the catalogs they hold. */
+  catalogs: Uint8Array[]
+}
+
+export const handshake: Codec<Handshake> = {
+  preencode(state, m) {
+    c.uint.preencode(state, m.major)
+    c.uint.preencode(state, m.minor)
+    c.uint.preencode(state, m.role)
+    c.uint.preencode(state, 0) // flags
+    c.array(c.string).preencode(state, m.capabilities)
+    c.array(c.fixed32).preencode(state, m.catalogs)
+  },
+  encode(state, m) {
+    c.uint.encode(state, m.major)
+    c.uint.encode(state, m.minor)
+    c.uint.encode(state, m.role)
+    c.uint.encode(state, 0)
+    c.array(c.string).encode(state, m.capabilities)
+    c.array(c.fixed32).encode(state, m.catalogs)
+  },
+  decode(state) {
+    const major = c.uint.decode(state)
+    const minor = c.uint.decode(state)
+    const role = c.uint.decode(state)
+    c.uint.decode(state)
+    // A later major may lay out the rest differently: stop here and let the caller refuse it.
+    if (major !== CUSTODY_MAJOR) {
+      state.start = state.end
+      return { major, minor, role, capabilities: [], catalogs: [] }
+    }
+    const capabilities = c.array(c.string).decode(state)
+    const catalogs = c.array(c.fixed32).decode(state)
+    if (catalogs.length > MAX_HANDSHAKE_CATALOGS) throw new Error('too many catalogs')
+    // Fields added in later minors follow; skip what we do not know.
+    state.start = state.end
+    return { major, minor, role, capabilities, catalogs }
+  }
+}
+
+/** Error codes sent on the channel. */
+export const ChannelError = {
+  UNSUPPORTED_VERSION: 1,
+  BAD_MESSAGE: 2,
+  NOT_ALLOWED: 3
+} as const
+
+export interface ErrorMessage {
+  code: number
+  message: string
+}
+
+export const errorMessage: Codec<ErrorMessage> = {
+  preencode(state, m) {
+    c.uint.preencode(state, m.code)
+    c.string.preencode(state, m.message)
+  },
+  encode(state, m) {
+    c.uint.encode(state, m.code)
+    c.string.encode(state, m.message)
+  },
+  decode(state) {
+    return { code: c.uint.decode(state), message: c.string.decode(state).slice(0, 1024) }
+  }
+}

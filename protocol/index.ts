@@ -1,0 +1,3 @@
+export * from './constants.js'
+export * from './codecs.js'
+export * from './custody.js'

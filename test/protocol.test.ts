@@ -1,0 +1,99 @@
+import fs from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import test from 'brittle'
+import {
+  CatalogType,
+  DecodeError,
+  RecordType,
+  agencyMeta,
+  catalogBlock,
+  datasetMeta,
+  decode,
+  encode,
+  logRecord,
+  readCapability,
+  handshake,
+  errorMessage,
+  type CatalogBlock,
+  type Codec
+} from '../protocol/index.js'
+import { formatReadCapability, parseReadCapability } from '../lib/index.js'
+
+const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'fixtures')
+
+const CODECS: Record<string, Codec<any>> = { catalogBlock, logRecord, datasetMeta, agencyMeta, readCapability, handshake, errorMessage }
+
+/** Turns decoded values into JSON-comparable form (bytes as hex). */
+function plain(v: unknown): unknown {
+  if (v instanceof Uint8Array) return Buffer.from(v).toString('hex')
+  if (Array.isArray(v)) return v.map(plain)
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]))
+  return v
+}
+
+test('frozen v1 vectors decode forever and re-encode to the same bytes', (t) => {
+  const vectors = JSON.parse(fs.readFileSync(path.join(fixtures, 'protocol-v1.json'), 'utf8')) as Array<{
+    name: string
+    codec: string
+    hex: string
+    decoded: unknown
+  }>
+  t.ok(vectors.length >= 6, 'vectors present')
+  for (const v of vectors) {
+    const codec = CODECS[v.codec]
+    if (!codec) {
+      t.fail(`unknown codec ${v.codec}`)
+      continue
+    }
+    const decoded = decode(codec, Buffer.from(v.hex, 'hex'))
+    t.alike(plain(decoded), v.decoded, `${v.name} decodes`)
+    t.is(encode(codec, decoded).toString('hex'), v.hex, `${v.name} re-encodes`)
+  }
+})
+
+test('catalog entry round trip', (t) => {
+  const entry = { type: CatalogType.ADD, id: Buffer.alloc(16, 1), kind: 1, cores: [Buffer.alloc(32, 2)], meta: Buffer.from('sealed') } satisfies CatalogBlock
+  const back = decode(catalogBlock, encode(catalogBlock, entry))
+  t.alike(plain(back), plain(entry))
+})
+
+test('malformed catalog blocks are rejected with DecodeError', (t) => {
+  const good = encode(catalogBlock, { type: CatalogType.ADD, id: Buffer.alloc(16), kind: 1, cores: [Buffer.alloc(32)], meta: Buffer.alloc(0) })
+  t.exception(() => decode(catalogBlock, good.subarray(0, good.length - 5)), DecodeError, 'truncated')
+  t.exception(() => decode(catalogBlock, Buffer.concat([good, Buffer.from([1])])), DecodeError, 'trailing bytes')
+  t.exception(() => decode(catalogBlock, Buffer.from([9, 0])), /unknown catalog block type 9/, 'unknown type')
+  t.exception(() => decode(catalogBlock, Buffer.alloc(0)), DecodeError, 'empty')
+  const foreign = encode(catalogBlock, {
+    type: CatalogType.HEADER,
+    protocol: 'something-else',
+    version: 1,
+    agencyNodeKey: Buffer.alloc(32),
+    keyCheck: Buffer.alloc(16),
+    meta: Buffer.alloc(0)
+  })
+  t.exception(() => decode(catalogBlock, foreign), /not a Data Embassy catalog/, 'foreign header')
+})
+
+test('log records: round trip, and garbage is told apart', (t) => {
+  const rec = { type: RecordType.JSON, time: 1_700_000_000_000, value: Buffer.from('{"a":1}') } as const
+  const buf = encode(logRecord, rec)
+  const back = decode(logRecord, buf)
+  t.is(Buffer.from(back.value).toString(), '{"a":1}')
+  t.is(back.time, rec.time)
+  t.exception(() => decode(logRecord, Buffer.from('garbage that is not a record')), /no Data Embassy header/)
+  t.exception(() => decode(logRecord, Buffer.from([0x44])), /too short/)
+  const wrongType = Buffer.from(buf)
+  wrongType[3] = 9
+  t.exception(() => decode(logRecord, wrongType), /unknown record type/)
+})
+
+test('read capability string round trip and damage', (t) => {
+  const cap = { catalogKey: Buffer.alloc(32, 1), readKey: Buffer.alloc(32, 2), agencyNodeKey: Buffer.alloc(32, 3) }
+  const text = formatReadCapability(cap)
+  t.ok(text.startsWith('embassy-read:'))
+  t.alike(plain(parseReadCapability(text)), plain(cap))
+  t.exception(() => parseReadCapability('nope'), /BAD_ARGUMENT: a read capability starts with/)
+  t.exception(() => parseReadCapability(text.slice(0, -6)), /BAD_ARGUMENT: the read capability is damaged/)
+  t.exception(() => parseReadCapability(text + '!'), /BAD_ARGUMENT/)
+})
