@@ -21,7 +21,7 @@ export {
 } from './config.js'
 export { formatReadCapability, parseReadCapability } from './capability.js'
 export { handlers, type CommandIO, type CommandInput, type Host, type Handler } from './commands.js'
-export { NodeHost } from './host.js'
+export { NodeHost, type HeldCoreRef } from './host.js'
 export { Embassy, type AgencyHolding } from './embassy.js'
 export { Mirror, MIRROR_WAIT_MS, type SourceStatus } from './mirror.js'
 export { Holder, type HeldCore } from './holder.js'

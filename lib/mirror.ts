@@ -11,7 +11,7 @@ import { EmbassyError } from './errors.js'
 import type { FilesDataset } from './files-dataset.js'
 import { Holder, type HeldCore } from './holder.js'
 import { parseKey, toZ32 } from './ids.js'
-import type { Progress, ReadOptions, RecordView } from './log-dataset.js'
+import type { LogDataset, Progress, ReadOptions, RecordView } from './log-dataset.js'
 import type { Network } from './network.js'
 import type { EmbassyNode } from './node.js'
 import type { DatasetReader, ExportResult } from './reader.js'
@@ -171,6 +171,11 @@ export class Mirror extends ReadyResource implements DatasetReader {
   async openFiles(name: string): Promise<FilesDataset> {
     const s = await this.#find(name)
     return s.datasets.openFiles(name)
+  }
+
+  async openLog(name: string): Promise<LogDataset> {
+    const s = await this.#find(name)
+    return s.datasets.openLog(name)
   }
 
   status(): SourceStatus[] {

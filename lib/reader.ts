@@ -4,7 +4,7 @@
  */
 import type { DatasetSummary } from './datasets.js'
 import type { FilesDataset } from './files-dataset.js'
-import type { Progress, ReadOptions, RecordView } from './log-dataset.js'
+import type { LogDataset, Progress, ReadOptions, RecordView } from './log-dataset.js'
 
 export interface ExportResult {
   kind: string
@@ -19,4 +19,5 @@ export interface DatasetReader {
   read(name: string, opts?: ReadOptions): AsyncGenerator<RecordView>
   export(name: string, dir: string, onProgress?: Progress): Promise<ExportResult>
   openFiles(name: string): Promise<FilesDataset>
+  openLog(name: string): Promise<LogDataset>
 }
