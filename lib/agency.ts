@@ -8,12 +8,46 @@ import { Catalog } from './catalog.js'
 import { Datasets, type DatasetSummary } from './datasets.js'
 import { EmbassyError } from './errors.js'
 import { FilesDataset, type PublishResult } from './files-dataset.js'
-import { toZ32 } from './ids.js'
+import { parseKey as parseKeyZ, toZ32 } from './ids.js'
 import { LogDataset, type Progress } from './log-dataset.js'
 import type { EmbassyNode } from './node.js'
-import type { Network } from './network.js'
+import type { Network, Peer } from './network.js'
+import type Hypercore from 'hypercore'
+import { CustodyLedger, checkReceipt, type Alarm } from './custody.js'
+import { byteLengthAt } from './tree.js'
 import { formatReadCapability } from './capability.js'
-import { CUSTODY_MAJOR, CUSTODY_MINOR, DATASET_ID_BYTES, PeerRole, kindCode, type DatasetKindName, type Handshake } from '../protocol/index.js'
+import { CUSTODY_MAJOR, CUSTODY_MINOR, DATASET_ID_BYTES, PeerRole, kindCode, type DatasetKindName, type Handshake, type Receipt } from '../protocol/index.js'
+
+/** One embassy's custody of one dataset, as `embassy status` shows it. */
+export interface EmbassyCustody {
+  nodeKey: string
+  /** Blocks the embassy proved it holds (summed over the dataset's cores). */
+  heldLength: number
+  /** Blocks it lacks. */
+  behindBlocks: number
+  /** Bytes it lacks. */
+  behindBytes: number
+  /** Newest verified receipt (ms since epoch, the embassy's clock), null if none. */
+  receiptAt: number | null
+  /** Age of that receipt at the time of asking (ms), null if none. */
+  receiptAge: number | null
+  connected: boolean
+}
+
+export interface DatasetCustody {
+  name: string
+  kind: DatasetKindName
+  /** Blocks, summed over the dataset's cores (a log: its records). */
+  length: number
+  byteLength: number
+  embassies: EmbassyCustody[]
+}
+
+export interface CustodyStatus {
+  datasets: DatasetCustody[]
+  alarms: Alarm[]
+  alarmCounts: Record<string, number>
+}
 
 /** Dataset names: used in file names and URLs, so kept plain. */
 export const DATASET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
@@ -31,6 +65,8 @@ export class Agency extends ReadyResource {
   readonly node: EmbassyNode
   #catalog: Catalog | null = null
   #datasets: Datasets | null = null
+  #ledger: CustodyLedger | null = null
+  #network: Network | null = null
 
   constructor(node: EmbassyNode) {
     super()
@@ -48,9 +84,11 @@ export class Agency extends ReadyResource {
     this.#catalog = new Catalog(core)
     if (core.length > 0) await this.#catalog.checkReadKey(readKey)
     this.#datasets = new Datasets(this.node.store, this.#catalog, readKey, { writable: true })
+    this.#ledger = new CustodyLedger(this.node.dir)
   }
 
   override async _close(): Promise<void> {
+    if (this.#ledger) this.#ledger.close()
     if (this.#datasets) await this.#datasets.close()
     if (this.#catalog) await this.#catalog.core.close()
   }
@@ -146,8 +184,98 @@ export class Agency extends ReadyResource {
 
   /** Goes online: every dataset core is opened (so it replicates) and the agency topic announced. */
   async attach(network: Network): Promise<void> {
+    this.#network = network
     for (const info of await this.datasets.infos()) await this.datasets.open(info)
+    network.on('peer', (peer) => this.ledger.setRole(toZ32(peer.key), peer.role))
+    network.on('channel-error', (peer, err) => {
+      this.#alarm({ time: Date.now(), kind: 'malformed', peer: toZ32(peer.key), core: null, detail: err.message })
+    })
     await network.join(agencyTopic(this.catalog.key), { server: true, client: false })
+  }
+
+  get ledger(): CustodyLedger {
+    if (!this.#ledger) throw EmbassyError.closed()
+    return this.#ledger
+  }
+
+  /** Every core of this agency by hex key: the catalog and each dataset's cores. */
+  async cores(): Promise<Map<string, { core: Hypercore; dataset: string | null }>> {
+    const out = new Map<string, { core: Hypercore; dataset: string | null }>()
+    out.set(this.catalog.key.toString('hex'), { core: this.catalog.core, dataset: null })
+    for (const info of await this.datasets.infos()) {
+      const ds = await this.datasets.open(info)
+      if (ds instanceof LogDataset) out.set(ds.core.key!.toString('hex'), { core: ds.core, dataset: info.id })
+      else {
+        out.set(ds.drive.core.key!.toString('hex'), { core: ds.drive.core, dataset: info.id })
+        const blobs = await ds.drive.getBlobs()
+        if (blobs) out.set(blobs.core.key!.toString('hex'), { core: blobs.core, dataset: info.id })
+      }
+    }
+    return out
+  }
+
+  /**
+   * A receipt from a peer: verified against our own tree, then kept (newest per embassy and core)
+   * or turned into an alarm. Emits 'receipt' or 'alarm'.
+   */
+  async onreceipt(peer: Peer, r: Receipt): Promise<void> {
+    const hex = Buffer.from(r.core).toString('hex')
+    const own = (await this.cores()).get(hex)?.core ?? null
+    const verdict = await checkReceipt(r, peer.key, own)
+    const sender = toZ32(peer.key)
+    const core = toZ32(r.core)
+    if (!verdict.ok) {
+      this.#alarm({ time: Date.now(), kind: verdict.kind, peer: sender, core, detail: verdict.detail })
+      return
+    }
+    if (this.ledger.record(sender, core, r)) this.emit('receipt', { embassy: sender, core, length: r.length, time: r.time })
+  }
+
+  #alarm(a: Alarm): void {
+    this.ledger.alarm(a)
+    this.emit('alarm', a)
+  }
+
+  /** Per dataset and embassy: what it proved it holds, how far behind, how fresh the proof is. */
+  async custody(now = Date.now()): Promise<CustodyStatus> {
+    // Rows: every peer that proved custody, and every allowed peer not known to be a mirror.
+    const embassies = [...new Set([...this.ledger.embassies(), ...this.node.config.allow.filter((k) => this.ledger.role(k) !== 'mirror')])]
+    const datasets: DatasetCustody[] = []
+    const infos = await this.datasets.infos()
+    const cores = await this.cores()
+    for (const info of infos) {
+      const own = info.cores.map((k) => cores.get(k.toString('hex'))?.core).filter((c): c is Hypercore => !!c)
+      const length = own.reduce((n, c) => n + c.length, 0)
+      const byteLength = own.reduce((n, c) => n + c.byteLength, 0)
+      const rows: EmbassyCustody[] = []
+      for (const nodeKey of embassies) {
+        let held = 0
+        let behindBytes = 0
+        let newest: number | null = null
+        let any = false
+        for (const core of own) {
+          const r = this.ledger.get(nodeKey, toZ32(core.key!))
+          const h = r ? Math.min(r.length, core.length) : 0
+          if (r) {
+            any = true
+            newest = newest === null ? r.time : Math.min(newest, r.time)
+          }
+          held += h
+          behindBytes += core.byteLength - (await byteLengthAt(core, h))
+        }
+        rows.push({
+          nodeKey,
+          heldLength: held,
+          behindBlocks: length - held,
+          behindBytes,
+          receiptAt: any ? newest : null,
+          receiptAge: any && newest !== null ? Math.max(0, now - newest) : null,
+          connected: !!this.#network?.connectedTo(parseKeyZ(nodeKey))
+        })
+      }
+      datasets.push({ name: info.name ?? info.id, kind: info.kind, length, byteLength, embassies: rows })
+    }
+    return { datasets, alarms: [...this.ledger.alarms], alarmCounts: { ...this.ledger.alarmCounts } as Record<string, number> }
   }
 }
 

@@ -184,8 +184,7 @@ export async function nodeStatus(host: Host): Promise<Record<string, unknown>> {
   const base = { ...id, running: host.online, peers }
   if (id.role === 'agency') {
     const agency = await host.agency()
-    const datasets = await agency.list()
-    return { ...base, datasets: datasets.map((d) => ({ name: d.name, kind: d.kind, key: d.key, length: d.length, byteLength: d.byteLength })) }
+    return { ...base, ...(await agency.custody()) }
   }
   if (id.role === 'embassy') {
     const embassy = await host.embassy()

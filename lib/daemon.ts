@@ -10,6 +10,9 @@ import { EmbassyError } from './errors.js'
 import { NodeHost } from './host.js'
 import { toZ32 } from './ids.js'
 import { Network } from './network.js'
+import { Agency } from './agency.js'
+import { receipt as receiptCodec, type Receipt } from '../protocol/index.js'
+import type { Alarm } from './custody.js'
 import type { Embassy } from './embassy.js'
 import type { Mirror } from './mirror.js'
 
@@ -62,7 +65,15 @@ export class Daemon extends ReadyResource {
       port: this.opts.port ?? 0,
       handshake: () => role.handshake(),
       isAllowed: (key) => role.isAllowed(key),
-      dialAnyone: node.role === 'mirror'
+      dialAnyone: node.role === 'mirror',
+      messages: (peer) => [
+        {
+          codec: receiptCodec,
+          onmessage: (r: Receipt) => {
+            if (role instanceof Agency) role.onreceipt(peer, r).catch((err) => this.#log('error', 'error', `receipt: ${(err as Error).message}`))
+          }
+        }
+      ]
     })
     network.on('peer', (p) => this.#log('info', 'peer-connected', `connected to ${p.role} ${toZ32(p.key)}`, { nodeKey: toZ32(p.key), role: p.role }))
     network.on('peer-lost', (p, reason) => this.#log('warn', 'peer-lost', `lost ${p.role} ${toZ32(p.key)}: ${reason}`, { nodeKey: toZ32(p.key), role: p.role }))
@@ -72,6 +83,9 @@ export class Daemon extends ReadyResource {
     this.network = network
     this.host.network = network
 
+    if (role instanceof Agency) {
+      role.on('alarm', (a: Alarm) => this.#log('error', 'custody-alarm', `custody alarm (${a.kind}) from ${a.peer}: ${a.detail}`, { ...a }))
+    }
     if (node.role === 'embassy') this.#watchEmbassy(role as Embassy)
     if (node.role === 'mirror') this.#watchMirror(role as Mirror)
     await role.attach(network)

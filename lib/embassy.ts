@@ -9,12 +9,20 @@ import { Holder, type HeldCore } from './holder.js'
 import { parseKey, toZ32 } from './ids.js'
 import type { Network, Peer } from './network.js'
 import type { EmbassyNode } from './node.js'
-import { CUSTODY_MAJOR, CUSTODY_MINOR, PeerRole, type Handshake } from '../protocol/index.js'
+import type Hypercore from 'hypercore'
+import { signReceipt } from './custody.js'
+import { CUSTODY_MAJOR, CUSTODY_MINOR, CustodyMessage, PeerRole, receipt as receiptCodec, type Handshake } from '../protocol/index.js'
+
+/** At most one receipt per core per this many ms while catching up; at once when caught up. */
+export const RECEIPT_INTERVAL_MS = 1000
 
 export interface AgencyHolding {
   nodeKey: string
   catalogKey: string | null
   connected: boolean
+  /** When the newest receipt went to this agency (ms since epoch), null if never. */
+  lastReceiptAt: number | null
+  receiptsSent: number
   complete: boolean
   cores: HeldCore[]
   problems: string[]
@@ -33,6 +41,11 @@ export class Embassy extends ReadyResource {
   readonly holders = new Map<string, Holder>()
   #network: Network | null = null
   #problems = new Map<string, string[]>()
+  /** Cores (hex key) whose receipt is due at the next tick, with their holder. */
+  #dirty = new Map<string, { holder: Holder; core: Hypercore }>()
+  #lastSent = new Map<string, number>()
+  #timer: NodeJS.Timeout | null = null
+  #receiptsByAgency = new Map<string, { at: number; count: number }>()
 
   constructor(node: EmbassyNode) {
     super()
@@ -46,6 +59,8 @@ export class Embassy extends ReadyResource {
   }
 
   override async _close(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer)
+    this.#timer = null
     for (const h of this.holders.values()) await h.close()
     this.holders.clear()
   }
@@ -80,6 +95,8 @@ export class Embassy extends ReadyResource {
   async attach(network: Network): Promise<void> {
     this.#network = network
     network.on('peer', (peer) => this.#onpeer(peer))
+    this.#timer = setInterval(() => this.#tick(), RECEIPT_INTERVAL_MS / 4)
+    this.#timer.unref?.()
     for (const f of this.node.config.follow) network.joinPeer(parseKey(f.nodeKey))
     for (const h of this.holders.values()) void network.join(agencyTopic(h.key), { server: true, client: true })
   }
@@ -91,7 +108,12 @@ export class Embassy extends ReadyResource {
     const catalog = peer.handshake.catalogs[0]
     if (!f || !catalog) return
     const catalogKey = toZ32(catalog)
-    if (f.catalogKey === catalogKey) return
+    if (f.catalogKey === catalogKey) {
+      // Reconnected: tell the agency at once what we hold.
+      const holder = this.holders.get(Buffer.from(catalog).toString('hex'))
+      if (holder) void this.#sendAll(holder)
+      return
+    }
     if (f.catalogKey !== null) {
       this.#problem(z, `agency now names catalog ${catalogKey}, but ${f.catalogKey} is held; keeping the held one`)
       return
@@ -113,11 +135,64 @@ export class Embassy extends ReadyResource {
     this.holders.set(hex, holder)
     holder.on('core-added', (k) => this.emit('core-added', catalogKey, toZ32(k)))
     holder.on('caught-up', (core) => this.emit('caught-up', catalogKey, toZ32(core.key!), core.length))
+    holder.on('progress', (core) => this.#onprogress(holder, core))
     holder.on('error', (err) => this.emit('error', err))
     await holder.open()
     this.#checkHeader(agencyKey, holder).catch(() => {})
     if (this.#network) void this.#network.join(agencyTopic(key), { server: true, client: true })
     return holder
+  }
+
+  #onprogress(holder: Holder, core: Hypercore): void {
+    const hex = core.key!.toString('hex')
+    // Caught up (every live append ends here): send at once. Catching up: at most once a second.
+    if (core.contiguousLength === core.length) {
+      this.#dirty.delete(hex)
+      void this.#send(holder, core)
+    } else {
+      this.#dirty.set(hex, { holder, core })
+    }
+  }
+
+  #tick(): void {
+    const now = Date.now()
+    for (const [hex, { holder, core }] of this.#dirty) {
+      if (now - (this.#lastSent.get(hex) ?? 0) < RECEIPT_INTERVAL_MS) continue
+      this.#dirty.delete(hex)
+      void this.#send(holder, core)
+    }
+  }
+
+  /** The connected agency peer that owns `holder`'s catalog, if any. */
+  #agencyPeer(holder: Holder): Peer | null {
+    const catalogKey = toZ32(holder.key)
+    const f = this.node.config.follow.find((x) => x.catalogKey === catalogKey)
+    return f ? (this.#network?.connectedTo(parseKey(f.nodeKey)) ?? null) : null
+  }
+
+  async #sendAll(holder: Holder): Promise<void> {
+    await this.#send(holder, holder.catalog.core)
+    for (const { core } of holder.cores.values()) await this.#send(holder, core)
+  }
+
+  /** Signs and sends a receipt for what we hold of `core`. */
+  async #send(holder: Holder, core: Hypercore): Promise<void> {
+    const peer = this.#agencyPeer(holder)
+    if (!peer || core.closing) return
+    const length = core.contiguousLength
+    let treeHash: Buffer
+    try {
+      treeHash = await core.treeHash(length)
+    } catch {
+      return // closing, or the tree is not there yet: the next progress sends one
+    }
+    const r = signReceipt(this.node.keyPair, { core: core.key!, length, treeHash, fork: core.fork, time: Date.now() })
+    if (peer.channel.send(CustodyMessage.RECEIPT, receiptCodec, r)) {
+      this.#lastSent.set(core.key!.toString('hex'), r.time)
+      const agency = toZ32(peer.key)
+      const prev = this.#receiptsByAgency.get(agency)
+      this.#receiptsByAgency.set(agency, { at: r.time, count: (prev?.count ?? 0) + 1 })
+    }
   }
 
   /** The catalog header must name the agency we follow; otherwise we record a problem. */
@@ -144,6 +219,8 @@ export class Embassy extends ReadyResource {
         nodeKey: f.nodeKey,
         catalogKey: f.catalogKey,
         connected: !!this.#network?.connectedTo(parseKey(f.nodeKey)),
+        lastReceiptAt: this.#receiptsByAgency.get(f.nodeKey)?.at ?? null,
+        receiptsSent: this.#receiptsByAgency.get(f.nodeKey)?.count ?? 0,
         complete: holder ? holder.complete : false,
         cores: holder ? holder.held() : [],
         problems

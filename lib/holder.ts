@@ -52,7 +52,11 @@ export class Holder extends EventEmitter<HolderEvents> {
     await core.ready()
     core.download({ start: 0, end: -1 })
     core.on('append', () => this.refresh())
-    core.on('download', () => this.refresh())
+    core.on('download', () => {
+      this.emit('progress', core)
+      if (core.contiguousLength === core.length) this.emit('caught-up', core)
+      void this.refresh()
+    })
     await this.refresh()
   }
 

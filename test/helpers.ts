@@ -119,13 +119,13 @@ export function execNode(args: string[]): Promise<{ code: number; stdout: string
 }
 
 /** Polls `check` until it returns a truthy value; throws after `timeout` ms with `what`. */
-export async function eventually<T>(what: string, check: () => T | Promise<T>, timeout = 30_000, every = 50): Promise<T> {
+export async function eventually<T>(what: string, check: () => T | Promise<T>, timeout = 30_000, every = 50): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeout
   let last: unknown = null
   while (Date.now() < deadline) {
     try {
       const v = await check()
-      if (v) return v
+      if (v) return v as NonNullable<T>
     } catch (err) {
       last = err
     }
