@@ -100,9 +100,10 @@ export const COMMANDS: Record<string, CommandSpec> = {
     args: [1, 1]
   },
   status: {
-    usage: 'embassy status',
-    summary: 'what this node holds, who it is connected to',
-    options: {},
+    usage: 'embassy status [--watch] [--interval SECONDS]',
+    summary: 'what this node holds, who it is connected to; on an agency, custody per dataset and embassy',
+    details: ['--watch           redraw until Ctrl-C (with --json: one JSON document per line)', '--interval S       seconds between redraws (default 1)'],
+    options: { watch: { type: 'boolean' }, interval: { type: 'string' } },
     args: [0, 0]
   },
   run: {

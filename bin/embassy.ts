@@ -2,7 +2,6 @@
 /** The `embassy` CLI: parses arguments and wires them to lib/. */
 import path from 'node:path'
 import { parseArgs } from 'node:util'
-import goodbye from 'graceful-goodbye'
 import {
   callControl,
   Daemon,
@@ -98,13 +97,38 @@ function portOpt(p: Parsed, name: string, fallback?: number): number | undefined
   return n
 }
 
-/** Resolves when SIGINT/SIGTERM arrives (after `close` ran). */
+/** Longest a graceful shutdown may take before the process exits anyway. */
+const SHUTDOWN_TIMEOUT_MS = 20_000
+
+/**
+ * Resolves once SIGINT or SIGTERM arrived and `close` ran: a stop asked for is a clean exit (0).
+ * A second signal, or a shutdown that hangs, exits at once with 1.
+ */
 function untilSignal(close: () => Promise<void>): Promise<void> {
   return new Promise((resolve) => {
-    goodbye(async () => {
-      await close()
-      resolve()
-    })
+    let closing = false
+    const onsignal = (name: string) => {
+      if (closing) {
+        process.stderr.write(`embassy: ${name} again: exiting without a clean shutdown\n`)
+        process.exit(1)
+      }
+      closing = true
+      const timer = setTimeout(() => {
+        process.stderr.write('embassy: shutdown took too long: exiting\n')
+        process.exit(1)
+      }, SHUTDOWN_TIMEOUT_MS)
+      timer.unref()
+      close().then(
+        () => resolve(),
+        (err) => {
+          process.stderr.write(`embassy: error while stopping: ${(err as Error).message}\n`)
+          process.exitCode = 1
+          resolve()
+        }
+      )
+    }
+    process.on('SIGINT', () => onsignal('SIGINT'))
+    process.on('SIGTERM', () => onsignal('SIGTERM'))
   })
 }
 
@@ -172,16 +196,21 @@ async function run(p: Parsed, io: CommandIO): Promise<unknown> {
   if (p.name === 'run') return runDaemon(p, dir)
   if (p.name === 'bootstrap') return runBootstrap(p, io.json)
   if (p.name === 'demo') return runDemo({ log: (line) => process.stderr.write(line + '\n'), progress: io.progress })
+  if (p.name === 'status' && p.opts.watch) return watchStatus(p, dir, io)
   const input: CommandInput = { args: p.args, opts: p.opts }
   if (p.name === 'append' && p.args.length === 1) {
     if (process.stdin.isTTY) throw usageError('no records: pass JSON arguments or pipe NDJSON on stdin', 'append')
     input.records = await readNdjson()
   }
-  const handler = handlers[p.name]
-  if (!handler) throw usageError(`unknown command "${p.name}"`)
+  return dispatch(p.name, dir, input, io)
+}
+
+/** Runs a handler: through the running node's control socket, or on the directory directly. */
+async function dispatch(name: string, dir: string, input: CommandInput, io: CommandIO): Promise<unknown> {
+  const handler = handlers[name]
+  if (!handler) throw usageError(`unknown command "${name}"`)
   if (!EmbassyNode.exists(dir)) throw EmbassyError.notInitialised(dir)
-  // A running node holds the directory: ask it. Otherwise open the directory ourselves.
-  const remote = await callControl(dir, p.name, input, io)
+  const remote = await callControl(dir, name, input, io)
   if (remote.running) return remote.value
   const host = new NodeHost(dir)
   try {
@@ -190,6 +219,23 @@ async function run(p: Parsed, io: CommandIO): Promise<unknown> {
   } finally {
     await host.close()
   }
+}
+
+async function watchStatus(p: Parsed, dir: string, io: CommandIO): Promise<null> {
+  const seconds = p.opts.interval === undefined ? 1 : Number(p.opts.interval)
+  if (!(seconds >= 0.1 && seconds <= 3600)) throw usageError('--interval must be 0.1 to 3600 seconds', 'status')
+  let stop = false
+  process.once('SIGINT', () => (stop = true))
+  process.once('SIGTERM', () => (stop = true))
+  const tty = !!process.stdout.isTTY
+  while (!stop) {
+    const s = await dispatch('status', dir, { args: [], opts: {} }, io)
+    if (io.json) process.stdout.write(JSON.stringify(s) + '\n')
+    else process.stdout.write((tty ? '\x1b[2J\x1b[H' : '\n') + `${new Date().toISOString()}\n` + (formatters.status as (r: unknown) => string)(s))
+    const until = Date.now() + seconds * 1000
+    while (!stop && Date.now() < until) await new Promise((r) => setTimeout(r, 50))
+  }
+  return null
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -31,3 +31,59 @@ export const formatters: Record<string, Formatter> = {
       : `exported ${r.files} files (${fmtBytes(r.bytes)}) of "${r.dataset}" to ${r.path}\n`,
   capability: (r) => `${r.readCapability}\n`
 }
+
+formatters.demo = (r) =>
+  `demo complete: ${r.records} records and ${r.files} files replicated to two blind embassies in ${(r.replicationMs / 1000).toFixed(1)} s, ` +
+  `live append held in ${r.liveAppendMs} ms, read back through the embassies by a mirror in ${(r.mirrorReadMs / 1000).toFixed(1)} s; ` +
+  `plaintext in embassy storage: ${r.plaintextHits}\n`
+
+function age(ms: number | null): string {
+  if (ms === null) return 'never'
+  if (ms < 1000) return `${ms} ms`
+  if (ms < 120_000) return `${(ms / 1000).toFixed(0)} s`
+  if (ms < 7_200_000) return `${(ms / 60_000).toFixed(0)} min`
+  return `${(ms / 3_600_000).toFixed(1)} h`
+}
+
+function short(key: string): string {
+  return key.length > 16 ? `${key.slice(0, 8)}…${key.slice(-4)}` : key
+}
+
+formatters.status = (s) => {
+  const head = `${s.role}${s.name ? ` "${s.name}"` : ''} ${s.nodeKey}\n${s.running ? 'running' : 'not running (read from storage)'}, ${s.peers.length} peer(s) connected${s.peers.length ? ': ' + s.peers.map((p: { role: string; nodeKey: string }) => `${p.role} ${short(p.nodeKey)}`).join(', ') : ''}\n`
+  if (s.role === 'agency') {
+    const rows: string[][] = [['DATASET', 'KIND', 'LENGTH', 'SIZE', 'EMBASSY', 'HELD', 'BEHIND', 'RECEIPT AGE', 'LINK']]
+    for (const d of s.datasets) {
+      if (d.embassies.length === 0) rows.push([d.name, d.kind, String(d.length), fmtBytes(d.byteLength), '(none)', '', '', '', ''])
+      for (const e of d.embassies) {
+        rows.push([d.name, d.kind, String(d.length), fmtBytes(d.byteLength), short(e.nodeKey), String(e.heldLength), e.behindBlocks ? `${e.behindBlocks} blk / ${fmtBytes(e.behindBytes)}` : 'up to date', age(e.receiptAge), e.connected ? 'connected' : 'offline'])
+      }
+    }
+    const alarms = s.alarms.length ? `\n${s.alarms.length} custody alarm(s), newest:\n` + s.alarms.slice(-5).map((a: { time: number; kind: string; peer: string; detail: string }) => `  ${new Date(a.time).toISOString()} ${a.kind} from ${short(a.peer)}: ${a.detail}`).join('\n') + '\n' : '\nno custody alarms\n'
+    return head + '\n' + table(rows) + alarms
+  }
+  if (s.role === 'embassy') {
+    if (s.agencies.length === 0) return head + '\nfollowing no agency yet: embassy follow AGENCY_NODE_KEY\n'
+    let out = head
+    for (const a of s.agencies) {
+      out += `\nagency ${a.nodeKey} (${a.connected ? 'connected' : 'offline'}), catalog ${a.catalogKey ?? '(not learnt yet)'}\n`
+      out += `  ${a.complete ? 'complete' : 'catching up'}; last receipt sent ${a.lastReceiptAt ? new Date(a.lastReceiptAt).toISOString() : 'never'} (${a.receiptsSent} sent)\n`
+      out += table([['  CORE', 'LENGTH', 'HELD', 'SIZE', 'PEERS'], ...a.cores.map((c: { key: string; dataset: string; length: number; contiguousLength: number; byteLength: number; peers: number }) => [`  ${c.dataset === 'catalog' ? 'catalog' : short(c.key)}`, String(c.length), String(c.contiguousLength), fmtBytes(c.byteLength), String(c.peers)])])
+      for (const p of a.problems) out += `  problem: ${p}\n`
+    }
+    return out
+  }
+  let out = head
+  if (s.sources.length === 0) return head + '\nreading no agency yet: embassy mirror READ_CAPABILITY\n'
+  for (const src of s.sources) {
+    out += `\nagency ${src.agencyNodeKey}, catalog ${src.catalogKey}: ${src.complete ? 'complete' : 'catching up'}\n`
+    out += table([['  CORE', 'LENGTH', 'HELD', 'SIZE', 'PEERS'], ...src.cores.map((c: { key: string; dataset: string; length: number; contiguousLength: number; byteLength: number; peers: number }) => [`  ${c.dataset === 'catalog' ? 'catalog' : short(c.key)}`, String(c.length), String(c.contiguousLength), fmtBytes(c.byteLength), String(c.peers)])])
+  }
+  return out
+}
+
+const simple = (verb: string) => (r: { nodeKey: string }) => `${verb} ${r.nodeKey}\n`
+formatters.allow = simple('allowed')
+formatters.deny = simple('no longer allowed:')
+formatters.follow = (r) => `following agency ${r.nodeKey}${r.catalogKey ? ` (catalog ${r.catalogKey})` : '; its catalog key is learnt when `embassy run` first reaches it'}\n`
+formatters.mirror = (r) => `mirroring agency ${r.agencyNodeKey} (catalog ${r.catalogKey})${r.added ? '' : ', already known: read key updated'}\n`

@@ -1,0 +1,81 @@
+import path from 'node:path'
+import test from 'brittle'
+import { cli, eventually } from './helpers.js'
+import { spawnBootstrap, spawnRun } from './process-helpers.js'
+
+test('processes: agency, embassy and mirror through the CLI; commands go through the control socket', async (t) => {
+  const { bootstrap } = await spawnBootstrap(t)
+  const root = await t.tmp()
+  const dirs = { agency: path.join(root, 'agency'), embassy: path.join(root, 'embassy'), mirror: path.join(root, 'mirror') }
+  t.is((await cli(['init', '--role', 'agency', '--name', 'Land Board', '--dir', dirs.agency])).code, 0)
+  t.is((await cli(['init', '--role', 'embassy', '--dir', dirs.embassy, '--bootstrap', bootstrap.join(',')])).code, 0)
+  t.is((await cli(['init', '--role', 'mirror', '--dir', dirs.mirror])).code, 0)
+  const agencyId = (await cli(['id', '--dir', dirs.agency, '--json'])).json
+  const embassyId = (await cli(['id', '--dir', dirs.embassy, '--json'])).json
+  const mirrorId = (await cli(['id', '--dir', dirs.mirror, '--json'])).json
+
+  await cli(['dataset', 'create', 'register', '--dir', dirs.agency])
+  await cli(['append', 'register', '{"n":1}', '{"n":2}', '--dir', dirs.agency])
+  t.is((await cli(['allow', embassyId.nodeKey, '--dir', dirs.agency])).code, 0)
+  t.is((await cli(['follow', agencyId.nodeKey, '--dir', dirs.embassy])).code, 0)
+  t.is((await cli(['allow', mirrorId.nodeKey, '--dir', dirs.embassy])).code, 0)
+
+  const agency = await spawnRun(t, dirs.agency, bootstrap)
+  const embassy = await spawnRun(t, dirs.embassy, bootstrap)
+  await embassy.waitEvent((e) => e.event === 'catalog-learnt')
+
+  // while the daemons run, commands go through their control sockets
+  const appended = await cli(['append', 'register', '--dir', dirs.agency, '--json'], { input: '{"n":3}\n{"n":4}\n' })
+  t.is(appended.code, 0, appended.stderr)
+  t.is(appended.json.length, 4)
+  const created = await cli(['dataset', 'create', 'later', '--dir', dirs.agency, '--json'])
+  t.is(created.code, 0, created.stderr)
+  await cli(['append', 'later', '{"late":true}', '--dir', dirs.agency])
+
+  const held = await eventually('embassy holds every core at full length', async () => {
+    const s = (await cli(['status', '--dir', dirs.embassy, '--json'])).json
+    const cores = s?.agencies?.[0]?.cores ?? []
+    return cores.length === 3 && cores.every((c: { length: number; contiguousLength: number }) => c.length > 0 && c.contiguousLength === c.length) ? s : null
+  })
+  t.ok(held.running, 'status came from the running node')
+  t.is(held.agencies[0].catalogKey, agencyId.catalogKey)
+
+  const agencyStatus = await eventually('receipts at the agency', async () => {
+    const s = (await cli(['status', '--dir', dirs.agency, '--json'])).json
+    const reg = s?.datasets?.find((d: { name: string }) => d.name === 'register')
+    return reg?.embassies?.[0]?.heldLength === 4 ? s : null
+  })
+  t.is(agencyStatus.datasets.find((d: { name: string }) => d.name === 'register').embassies[0].nodeKey, embassyId.nodeKey)
+  const human = await cli(['status', '--dir', dirs.agency])
+  t.ok(human.stdout.includes('register'), 'human status table')
+
+  const cap = (await cli(['capability', '--dir', dirs.agency, '--json'])).json.readCapability
+  t.is(await agency.stop(), 0, 'agency exits 0 on SIGTERM')
+
+  t.is((await cli(['mirror', cap, '--dir', dirs.mirror])).code, 0)
+  await spawnRun(t, dirs.mirror, bootstrap)
+  const read = await cli(['read', 'register', '--dir', dirs.mirror])
+  t.is(read.code, 0, read.stderr)
+  t.is(read.stdout, '{"n":1}\n{"n":2}\n{"n":3}\n{"n":4}\n', 'mirror reads every record with the agency gone')
+  const list = await cli(['list', '--dir', dirs.mirror, '--json'])
+  t.alike(list.json.datasets.map((d: { name: string }) => d.name).sort(), ['later', 'register'])
+})
+
+test('processes: run without a bootstrap list refuses to start with a clear message', async (t) => {
+  const dir = path.join(await t.tmp(), 'agency')
+  await cli(['init', '--role', 'agency', '--dir', dir])
+  const r = await cli(['run', '--dir', dir, '--json'])
+  t.is(r.code, 2)
+  t.is(r.json.error.code, 'NO_BOOTSTRAP')
+  t.ok(/public DHT is never used/.test(r.stderr))
+  const bad = await cli(['run', '--dir', dir, '--bootstrap', 'nohost', '--json'])
+  t.is(bad.code, 2)
+})
+
+test('cli: the demo runs end to end and leaves nothing running', async (t) => {
+  const r = await cli(['demo', '--json'], { timeout: 120_000 })
+  t.is(r.code, 0, r.stderr)
+  t.is(r.json.plaintextHits, 0)
+  t.ok(r.json.identical)
+  t.is(r.json.records, 5001)
+})
