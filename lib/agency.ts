@@ -43,6 +43,21 @@ export interface DatasetCustody {
   embassies: EmbassyCustody[]
 }
 
+/** Receipts kept while restoring (one per sender and core); more are dropped (they are re-sent). */
+export const MAX_DEFERRED_RECEIPTS = 100_000
+
+/** How long a restoring agency waits for more embassies after the first one connects. */
+export const RESTORE_GRACE_MS = 2000
+
+export interface RestoreResult {
+  cores: number
+  blocks: number
+  bytes: number
+  /** Embassies connected when the lengths were taken. */
+  embassies: string[]
+  ms: number
+}
+
 export interface CustodyStatus {
   datasets: DatasetCustody[]
   alarms: Alarm[]
@@ -67,6 +82,8 @@ export class Agency extends ReadyResource {
   #datasets: Datasets | null = null
   #ledger: CustodyLedger | null = null
   #network: Network | null = null
+  /** While restoring, receipts wait here (newest per sender and core) until our catalog is back. */
+  #deferred = new Map<string, { peer: Peer; receipt: Receipt }>()
 
   constructor(node: EmbassyNode) {
     super()
@@ -107,12 +124,27 @@ export class Agency extends ReadyResource {
     return this.datasets.readKey
   }
 
+  /** True while a restored agency has not yet synced from its embassies. */
+  get restoring(): boolean {
+    return this.node.config.restoring === true
+  }
+
+  #assertWritable(): void {
+    if (this.restoring) {
+      throw new EmbassyError(
+        'NOT_SYNCED',
+        'this agency was restored from a recovery kit and is still syncing from its embassies; writes are refused until `embassy run` reports restore-complete (writing earlier would fork its feeds)'
+      )
+    }
+  }
+
   /** The string a mirror needs: catalog key, read key, agency node key. */
   capability(): string {
     return formatReadCapability({ catalogKey: this.catalog.key, readKey: this.readKey, agencyNodeKey: this.node.nodeKey })
   }
 
   async createDataset(name: string, opts: CreateDatasetOptions = {}): Promise<DatasetSummary> {
+    this.#assertWritable()
     if (!DATASET_NAME.test(name)) {
       throw EmbassyError.badArgument(`dataset name "${name.slice(0, 80)}" must be 1-64 characters of A-Z a-z 0-9 . _ - and start with a letter or digit`)
     }
@@ -138,6 +170,7 @@ export class Agency extends ReadyResource {
    * Every text is validated first: one bad record appends nothing (BAD_RECORD names its line).
    */
   async appendJson(name: string, texts: readonly string[], opts: { lines?: readonly number[]; onProgress?: Progress } = {}): Promise<{ appended: number; length: number }> {
+    this.#assertWritable()
     const log = await this.datasets.openLog(name)
     const blocks = LogDataset.encodeJsonTexts(texts, 1, opts.lines)
     const length = await log.appendEncoded(blocks, opts.onProgress)
@@ -155,12 +188,14 @@ export class Agency extends ReadyResource {
 
   /** Appends raw byte records. */
   async appendBytes(name: string, values: readonly Uint8Array[]): Promise<{ appended: number; length: number }> {
+    this.#assertWritable()
     const log = await this.datasets.openLog(name)
     const length = await log.appendEncoded(LogDataset.encodeBytes(values))
     return { appended: values.length, length }
   }
 
   async publish(name: string, source: string, onProgress?: Progress): Promise<PublishResult> {
+    this.#assertWritable()
     const files = await this.datasets.openFiles(name)
     return files.publish(source, onProgress)
   }
@@ -185,12 +220,67 @@ export class Agency extends ReadyResource {
   /** Goes online: every dataset core is opened (so it replicates) and the agency topic announced. */
   async attach(network: Network): Promise<void> {
     this.#network = network
+    if (this.restoring) {
+      // Restored: dial the embassies we know; the sync runs in the background.
+      for (const key of this.node.config.allow) network.joinPeer(parseKeyZ(key))
+      this.#restore(network).then(
+        (r) => this.emit('restored', r),
+        (err) => this.emit('restore-error', err)
+      )
+    }
     for (const info of await this.datasets.infos()) await this.datasets.open(info)
     network.on('peer', (peer) => this.ledger.setRole(toZ32(peer.key), peer.role))
     network.on('channel-error', (peer, err) => {
       this.#alarm({ time: Date.now(), kind: 'malformed', peer: toZ32(peer.key), core: null, detail: err.message })
     })
     await network.join(agencyTopic(this.catalog.key), { server: true, client: false })
+  }
+
+  /**
+   * Rebuilds a restored agency from its embassies: waits for them, downloads the catalog and every
+   * dataset core to the newest length they hold, checks the read key, then allows writes again.
+   */
+  async #restore(network: Network): Promise<RestoreResult> {
+    const started = Date.now()
+    const embassies = () => [...network.peers.values()].filter((p) => p.role === 'embassy')
+    await new Promise<void>((resolve) => {
+      if (embassies().length > 0) return resolve()
+      const onpeer = (p: Peer) => {
+        if (p.role !== 'embassy') return
+        network.off('peer', onpeer)
+        resolve()
+      }
+      network.on('peer', onpeer)
+    })
+    // Give the other embassies a moment: we want the newest length any of them holds.
+    const allowed = this.node.config.allow.length
+    const graceUntil = Date.now() + RESTORE_GRACE_MS
+    while (embassies().length < allowed && Date.now() < graceUntil) await new Promise((r) => setTimeout(r, 50))
+
+    const sync = async (core: Hypercore) => {
+      await core.update({ wait: true, force: true })
+      if (core.length > 0) await core.download({ start: 0, end: core.length }).done()
+    }
+    const catalog = this.catalog.core
+    await sync(catalog)
+    await this.catalog.checkReadKey(this.readKey, { wait: true })
+    for (const info of await this.datasets.infos()) await this.datasets.open(info)
+    const cores = await this.cores()
+    let blocks = 0
+    let bytes = 0
+    for (const { core } of cores.values()) {
+      if (core !== catalog) await sync(core)
+      if (core.contiguousLength !== core.length) throw new EmbassyError('NOT_SYNCED', `core ${toZ32(core.key!)} is incomplete after sync`)
+      blocks += core.length
+      bytes += core.byteLength
+    }
+    this.node.updateConfig((c) => {
+      delete c.restoring
+    })
+    const deferred = [...this.#deferred.values()]
+    this.#deferred.clear()
+    for (const { peer, receipt } of deferred) await this.onreceipt(peer, receipt)
+    return { cores: cores.size, blocks, bytes, embassies: embassies().map((p) => toZ32(p.key)), ms: Date.now() - started }
   }
 
   get ledger(): CustodyLedger {
@@ -220,6 +310,12 @@ export class Agency extends ReadyResource {
    */
   async onreceipt(peer: Peer, r: Receipt): Promise<void> {
     const hex = Buffer.from(r.core).toString('hex')
+    if (this.restoring) {
+      // Our own cores are not back yet: we cannot judge the receipt now, so keep it for later.
+      const id = `${peer.id}/${hex}`
+      if (this.#deferred.size < MAX_DEFERRED_RECEIPTS || this.#deferred.has(id)) this.#deferred.set(id, { peer, receipt: r })
+      return
+    }
     const own = (await this.cores()).get(hex)?.core ?? null
     const verdict = await checkReceipt(r, peer.key, own)
     const sender = toZ32(peer.key)

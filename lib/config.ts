@@ -46,6 +46,12 @@ export interface NodeConfig {
   sources: SourceEntry[]
   /** Node keys (z32) dialled directly on start (embassies a mirror reads from, say). @default [] */
   peers: string[]
+  /**
+   * Agency restored from a recovery kit and not yet synced from its embassies: appends are
+   * refused until `embassy run` has downloaded every core (appending earlier would fork them).
+   * Omitted when false.
+   */
+  restoring?: boolean
 }
 
 export interface NodeKeys {
@@ -68,7 +74,7 @@ export function defaultConfig(role: Role, name = ''): NodeConfig {
   return { version: CONFIG_VERSION, role, name, bootstrap: [], allow: [], follow: [], sources: [], peers: [] }
 }
 
-const FIELDS = new Set(['version', 'role', 'name', 'bootstrap', 'allow', 'follow', 'sources', 'peers'])
+const FIELDS = new Set(['version', 'role', 'name', 'bootstrap', 'allow', 'follow', 'sources', 'peers', 'restoring'])
 
 /** Validates a parsed config object; throws BAD_CONFIG naming the field. */
 export function validateConfig(raw: unknown, file = CONFIG_FILE): NodeConfig {
@@ -120,7 +126,10 @@ export function validateConfig(raw: unknown, file = CONFIG_FILE): NodeConfig {
     checkKey(s.agencyNodeKey, `sources[${i}].agencyNodeKey`, bad)
     return { catalogKey: s.catalogKey, agencyNodeKey: s.agencyNodeKey }
   })
-  return { version: CONFIG_VERSION, role: o.role as Role, name: name as string, bootstrap, allow, follow, sources, peers }
+  if (o.restoring !== undefined && typeof o.restoring !== 'boolean') bad('"restoring" must be true or false')
+  const config: NodeConfig = { version: CONFIG_VERSION, role: o.role as Role, name: name as string, bootstrap, allow, follow, sources, peers }
+  if (o.restoring === true) config.restoring = true
+  return config
 }
 
 function objects(o: Record<string, unknown>, field: string, bad: (m: string) => never): Record<string, unknown>[] {

@@ -10,7 +10,7 @@ import { EmbassyError } from './errors.js'
 import { NodeHost } from './host.js'
 import { toZ32 } from './ids.js'
 import { Network } from './network.js'
-import { Agency } from './agency.js'
+import { Agency, type RestoreResult } from './agency.js'
 import { receipt as receiptCodec, type Receipt } from '../protocol/index.js'
 import type { Alarm } from './custody.js'
 import type { Embassy } from './embassy.js'
@@ -85,6 +85,11 @@ export class Daemon extends ReadyResource {
 
     if (role instanceof Agency) {
       role.on('alarm', (a: Alarm) => this.#log('error', 'custody-alarm', `custody alarm (${a.kind}) from ${a.peer}: ${a.detail}`, { ...a }))
+      role.on('restored', (r: RestoreResult) =>
+        this.#log('info', 'restore-complete', `restore complete: ${r.cores} cores, ${r.blocks} blocks, ${r.bytes} bytes from ${r.embassies.length} embassies in ${(r.ms / 1000).toFixed(1)} s; writes allowed`, { ...r })
+      )
+      role.on('restore-error', (err: Error) => this.#log('error', 'restore-error', `restore failed: ${err.message}`))
+      if (role.restoring) this.#log('info', 'restoring', 'restored agency: syncing every core from its embassies before accepting writes')
     }
     if (node.role === 'embassy') this.#watchEmbassy(role as Embassy)
     if (node.role === 'mirror') this.#watchMirror(role as Mirror)

@@ -1,6 +1,6 @@
 /** Data Embassy's public API: the CLI is built on exactly this. */
 export { EmbassyNode, STORE_DIR, type InitOptions, type NodeIdentity, type KeyPair } from './node.js'
-export { Agency, DATASET_NAME, type CreateDatasetOptions } from './agency.js'
+export { Agency, DATASET_NAME, RESTORE_GRACE_MS, type CreateDatasetOptions, type RestoreResult, type CustodyStatus, type DatasetCustody, type EmbassyCustody } from './agency.js'
 export { Catalog, type DatasetInfo, type CatalogProblem } from './catalog.js'
 export { Datasets, datasetCoreName, type Dataset, type DatasetSummary } from './datasets.js'
 export { LogDataset, APPEND_BATCH, type RecordView, type ReadOptions, type Progress } from './log-dataset.js'

@@ -71,6 +71,7 @@ export class EmbassyNode extends ReadyResource {
     const store = await openStore(dir, opts.primaryKey ?? null, true)
     const restoring = !!opts.primaryKey
     const config = defaultConfig(opts.role, opts.name ?? '')
+    if (restoring) config.restoring = true
     const keys: NodeKeys = {}
     try {
       if (opts.role === 'agency') {
