@@ -130,6 +130,26 @@ export const COMMANDS: Record<string, CommandSpec> = {
     options: {},
     args: [0, 0]
   },
+  verify: {
+    usage: 'embassy verify [NAME]',
+    summary: 're-check every held block against the signed Merkle tree (works blind on an embassy); exit 1 on any failure',
+    details: ['NAME   a dataset name (agency, mirror), a core or catalog key, or "catalog"; default: everything held'],
+    options: {},
+    args: [0, 1]
+  },
+  'kit export': {
+    usage: 'embassy kit export --out FILE [--shares M/N]',
+    summary: 'agency: write a recovery kit (sealed with a passphrase from $EMBASSY_PASSPHRASE or a prompt, or split into N shares of which any M restore it)',
+    details: ['--out FILE     where to write it (FILE.1 … FILE.N with --shares); never overwrites', '--shares M/N   Shamir shares instead of a passphrase'],
+    options: { out: { type: 'string' }, shares: { type: 'string' } },
+    args: [0, 0]
+  },
+  'kit import': {
+    usage: 'embassy kit import FILE… --dir DIR',
+    summary: 'rebuild an agency from a kit (or M shares); `embassy run` then syncs it from its embassies',
+    options: {},
+    args: [1, Infinity]
+  },
   capability: {
     usage: 'embassy capability',
     summary: 'print the read capability a mirror needs (agency only; it holds the read key: share it carefully)',

@@ -14,13 +14,15 @@ import {
   parseHostPort,
   ROLES,
   runDemo,
+  kitImport,
+  kitNeedsPassphrase,
   type CommandInput,
   type CommandIO,
   type LogEvent,
   type Role
 } from '../lib/index.js'
 import { COMMANDS, GLOBAL_OPTIONS, GROUPS, commandHelp, mainHelp, type CommandSpec } from './cli-spec.js'
-import { formatters } from './format.js'
+import { formatters, formatVerifyFailures } from './format.js'
 import { ProgressBar } from './progress.js'
 
 interface Parsed {
@@ -95,6 +97,50 @@ function portOpt(p: Parsed, name: string, fallback?: number): number | undefined
   const n = Number(v)
   if (typeof v !== 'string' || !/^\d+$/.test(v) || n > 65535) throw usageError(`--${name} must be a port number (0-65535)`, p.name)
   return n
+}
+
+/**
+ * A kit passphrase: $EMBASSY_PASSPHRASE, else a prompt on the terminal (no echo; asked twice when
+ * creating a kit). Without either, a usage error — never an empty passphrase.
+ */
+async function passphraseFor(command: string, confirm: boolean): Promise<string> {
+  const env = process.env.EMBASSY_PASSPHRASE
+  if (env !== undefined && env !== '') return env
+  if (!process.stdin.isTTY || !process.stderr.isTTY) throw usageError('set EMBASSY_PASSPHRASE or run on a terminal to be asked for the passphrase', command)
+  const first = await askHidden('passphrase: ')
+  if (confirm) {
+    const second = await askHidden('passphrase again: ')
+    if (first !== second) throw usageError('the two passphrases differ', command)
+  }
+  return first
+}
+
+function askHidden(prompt: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const stdin = process.stdin
+    process.stderr.write(prompt)
+    let text = ''
+    stdin.setRawMode(true)
+    stdin.resume()
+    stdin.setEncoding('utf8')
+    const done = (err: Error | null) => {
+      stdin.setRawMode(false)
+      stdin.pause()
+      stdin.off('data', ondata)
+      process.stderr.write('\n')
+      if (err) reject(err)
+      else resolve(text)
+    }
+    const ondata = (chunk: string) => {
+      for (const ch of chunk) {
+        if (ch === '\r' || ch === '\n') return done(null)
+        if (ch === '\u0003') return done(usageError('cancelled'))
+        if (ch === '\u007f' || ch === '\b') text = text.slice(0, -1)
+        else text += ch
+      }
+    }
+    stdin.on('data', ondata)
+  })
 }
 
 /** Longest a graceful shutdown may take before the process exits anyway. */
@@ -197,7 +243,19 @@ async function run(p: Parsed, io: CommandIO): Promise<unknown> {
   if (p.name === 'bootstrap') return runBootstrap(p, io.json)
   if (p.name === 'demo') return runDemo({ log: (line) => process.stderr.write(line + '\n'), progress: io.progress })
   if (p.name === 'status' && p.opts.watch) return watchStatus(p, dir, io)
-  const input: CommandInput = { args: p.args, opts: p.opts }
+  if (p.name === 'kit import') {
+    const files = p.args.map((f) => path.resolve(f))
+    const passphrase = kitNeedsPassphrase(files) ? await passphraseFor('kit import', false) : undefined
+    return kitImport(dir, files, passphrase)
+  }
+  const input: CommandInput = { args: p.args, opts: { ...p.opts } }
+  // Paths are the caller's: a running node may have another working directory.
+  if (p.name === 'publish' && p.args[1]) input.args = [p.args[0]!, path.resolve(p.args[1])]
+  if (p.name === 'export' && p.args[1]) input.args = [p.args[0]!, path.resolve(p.args[1])]
+  if (p.name === 'kit export') {
+    if (typeof p.opts.out === 'string') input.opts.out = path.resolve(p.opts.out)
+    if (p.opts.shares === undefined) input.opts.passphrase = await passphraseFor('kit export', true)
+  }
   if (p.name === 'append' && p.args.length === 1) {
     if (process.stdin.isTTY) throw usageError('no records: pass JSON arguments or pipe NDJSON on stdin', 'append')
     input.records = await readNdjson()
@@ -254,7 +312,7 @@ async function main(argv: string[]): Promise<number> {
     }
     const io: CommandIO = {
       json: wantsJson,
-      progress: (label, done, total) => progress.update(label, done, total, label === 'append' ? 'items' : 'bytes'),
+      progress: (label, done, total) => progress.update(label, done, total, label === 'append' || label === 'verify' ? 'items' : 'bytes'),
       line: (text) => {
         process.stdout.write(text + '\n')
       }
@@ -274,6 +332,7 @@ async function main(argv: string[]): Promise<number> {
     }
     if (e) {
       process.stderr.write(`embassy: ${e.message}\n`)
+      if (e.code === 'VERIFY_FAILED' && !wantsJson) process.stderr.write(formatVerifyFailures(e.details))
       if (debug && e.cause) process.stderr.write(`cause: ${(e.cause as Error)?.stack ?? String(e.cause)}\n`)
       return e.exitCode
     }

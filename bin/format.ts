@@ -87,3 +87,28 @@ formatters.allow = simple('allowed')
 formatters.deny = simple('no longer allowed:')
 formatters.follow = (r) => `following agency ${r.nodeKey}${r.catalogKey ? ` (catalog ${r.catalogKey})` : '; its catalog key is learnt when `embassy run` first reaches it'}\n`
 formatters.mirror = (r) => `mirroring agency ${r.agencyNodeKey} (catalog ${r.catalogKey})${r.added ? '' : ', already known: read key updated'}\n`
+
+formatters.verify = (r) =>
+  table([
+    ['CORE', 'LENGTH', 'CHECKED', 'FAILED', 'SIGNED'],
+    ...r.cores.map((c: { name: string; length: number; checked: number; failed: number; signed: boolean }) => [c.name, String(c.length), String(c.checked), String(c.failed), c.signed ? 'yes' : 'no'])
+  ]) + `verified ${r.totals.checked} block(s) in ${r.cores.length} core(s): all good\n`
+
+/** The per-core failures of a VERIFY_FAILED error (stderr, human mode). */
+export function formatVerifyFailures(details: Record<string, unknown>): string {
+  const cores = (details.cores ?? []) as Array<{ name: string; key: string; failures: Array<{ index: number | null; end?: number; error: string }>; failed: number }>
+  let out = ''
+  for (const c of cores) {
+    if (c.failures.length === 0) continue
+    out += `  ${c.name} (${c.key}): ${c.failed} failure(s)\n`
+    for (const f of c.failures.slice(0, 20)) out += `    ${f.index === null ? 'core' : `block ${f.index}${f.end !== undefined ? `-${f.end}` : ''}`}: ${f.error}\n`
+  }
+  return out
+}
+
+formatters['kit export'] = (r) =>
+  r.protection === 'shares'
+    ? `wrote ${r.shares} shares (any ${r.threshold} restore the agency):\n${r.files.map((f: string) => `  ${f}`).join('\n')}\nkeep them in different places; each alone reveals nothing\n`
+    : `wrote the recovery kit ${r.files[0]} (sealed with your passphrase)\nit restores agency ${r.nodeKey}; keep it offline\n`
+formatters['kit import'] = (r) =>
+  `restored agency ${r.nodeKey} (catalog ${r.catalogKey}) in ${r.dir ?? 'the node directory'}\nnext: embassy run — it syncs every dataset from the embassies before accepting writes\n`

@@ -13,6 +13,9 @@ import type { Mirror } from './mirror.js'
 import type { Network } from './network.js'
 import type { EmbassyNode } from './node.js'
 import type { DatasetReader } from './reader.js'
+import type { HeldCoreRef } from './host.js'
+import { kitExportHandler } from './kit.js'
+import { verifyHandler } from './verify.js'
 import type { DatasetKindName } from '../protocol/index.js'
 
 export interface CommandIO {
@@ -37,6 +40,8 @@ export interface Host {
   online: boolean
   /** The network, inside a running node. */
   network: Network | null
+  /** Every core this node holds (catalogs and dataset cores), on every role. */
+  heldCores(): Promise<HeldCoreRef[]>
 }
 
 /** A command's input: plain JSON, so it can cross the control socket. */
@@ -174,7 +179,11 @@ export const handlers: Record<string, Handler> = {
 
   async status(host) {
     return nodeStatus(host)
-  }
+  },
+
+  'kit export': kitExportHandler,
+
+  verify: verifyHandler
 }
 
 /** What `embassy status` shows, per role. */

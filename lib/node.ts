@@ -197,7 +197,7 @@ async function openStore(dir: string, primaryKey: Uint8Array | null, creating: b
     if (/Another corestore/i.test(message)) {
       throw EmbassyError.badConfig(`${storeDir} holds a different primary key than the one given`, err)
     }
-    throw new EmbassyError('INTERNAL', `cannot open storage in ${storeDir}${creating ? '' : ''}: ${message}`, { cause: err })
+    throw new EmbassyError('INTERNAL', `cannot open storage in ${storeDir}: ${message}`, { cause: err })
   }
   return store
 }

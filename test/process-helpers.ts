@@ -16,7 +16,7 @@ export interface Proc {
   kill(): Promise<void>
 }
 
-function track(t: Test, child: ChildProcess): Proc {
+export function track(t: Test, child: ChildProcess): Proc {
   const events: Array<Record<string, any>> = []
   const waiters: Array<{ pred: (e: Record<string, any>) => boolean; resolve: (e: Record<string, any>) => void }> = []
   let buf = ''
@@ -94,12 +94,12 @@ export async function spawnBootstrap(t: Test, nodes = 5): Promise<{ proc: Proc; 
   return { proc, bootstrap: JSON.parse(line).bootstrap }
 }
 
-/** `embassy run` on `dir`; resolves once it logged 'started'. */
-export async function spawnRun(t: Test, dir: string, bootstrap: string[], extra: string[] = []): Promise<Proc> {
-  const child = spawn(process.execPath, [CLI, 'run', '--dir', dir, '--bootstrap', bootstrap.join(','), '--log-format', 'json', ...extra], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, CI: '1' }
-  })
+/** `embassy run` on `dir`; resolves once it logged 'started'. `netns`: run inside that namespace. */
+export async function spawnRun(t: Test, dir: string, bootstrap: string[], extra: string[] = [], netns?: string): Promise<Proc> {
+  const args = [CLI, 'run', '--dir', dir, '--bootstrap', bootstrap.join(','), '--log-format', 'json', ...extra]
+  const child = netns
+    ? spawn('ip', ['netns', 'exec', netns, process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: '1' } })
+    : spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: '1' } })
   const proc = track(t, child)
   await proc.waitEvent((e) => e.event === 'started')
   return proc
