@@ -7,6 +7,7 @@ import path from 'node:path'
 import Hyperdrive from 'hyperdrive'
 import Localdrive from 'localdrive'
 import MirrorDrive from 'mirror-drive'
+import { ChunkedLocaldrive } from './chunked-localdrive.js'
 import { EmbassyError } from './errors.js'
 import type { Progress } from './log-dataset.js'
 
@@ -74,9 +75,7 @@ export class FilesDataset {
     const only = isDir ? null : '/' + path.basename(source)
     const total = isDir ? folderBytes(source) : stat.size
 
-    const blobs = await this.drive.getBlobs()
-    if (blobs) blobs.blockSize = FILE_BLOCK_SIZE
-    const local = new Localdrive(root, { followLinks: false })
+    const local = new ChunkedLocaldrive(root, FILE_BLOCK_SIZE, { followLinks: false })
     const mirror = new MirrorDrive(local, this.drive, {
       prune: isDir,
       ...(only ? { filter: (key: string) => key === only } : {})
