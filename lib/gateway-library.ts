@@ -1,0 +1,270 @@
+/**
+ * What the gateway reads, whatever the reader: agencies ("shelves") and their datasets, looked up
+ * without ever waiting on the network. A Mirror is read through its sources' Datasets (the
+ * Mirror's own methods wait up to MIRROR_WAIT_MS for peers); an agency's Datasets directly; any
+ * other DatasetReader through its methods, each bounded by a timeout.
+ */
+import type Hypercore from 'hypercore'
+import { keyCheck, metadataKey } from './caps.js'
+import { Datasets, type DatasetSummary } from './datasets.js'
+import { EmbassyError } from './errors.js'
+import { FilesDataset } from './files-dataset.js'
+import { HttpError, RETRY_AFTER_S } from './gateway-http.js'
+import { toZ32 } from './ids.js'
+import { LogDataset } from './log-dataset.js'
+import { Mirror } from './mirror.js'
+import type { DatasetReader } from './reader.js'
+import { open as openSealed } from './seal.js'
+import { agencyMeta, decode } from '../protocol/index.js'
+
+/** How long a call into a reader the gateway does not know may take before it answers 503. */
+export const READER_TIMEOUT_MS = 2000
+/** How long a read waits for a missing block when peers are connected. */
+export const BLOCK_WAIT_MS = 2500
+
+export type OpenDataset = LogDataset | FilesDataset
+
+export interface AgencyInfo {
+  /** Catalog key (z32); null when the reader does not say. */
+  catalog: string | null
+  /** The agency's node key (z32), when known. */
+  nodeKey: string | null
+  /** The agency's name from its sealed catalog header, when held. */
+  name: string | null
+}
+
+export interface DatasetEntry {
+  agency: AgencyInfo
+  summary: DatasetSummary
+  open(): Promise<OpenDataset>
+}
+
+export interface AgencyView extends AgencyInfo {
+  /** ready: catalog held and readable; replicating: catalog not held yet; error: e.g. a wrong read key. */
+  state: 'ready' | 'replicating' | 'error'
+  error: { code: string; message: string } | null
+  datasets: DatasetEntry[]
+  /** Datasets listed by the catalog whose summary could not be built (name → error). */
+  problems: Array<{ name: string; status: number; code: string; message: string }>
+}
+
+interface Shelf {
+  describe(): Promise<AgencyInfo>
+  entries(): Promise<{ entries: DatasetEntry[]; problems: AgencyView['problems'] }>
+}
+
+/** One agency read through its Datasets (agency or mirror source): nothing here waits for peers. */
+class DatasetsShelf implements Shelf {
+  #info: AgencyInfo | null = null
+
+  constructor(
+    readonly datasets: Datasets,
+    readonly catalog: string,
+    readonly nodeKey: string | null
+  ) {}
+
+  async describe(): Promise<AgencyInfo> {
+    if (this.#info) return this.#info
+    const base = { catalog: this.catalog, nodeKey: this.nodeKey, name: null }
+    let header
+    try {
+      header = await this.datasets.catalog.header({ wait: false })
+    } catch (err) {
+      if ((err as EmbassyError).code === 'NOT_AVAILABLE') {
+        throw HttpError.notReplicated(`catalog ${this.catalog} is not replicated here yet (no holder has sent it)`)
+      }
+      throw err
+    }
+    if (!Buffer.from(header.keyCheck).equals(keyCheck(this.datasets.readKey))) throw EmbassyError.wrongReadKey()
+    let name: string | null = null
+    const plain = openSealed(header.meta, metadataKey(this.datasets.readKey))
+    if (plain) {
+      try {
+        name = decode(agencyMeta, plain).name || null
+      } catch {
+        name = null
+      }
+    }
+    this.#info = { ...base, nodeKey: this.nodeKey ?? toZ32(header.agencyNodeKey), name }
+    return this.#info
+  }
+
+  async entries(): Promise<{ entries: DatasetEntry[]; problems: AgencyView['problems'] }> {
+    const agency = await this.describe()
+    const entries: DatasetEntry[] = []
+    const problems: AgencyView['problems'] = []
+    for (const info of await this.datasets.infos()) {
+      try {
+        const summary = await this.datasets.summary(info)
+        entries.push({ agency, summary, open: () => this.datasets.open(info) })
+      } catch (err) {
+        const e = HttpError.from(err)
+        problems.push({ name: info.name ?? info.id, status: e.status, code: e.code, message: e.text })
+      }
+    }
+    return { entries, problems }
+  }
+}
+
+/** Any other DatasetReader: one anonymous agency, every call bounded by READER_TIMEOUT_MS. */
+class ReaderShelf implements Shelf {
+  constructor(readonly reader: DatasetReader) {}
+
+  async describe(): Promise<AgencyInfo> {
+    return { catalog: null, nodeKey: null, name: null }
+  }
+
+  async entries(): Promise<{ entries: DatasetEntry[]; problems: AgencyView['problems'] }> {
+    const agency = await this.describe()
+    const list = await bounded(this.reader.list(), 'listing datasets')
+    const entries = list.map((summary) => ({
+      agency,
+      summary,
+      open: (): Promise<OpenDataset> =>
+        summary.kind === 'log'
+          ? bounded(this.reader.openLog(summary.name), `opening ${summary.name}`)
+          : bounded(this.reader.openFiles(summary.name), `opening ${summary.name}`)
+    }))
+    return { entries, problems: [] }
+  }
+}
+
+function bounded<T>(p: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(HttpError.notReplicated(`${what} took over ${READER_TIMEOUT_MS / 1000} s`)), READER_TIMEOUT_MS)
+  })
+  p.catch(() => {})
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer))
+}
+
+export interface Resolved {
+  entry: DatasetEntry
+  dataset: OpenDataset
+}
+
+/** The gateway's view of a reader. Shelves are listed on every call (mirrors gain sources live). */
+export class Library {
+  readonly reader: DatasetReader
+  #shelves = new Map<unknown, Shelf>()
+
+  constructor(reader: DatasetReader) {
+    this.reader = reader
+  }
+
+  #shelf(key: unknown, make: () => Shelf): Shelf {
+    let s = this.#shelves.get(key)
+    if (!s) {
+      s = make()
+      this.#shelves.set(key, s)
+    }
+    return s
+  }
+
+  shelves(): Shelf[] {
+    const r = this.reader
+    if (r instanceof Mirror) {
+      return [...r.sources.values()].map((s) => this.#shelf(s.datasets, () => new DatasetsShelf(s.datasets, s.catalogKey, s.agencyNodeKey)))
+    }
+    if (r instanceof Datasets) return [this.#shelf(r, () => new DatasetsShelf(r, toZ32(r.catalog.key), null))]
+    return [this.#shelf(r, () => new ReaderShelf(r))]
+  }
+
+  /** Every agency with its datasets; an agency not readable yet says why instead of failing. */
+  async agencies(): Promise<AgencyView[]> {
+    const out: AgencyView[] = []
+    for (const shelf of this.shelves()) {
+      const fallback: AgencyInfo = shelf instanceof DatasetsShelf ? { catalog: shelf.catalog, nodeKey: shelf.nodeKey, name: null } : { catalog: null, nodeKey: null, name: null }
+      try {
+        const { entries, problems } = await shelf.entries()
+        out.push({ ...entries[0]?.agency ?? (await shelf.describe()), state: 'ready', error: null, datasets: entries, problems })
+      } catch (err) {
+        const e = HttpError.from(err)
+        out.push({ ...fallback, state: e.status === 503 ? 'replicating' : 'error', error: { code: e.code, message: e.text }, datasets: [], problems: [] })
+      }
+    }
+    return out
+  }
+
+  /**
+   * The dataset `name` (in agency `catalog` when given). 404 when no readable agency has it,
+   * 503 when an agency that might have it is not replicated yet, 409 when several have it.
+   */
+  async resolve(name: string, catalog: string | null = null): Promise<Resolved> {
+    const agencies = await this.agencies()
+    const scope = catalog === null ? agencies : agencies.filter((a) => a.catalog === catalog)
+    if (catalog !== null && scope.length === 0) throw HttpError.notFound(`this node reads no agency with catalog ${catalog}`, 'UNKNOWN_AGENCY')
+    const hits = scope.flatMap((a) => a.datasets.filter((d) => d.summary.name === name))
+    if (hits.length > 1) throw new EmbassyError('AMBIGUOUS_DATASET', `"${name}" exists in ${hits.length} agencies`)
+    const hit = hits[0]
+    if (!hit) {
+      const problem = scope.flatMap((a) => a.problems).find((p) => p.name === name)
+      if (problem) throw new HttpError(problem.status, problem.code, problem.message, problem.status === 503 ? { 'Retry-After': String(RETRY_AFTER_S) } : {})
+      const waiting = scope.find((a) => a.state !== 'ready')
+      if (waiting) {
+        const why = waiting.error ? waiting.error.message : 'not readable'
+        throw new HttpError(waiting.state === 'replicating' ? 503 : 500, waiting.error?.code ?? 'NOT_REPLICATED', `dataset "${name}" is not known here (yet): ${why}`, waiting.state === 'replicating' ? { 'Retry-After': String(RETRY_AFTER_S) } : {})
+      }
+      if (agencies.length === 0) throw HttpError.notReplicated('this node reads no agency yet')
+      throw EmbassyError.unknownDataset(name)
+    }
+    return { entry: hit, dataset: await hit.open() }
+  }
+}
+
+export interface CoreRef {
+  /** log: the records; index: a files dataset's file tree; content: its file contents. */
+  role: 'log' | 'index' | 'content'
+  core: Hypercore
+}
+
+/** The cores behind an open dataset, its first core first. */
+export function coresOf(ds: OpenDataset): CoreRef[] {
+  if (ds instanceof LogDataset) return [{ role: 'log', core: ds.core }]
+  const out: CoreRef[] = [{ role: 'index', core: ds.drive.core }]
+  if (ds.drive.blobs) out.push({ role: 'content', core: ds.drive.blobs.core })
+  return out
+}
+
+export interface CoreProvenance {
+  role: CoreRef['role']
+  /** Core key (z32). */
+  key: string
+  /** Length of the newest signed tree this node verified. */
+  length: number
+  /** Blocks held from the start without a gap. */
+  contiguousLength: number
+  fork: number
+  /** Merkle tree root hash at `length` (hex): what the agency signed. */
+  treeHash: string | null
+  byteLength: number
+  peers: number
+}
+
+export async function provenanceOf(ref: CoreRef): Promise<CoreProvenance> {
+  const { core } = ref
+  const length = core.length
+  let treeHash: string | null = null
+  try {
+    treeHash = (await core.treeHash(length)).toString('hex')
+  } catch {
+    treeHash = null
+  }
+  return {
+    role: ref.role,
+    key: toZ32(core.key!),
+    length,
+    contiguousLength: core.contiguousLength,
+    fork: core.fork,
+    treeHash,
+    byteLength: core.byteLength,
+    peers: core.peers.length
+  }
+}
+
+/** Options for a read from `core`: wait briefly when a peer could send the block, else not at all. */
+export function readOpts(core: Hypercore): { wait: boolean; timeout: number } {
+  return core.peers.length > 0 && !core.writable ? { wait: true, timeout: BLOCK_WAIT_MS } : { wait: false, timeout: 0 }
+}
+
+export { LogDataset, FilesDataset }
