@@ -107,14 +107,15 @@ export const COMMANDS: Record<string, CommandSpec> = {
     args: [0, 0]
   },
   run: {
-    usage: 'embassy run [--bootstrap HOST:PORT,…] [--port N] [--log-format text|json]',
+    usage: 'embassy run [--bootstrap HOST:PORT,…] [--port N] [--http HOST:PORT] [--log-format text|json]',
     summary: 'run the node: replicate, serve peers and the control socket until SIGINT/SIGTERM',
     details: [
       '--bootstrap LIST      DHT bootstrap nodes (overrides config.json); required one way or the other',
       '--port N              UDP port of this node (default: any free port)',
+      '--http HOST:PORT      serve the read-only web gateway (mirror or agency); use 127.0.0.1 unless it must be reachable',
       '--log-format F        text (default) or json: one event per line on stderr'
     ],
-    options: { bootstrap: { type: 'string' }, port: { type: 'string' }, 'log-format': { type: 'string' } },
+    options: { bootstrap: { type: 'string' }, port: { type: 'string' }, http: { type: 'string' }, 'log-format': { type: 'string' } },
     args: [0, 0]
   },
   bootstrap: {

@@ -192,6 +192,7 @@ async function runDaemon(p: Parsed, dir: string): Promise<unknown> {
     dir,
     ...(bootstrap ? { bootstrap } : {}),
     ...(portOpt(p, 'port') !== undefined ? { port: portOpt(p, 'port') as number } : {}),
+    ...(typeof p.opts.http === 'string' ? { http: p.opts.http } : {}),
     log: (e) => printEvent(format, e)
   })
   try {

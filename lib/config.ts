@@ -154,11 +154,11 @@ export interface HostPort {
   port: number
 }
 
-/** Parses `host:port` (IPv6 as `[::1]:port`). */
-export function parseHostPort(text: string): HostPort {
+/** Parses `host:port` (IPv6 as `[::1]:port`); port 0 only with `allowZero` (any free port). */
+export function parseHostPort(text: string, opts: { allowZero?: boolean } = {}): HostPort {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text.trim())
   const port = m ? Number(m[3]) : NaN
-  if (!m || !(port > 0 && port < 65536)) {
+  if (!m || !((port > 0 || (opts.allowZero && port === 0)) && port < 65536)) {
     throw EmbassyError.badArgument(`"${text}" is not host:port`)
   }
   return { host: (m[1] ?? m[2]) as string, port }

@@ -3,7 +3,8 @@
  * control socket, and reports every event that matters to an operator. Closes in reverse order.
  */
 import ReadyResource from 'ready-resource'
-import { handlers } from './commands.js'
+import { handlers, nodeStatus } from './commands.js'
+import { Gateway } from './gateway.js'
 import { parseHostPort } from './config.js'
 import { ControlServer } from './control.js'
 import { EmbassyError } from './errors.js'
@@ -30,6 +31,8 @@ export interface DaemonOptions {
   bootstrap?: string[]
   /** UDP port of this node's DHT socket. @default 0 */
   port?: number
+  /** Serve the read-only web gateway on host:port (mirror or agency; port 0 picks one). */
+  http?: string
   /** Receives operator events (the CLI prints them). */
   log?: (event: LogEvent) => void
 }
@@ -39,6 +42,7 @@ export class Daemon extends ReadyResource {
   readonly opts: DaemonOptions
   network: Network | null = null
   control: ControlServer | null = null
+  gateway: Gateway | null = null
 
   constructor(opts: DaemonOptions) {
     super()
@@ -55,7 +59,7 @@ export class Daemon extends ReadyResource {
     const node = this.host.node
     const bootstrapText = this.opts.bootstrap && this.opts.bootstrap.length > 0 ? this.opts.bootstrap : node.config.bootstrap
     if (bootstrapText.length === 0) throw EmbassyError.noBootstrap()
-    const bootstrap = bootstrapText.map(parseHostPort)
+    const bootstrap = bootstrapText.map((hp) => parseHostPort(hp))
     const role = await this.host.role()
 
     const network = new Network({
@@ -98,6 +102,14 @@ export class Daemon extends ReadyResource {
     const control = new ControlServer(node.dir, this.host, handlers)
     await control.listen()
     this.control = control
+    if (this.opts.http) {
+      const { host, port } = parseHostPort(this.opts.http, { allowZero: true })
+      const gateway = new Gateway({ reader: await this.host.reader(), host, port, status: () => nodeStatus(this.host), peers: () => network.peers.size })
+      gateway.on('internal-error', (err: Error, route: string | null) => this.#log('error', 'http-error', `HTTP ${route ?? ''}: ${err.message}`, { route }))
+      await gateway.ready()
+      this.gateway = gateway
+      this.#log('info', 'http', `serving ${gateway.url}/ (read-only)`, { url: gateway.url })
+    }
     const id = await node.identity()
     this.#log('info', 'started', `${id.role} ${id.nodeKey} running (bootstrap ${bootstrapText.join(',')})`, { ...id, bootstrap: bootstrapText })
   }
@@ -118,7 +130,8 @@ export class Daemon extends ReadyResource {
   }
 
   override async _close(): Promise<void> {
-    // Reverse order: stop taking commands, close connections and the swarm, then storage.
+    // Reverse order: stop serving HTTP and commands, close connections and the swarm, then storage.
+    if (this.gateway) await this.gateway.close().catch(() => {})
     if (this.control) await this.control.close().catch(() => {})
     if (this.network) await this.network.close().catch(() => {})
     await this.host.close()

@@ -132,7 +132,29 @@ export class Mirror extends ReadyResource implements DatasetReader {
       }
       throw err
     }
+    if (this.online) await this.#catchUpCatalog(s)
     return s
+  }
+
+  /**
+   * Online, a name may be in catalog blocks not downloaded yet: fetch the catalog to the newest
+   * length the peers know before resolving names (bounded by MIRROR_WAIT_MS).
+   */
+  async #catchUpCatalog(s: Source): Promise<void> {
+    const core = s.holder.catalog.core
+    const work = (async () => {
+      await core.update({ wait: true })
+      if (core.contiguousLength < core.length) await core.download({ start: 0, end: core.length }).done()
+    })()
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, MIRROR_WAIT_MS)
+    })
+    try {
+      await Promise.race([work.catch(() => {}), timeout])
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   async #find(name: string): Promise<Source> {

@@ -53,7 +53,18 @@ test('processes: agency, embassy and mirror through the CLI; commands go through
   t.is(await agency.stop(), 0, 'agency exits 0 on SIGTERM')
 
   t.is((await cli(['mirror', cap, '--dir', dirs.mirror])).code, 0)
-  await spawnRun(t, dirs.mirror, bootstrap)
+  const mirror = await spawnRun(t, dirs.mirror, bootstrap, ['--http', '127.0.0.1:0'])
+  const { url } = await mirror.waitEvent((e) => e.event === 'http')
+  const api = await eventually('the gateway lists both datasets', async () => {
+    const res = await fetch(`${url}/api/datasets`)
+    const body = (await res.json()) as { datasets?: Array<{ name: string }> }
+    return res.status === 200 && body.datasets?.length === 2 ? body : null
+  })
+  t.alike(api.datasets!.map((d) => d.name).sort(), ['later', 'register'], 'web gateway serves the agency\'s data with the agency gone')
+  const page = await fetch(`${url}/`)
+  t.is(page.status, 200)
+  t.ok((await page.text()).includes('register'), 'web page lists the datasets')
+  t.is((await fetch(`${url}/api/datasets`, { method: 'POST' })).status, 405, 'read-only')
   const read = await cli(['read', 'register', '--dir', dirs.mirror])
   t.is(read.code, 0, read.stderr)
   t.is(read.stdout, '{"n":1}\n{"n":2}\n{"n":3}\n{"n":4}\n', 'mirror reads every record with the agency gone')
