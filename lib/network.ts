@@ -85,6 +85,7 @@ export class Network extends ReadyResource {
       firewall: (remoteKey: Buffer, payload: unknown) => this.#firewall(remoteKey, payload)
     })
     this.swarm.on('connection', (conn, info) => this.#onconnection(conn, info))
+    this.swarm.on('update', () => this.#keepTopicPeers())
     await this.swarm.listen()
   }
 
@@ -102,6 +103,17 @@ export class Network extends ReadyResource {
     if (this.opts.isAllowed(remoteKey)) return false
     if (payload !== null) this.emit('refused', remoteKey)
     return true
+  }
+
+  /**
+   * Peers found on our topics are holders of the same agency: keep dialling them like known peers.
+   * Hyperswarm drops a topic peer after a few failed tries and looks the topic up again only every
+   * ten minutes; a mirror admitted by an embassy a minute later would wait that long.
+   */
+  #keepTopicPeers(): void {
+    for (const info of this.swarm.peers.values()) {
+      if (info.topics.length > 0 && !info.explicit && !info.banned) this.swarm.joinPeer(info.publicKey)
+    }
   }
 
   /** Re-admits a key the firewall refused earlier (Hyperswarm bans refused peers for its life). */

@@ -4,12 +4,15 @@ import fc from 'fast-check'
 import NoiseSecretStream from '@hyperswarm/secret-stream'
 import Protomux from 'protomux'
 import { CATALOG_CORE_NAME } from '../../lib/caps.js'
-import { CustodyChannel, toZ32, type Agency, type Embassy } from '../../lib/index.js'
+import { CustodyChannel, toZ32, type Agency, type Daemon, type Embassy, type Mirror } from '../../lib/index.js'
 import { signReceipt } from '../../lib/custody.js'
 import { CUSTODY_MINOR, CustodyMessage, PeerRole, encode, receipt as receiptCodec, type Codec } from '../../protocol/index.js'
 import { eventually } from '../helpers.js'
 import { initDir, startDaemon, testnet } from '../network-helpers.js'
-import { report } from './cluster.js'
+import { report as reportRow } from './cluster.js'
+import { corruptBlock } from '../tamper.js'
+import { verifyCores } from '../../lib/verify.js'
+import { Gateway } from '../../lib/gateway.js'
 
 const raw = c.raw as unknown as Codec<Buffer>
 
@@ -65,7 +68,7 @@ test('hostile (property): random and truncated custody messages close only that 
     { numRuns: 150 }
   )
   t.pass(`${runs} messages: ${closed} closed the channel, the rest decoded; no connection was lost`)
-  report(t, { scenario: 'random/truncated/bit-flipped custody messages (fast-check)', runs, lost: 0, recoverMs: null, notes: 'only the custody channel closes; the connection stays' })
+  reportRow(t, { scenario: 'random/truncated/bit-flipped custody messages (fast-check)', runs, lost: 0, recoverMs: null, notes: 'only the custody channel closes; the connection stays' })
 })
 
 test('hostile (property): random handshakes never take the connection down', { timeout: 300_000 }, async (t) => {
@@ -89,7 +92,7 @@ test('hostile (property): random handshakes never take the connection down', { t
     { numRuns: 150 }
   )
   t.pass(`${runs} random handshakes; the connection survived every one`)
-  report(t, { scenario: 'random custody handshakes (fast-check)', runs, lost: 0, recoverMs: null })
+  reportRow(t, { scenario: 'random custody handshakes (fast-check)', runs, lost: 0, recoverMs: null })
 })
 
 test('hostile: a corrupt catalog entry is skipped and reported; holders keep everything else', { timeout: 120_000 }, async (t) => {
@@ -116,5 +119,105 @@ test('hostile: a corrupt catalog entry is skipped and reported; holders keep eve
     return x && x.cores.length === 3 && x.cores.every((c) => c.length > 0 && c.contiguousLength === c.length) ? x : null
   })
   t.ok(h.problems.some((p) => /catalog block 2/.test(p)), `reported: ${h.problems.join('; ')}`)
-  report(t, { scenario: 'corrupt catalog entry', runs: 1, lost: 0, recoverMs: null, notes: 'skipped and reported; every other dataset held' })
+  reportRow(t, { scenario: 'corrupt catalog entry', runs: 1, lost: 0, recoverMs: null, notes: 'skipped and reported; every other dataset held' })
+})
+
+test('hostile: a peer serving tampered blocks is caught by verification; nothing corrupt is stored', { timeout: 180_000 }, async (t) => {
+  const bootstrap = await testnet(t)
+  const agencyD = await startDaemon(t, await initDir(t, 'agency', 'agency'), bootstrap)
+  const agency = (await agencyD.host.agency()) as Agency
+  await agency.createDataset('register')
+  await agency.append('register', Array.from({ length: 50 }, (_, i) => ({ i })))
+  const logKey = (await agency.datasets.openLog('register')).core.key!
+  const embs: Daemon[] = []
+  for (const name of ['evil', 'good']) {
+    const d = await startDaemon(t, await initDir(t, 'embassy', name), bootstrap)
+    agencyD.host.node.updateConfig((cfg) => cfg.allow.push(toZ32(d.host.node.nodeKey)))
+    agencyD.network!.readmit(d.host.node.nodeKey)
+    await ((await d.host.embassy()) as Embassy).follow(toZ32(agencyD.host.node.nodeKey))
+    embs.push(d)
+  }
+  const [evil, good] = embs as [Daemon, Daemon]
+  for (const d of embs) {
+    const e = (await d.host.embassy()) as Embassy
+    await eventually('embassy holds the log', () => e.holdings()[0]?.cores.find((c) => c.key === toZ32(logKey))?.contiguousLength === 50)
+  }
+  const capability = agency.capability()
+  await agencyD.close()
+
+  // The evil embassy flips bytes of blocks 10..14 in its own storage, under a valid tree.
+  const evilCore = [...((await evil.host.embassy()) as Embassy).holders.values()][0]!.cores.get(logKey.toString('hex'))!.core
+  for (let i = 10; i < 15; i++) await corruptBlock(evilCore, i)
+
+  const mirrorD = await startDaemon(t, await initDir(t, 'mirror', 'mirror'), bootstrap)
+  evil.host.node.updateConfig((cfg) => cfg.allow.push(toZ32(mirrorD.host.node.nodeKey)))
+  evil.network!.readmit(mirrorD.host.node.nodeKey)
+  const mirror = (await mirrorD.host.mirror()) as Mirror
+  await mirror.add(capability)
+  const log = await eventually('catalog from the evil embassy', async () => mirror.openLog('register').catch(() => null))
+  // Only the evil embassy is reachable: the tampered blocks never verify, so they never arrive.
+  const clean = await log.core.get(3, { timeout: 10_000 })
+  t.ok(clean && Buffer.from(clean).length > 0, 'untampered blocks arrive')
+  const tampered = await log.core.get(12, { timeout: 3000 }).catch((e: Error) => e)
+  t.ok(tampered instanceof Error, `a tampered block is refused, not stored (${(tampered as Error).message})`)
+  t.absent(await log.core.has(12), 'block 12 is not in the mirror')
+
+  // The good embassy admits the mirror: now everything arrives, verified.
+  good.host.node.updateConfig((cfg) => cfg.allow.push(toZ32(mirrorD.host.node.nodeKey)))
+  good.network!.readmit(mirrorD.host.node.nodeKey)
+  const texts: string[] = []
+  for await (const r of mirror.read('register', { timeout: 20_000 })) texts.push(r.text)
+  t.is(texts.length, 50)
+  t.alike(texts.map((x) => JSON.parse(x).i), Array.from({ length: 50 }, (_, i) => i), 'every record, correct')
+  const report = await verifyCores(await mirrorD.host.heldCores())
+  t.ok(report.ok, `the mirror's copy verifies (${report.totals.checked} blocks)`)
+  t.ok(mirrorD.host.node.config.role === 'mirror' && !mirrorD.closed, 'the mirror stayed up')
+  reportRow(t, { scenario: 'peer serving tampered blocks', runs: 5, lost: 0, recoverMs: null, notes: 'refused by Merkle verification; fetched intact from another embassy' })
+})
+
+
+test('hostile: 1,000 parallel abusive HTTP requests; the gateway answers each correctly and stays up', { timeout: 180_000 }, async (t) => {
+  const bootstrap = await testnet(t)
+  const agencyD = await startDaemon(t, await initDir(t, 'agency', 'agency'), bootstrap)
+  const agency = (await agencyD.host.agency()) as Agency
+  await agency.createDataset('register')
+  await agency.append('register', Array.from({ length: 100 }, (_, i) => ({ i })))
+  await agency.createDataset('docs', { kind: 'files' })
+  const src = await t.tmp()
+  const fs = await import('node:fs')
+  fs.writeFileSync(`${src}/a.txt`, 'x'.repeat(100_000))
+  await agency.publish('docs', src)
+  const gw = new Gateway({ reader: agency.datasets, host: '127.0.0.1', port: 0 })
+  await gw.ready()
+  t.teardown(() => gw.close(), { force: true })
+  const base = gw.url
+  const cases: Array<{ path: string; method?: string; headers?: Record<string, string>; expect: number[] }> = [
+    { path: '/api/datasets', expect: [200] },
+    { path: '/api/datasets/register/records?start=0&end=10', expect: [200] },
+    { path: '/api/datasets/docs/files/a.txt', expect: [200] },
+    { path: '/api/datasets/docs/files/a.txt', headers: { range: 'bytes=0-99' }, expect: [206] },
+    { path: '/api/datasets/docs/files/a.txt', headers: { range: 'bytes=999999999-' }, expect: [416] },
+    { path: '/api/datasets/docs/files/a.txt', headers: { range: 'bytes=500-100' }, expect: [416] },
+    { path: '/api/datasets/docs/files/..%2F..%2Fetc%2Fpasswd', expect: [400, 404] },
+    { path: '/api/datasets/docs/files/%2e%2e/%2e%2e/etc/passwd', expect: [400, 404] },
+    { path: '/api/datasets/docs/files/a.txt%00.png', expect: [400, 404] },
+    { path: '/api/datasets/nope', expect: [404] },
+    { path: '/api/datasets', method: 'POST', expect: [405] },
+    { path: '/api/datasets/register', method: 'DELETE', expect: [405] },
+    { path: '/metrics', expect: [200] }
+  ]
+  const started = Date.now()
+  const results = await Promise.all(
+    Array.from({ length: 1000 }, async (_, i) => {
+      const c = cases[i % cases.length]!
+      const res = await fetch(base + c.path, { method: c.method ?? 'GET', headers: c.headers ?? {} })
+      await res.arrayBuffer()
+      return c.expect.includes(res.status) ? null : `${c.method ?? 'GET'} ${c.path} → ${res.status}`
+    })
+  )
+  const wrong = results.filter(Boolean)
+  t.alike(wrong, [], `all 1,000 answered as expected in ${Date.now() - started} ms`)
+  const after = await fetch(`${base}/api/datasets`)
+  t.is(after.status, 200, 'still up afterwards')
+  reportRow(t, { scenario: 'HTTP gateway abuse: 1,000 parallel requests (traversal, bad ranges, bad methods)', runs: 1000, lost: 0, recoverMs: null })
 })
