@@ -20,6 +20,9 @@ import { peerRoleName, type Handshake } from '../protocol/index.js'
  */
 export const RECONNECT_BACKOFFS = [1000, 2000, 4000, 8000]
 
+/** How often the network checks that the DHT is reachable (one timer per node). */
+export const DHT_WATCH_MS = 5000
+
 export interface NetworkOptions {
   keyPair: KeyPair
   bootstrap: HostPort[]
@@ -66,8 +69,10 @@ export class Network extends ReadyResource {
   readonly peers = new Map<string, Peer>()
   dht!: DHT
   swarm!: Hyperswarm
-  #topics = new Map<string, { destroy(): Promise<void> }>()
+  #topics = new Map<string, { destroy(): Promise<void>; refresh(): Promise<void> }>()
   #connections = new Set<{ destroy(err?: Error): void }>()
+  #watch: NodeJS.Timeout | null = null
+  #dhtReachable = true
 
   constructor(opts: NetworkOptions) {
     super()
@@ -87,9 +92,13 @@ export class Network extends ReadyResource {
     this.swarm.on('connection', (conn, info) => this.#onconnection(conn, info))
     this.swarm.on('update', () => this.#keepTopicPeers())
     await this.swarm.listen()
+    this.#dhtReachable = this.#routingNodes() > 0
+    this.#watch = setInterval(() => this.#watchDht(), DHT_WATCH_MS)
+    this.#watch.unref()
   }
 
   override async _close(): Promise<void> {
+    if (this.#watch) clearInterval(this.#watch)
     // Destroy connections first: swarm.destroy() leaves them open and peers notice only after ~13 s.
     for (const conn of this.#connections) conn.destroy()
     for (const d of this.#topics.values()) await d.destroy().catch(() => {})
@@ -114,6 +123,27 @@ export class Network extends ReadyResource {
     for (const info of this.swarm.peers.values()) {
       if (info.topics.length > 0 && !info.explicit && !info.banned) this.swarm.joinPeer(info.publicKey)
     }
+  }
+
+  #routingNodes(): number {
+    return (this.dht as unknown as { nodes?: { length: number } }).nodes?.length ?? 0
+  }
+
+  /**
+   * A node that started (or restarted) while every DHT node was down has an empty routing table
+   * and an announcement that never landed; HyperDHT would retry it only after ~5 minutes. Ask the
+   * bootstrap nodes again every few seconds while the table is empty, and once it fills, announce
+   * again and look our topics up again, so known peers find each other as soon as the DHT returns.
+   */
+  #watchDht(): void {
+    const reachable = this.#routingNodes() > 0
+    if (!reachable) this.dht.refresh()
+    if (reachable && !this.#dhtReachable) {
+      this.swarm.server.refresh()
+      for (const d of this.#topics.values()) d.refresh().catch(() => {})
+      this.emit('dht-back')
+    }
+    this.#dhtReachable = reachable
   }
 
   /** Re-admits a key the firewall refused earlier (Hyperswarm bans refused peers for its life). */

@@ -77,9 +77,23 @@ export function track(t: Test, child: ChildProcess): Proc {
   return proc
 }
 
-/** `embassy bootstrap` on a free loopback port; resolves with its bootstrap list. */
-export async function spawnBootstrap(t: Test, nodes = 5): Promise<{ proc: Proc; bootstrap: string[] }> {
-  const child = spawn(process.execPath, [CLI, 'bootstrap', '--port', '0', '--nodes', String(nodes), '--json'], { stdio: ['ignore', 'pipe', 'pipe'] })
+/** Runs `node CLI ...args`, inside network namespace `netns` when given. */
+function spawnCli(args: string[], netns?: string): ChildProcess {
+  const opts = { stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: '1' } }
+  return netns ? spawn('ip', ['netns', 'exec', netns, process.execPath, CLI, ...args], opts) : spawn(process.execPath, [CLI, ...args], opts)
+}
+
+/**
+ * `embassy bootstrap` (default: a free loopback port); resolves with its bootstrap list.
+ * `netns`/`host`/`port`: run it on a lab host.
+ */
+export async function spawnBootstrap(
+  t: Test,
+  nodes = 5,
+  where: { netns?: string; host?: string; port?: number } = {}
+): Promise<{ proc: Proc; bootstrap: string[] }> {
+  const args = ['bootstrap', '--port', String(where.port ?? 0), '--nodes', String(nodes), '--json', ...(where.host ? ['--host', where.host] : [])]
+  const child = spawnCli(args, where.netns)
   const proc = track(t, child)
   const line = await new Promise<string>((resolve, reject) => {
     let out = ''
@@ -96,10 +110,7 @@ export async function spawnBootstrap(t: Test, nodes = 5): Promise<{ proc: Proc; 
 
 /** `embassy run` on `dir`; resolves once it logged 'started'. `netns`: run inside that namespace. */
 export async function spawnRun(t: Test, dir: string, bootstrap: string[], extra: string[] = [], netns?: string): Promise<Proc> {
-  const args = [CLI, 'run', '--dir', dir, '--bootstrap', bootstrap.join(','), '--log-format', 'json', ...extra]
-  const child = netns
-    ? spawn('ip', ['netns', 'exec', netns, process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: '1' } })
-    : spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: '1' } })
+  const child = spawnCli(['run', '--dir', dir, '--bootstrap', bootstrap.join(','), '--log-format', 'json', ...extra], netns)
   const proc = track(t, child)
   await proc.waitEvent((e) => e.event === 'started')
   return proc

@@ -2,11 +2,10 @@
  * Lab: test hosts made of network namespaces on one bridge, created by the suite itself and
  * removed even when a scenario fails. Traffic stays inside them (a private /24 on our own bridge).
  */
-import { execFileSync, spawn } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import crypto from 'node:crypto'
 import type test from 'brittle'
-import { CLI } from '../helpers.js'
-import { spawnRun, track, type Proc } from '../process-helpers.js'
+import { spawnBootstrap, spawnRun, type Proc } from '../process-helpers.js'
 
 type Test = test.Assert
 
@@ -89,25 +88,24 @@ export class Lab {
     }
   }
 
+  /** Caps what a host receives at `mbytes` MB/s (nftables drops the excess, like a thin WAN link); 0 clears it. */
+  rateLimit(name: string, mbytes: number): void {
+    const ns = this.host(name).ns
+    try {
+      sh('ip', ['netns', 'exec', ns, 'nft', 'delete', 'table', 'inet', 'thin'])
+    } catch {}
+    if (mbytes <= 0) return
+    sh('ip', ['netns', 'exec', ns, 'nft', 'add', 'table', 'inet', 'thin'])
+    sh('ip', ['netns', 'exec', ns, 'nft', 'add', 'chain', 'inet', 'thin', 'input', '{ type filter hook input priority 0; }'])
+    sh('ip', ['netns', 'exec', ns, 'nft', 'add', 'rule', 'inet', 'thin', 'input', 'iifname', 'eth0', 'limit', 'rate', 'over', `${mbytes}`, 'mbytes/second', 'drop'])
+  }
+
   /** `embassy bootstrap` on `name`, port 49737; resolves with the bootstrap list. */
   async bootstrap(t: Test, name: string, nodes = 5): Promise<{ proc: Proc; bootstrap: string[] }> {
     const h = this.host(name)
-    const child = spawn('ip', ['netns', 'exec', h.ns, process.execPath, CLI, 'bootstrap', '--host', h.ip, '--port', '49737', '--nodes', String(nodes), '--json'], {
-      stdio: ['ignore', 'pipe', 'pipe']
-    })
-    const proc = track(t, child)
-    this.#procs.push(proc)
-    const line = await new Promise<string>((resolve, reject) => {
-      let out = ''
-      child.stdout!.setEncoding('utf8')
-      child.stdout!.on('data', (d: string) => {
-        out += d
-        const nl = out.indexOf('\n')
-        if (nl !== -1) resolve(out.slice(0, nl))
-      })
-      child.once('exit', (code) => reject(new Error(`bootstrap exited ${code}: ${proc.stderr}`)))
-    })
-    return { proc, bootstrap: JSON.parse(line).bootstrap }
+    const started = await spawnBootstrap(t, nodes, { netns: h.ns, host: h.ip, port: 49737 })
+    this.#procs.push(started.proc)
+    return started
   }
 
   /** `embassy run --dir DIR` on host `name`. */
