@@ -133,7 +133,12 @@ export class Embassy extends ReadyResource {
     if (have) return have
     const holder = new Holder(this.node.store, key)
     this.holders.set(hex, holder)
-    holder.on('core-added', (k) => this.emit('core-added', catalogKey, toZ32(k)))
+    holder.on('core-added', (k) => {
+      this.emit('core-added', catalogKey, toZ32(k))
+      // A receipt right away, even for an empty core: the agency learns it is held.
+      const held = holder.cores.get(k.toString('hex'))
+      if (held) void this.#send(holder, held.core)
+    })
     holder.on('caught-up', (core) => this.emit('caught-up', catalogKey, toZ32(core.key!), core.length))
     holder.on('progress', (core) => this.#onprogress(holder, core))
     holder.on('error', (err) => this.emit('error', err))

@@ -52,6 +52,14 @@ test('custody: receipts arrive; heldLength reaches the agency length after repli
     t.ok(row.connected)
     t.ok(row.receiptAge !== null && row.receiptAge < 10_000, 'fresh receipt')
   }
+  await agency.createDataset('empty')
+  for (const e of embs) {
+    const key = toZ32(e.host.node.nodeKey)
+    await eventually('a receipt proves the empty dataset is held too', async () => {
+      const s = await agency.custody()
+      return s.datasets.find((d) => d.name === 'empty')?.embassies.find((x) => x.nodeKey === key)?.receiptAt
+    })
+  }
   const status = await agency.custody()
   t.alike(status.alarms, [], 'no alarms')
   // durable: the ledger survives on disk

@@ -118,18 +118,31 @@ export async function custody(agencyDir: string): Promise<any> {
   return control(agencyDir, 'status')
 }
 
-/** Waits until every embassy has a verified receipt at the agency's full length for every dataset. */
+/**
+ * Waits until every embassy has a verified receipt at the agency's full length for every dataset
+ * (a row without any receipt does not count, even for an empty dataset).
+ */
 export async function waitCaughtUp(c: Cluster, timeout: number, keys = c.embassyKeys): Promise<number> {
   const started = Date.now()
+  let last: unknown = null
   while (Date.now() - started < timeout) {
     try {
       const s = await custody(c.agencyDir)
-      const ok = s.datasets.every((d: any) => keys.every((k) => d.embassies.find((e: any) => e.nodeKey === k)?.behindBlocks === 0))
+      last = { peers: s.peers, datasets: s.datasets.map((d: any) => ({ name: d.name, length: d.length, embassies: d.embassies.map((e: any) => [e.nodeKey.slice(0, 8), e.behindBlocks, e.connected, e.receiptAge]) })) }
+      const ok = s.datasets.every((d: any) =>
+        keys.every((k) => {
+          const row = d.embassies.find((e: any) => e.nodeKey === k)
+          return row && row.receiptAt !== null && row.behindBlocks === 0
+        })
+      )
       if (ok) return Date.now() - started
-    } catch {}
+    } catch (err) {
+      last = (err as Error).message
+    }
     await new Promise((r) => setTimeout(r, 200))
   }
-  throw new Error(`embassies did not catch up within ${timeout} ms`)
+  const logs = [c.agency, ...c.embassies].map((p, i) => `--- ${i === 0 ? 'agency' : `emb${i - 1}`}:\n${(p?.stderr ?? '').split('\n').slice(-15).join('\n')}`).join('\n')
+  throw new Error(`embassies did not catch up within ${timeout} ms; last status: ${JSON.stringify(last)}\n${logs}`)
 }
 
 /** Every record of `dataset` on the agency: each acked seq must be there, exactly once, in order. */
