@@ -23,11 +23,12 @@ const files = fs
   .readdirSync(here)
   .filter((f) => f.endsWith('.test.js'))
   .sort()
-  .map((f) => path.join(here, f))
+  .map((f) => path.relative(root, path.join(here, f)))
 const report = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'embassy-faults-')), 'report.json')
 
 const child = spawn(process.execPath, [path.join(root, 'node_modules', 'brittle', 'brittle-node.js'), '--timeout', '900000', ...files], {
   stdio: 'inherit',
+  cwd: root,
   env: { ...process.env, FAULTS_REPORT: report }
 })
 const code: number = await new Promise((resolve) => child.on('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0))))
