@@ -230,6 +230,9 @@ export class Agency extends ReadyResource {
     }
     for (const info of await this.datasets.infos()) await this.datasets.open(info)
     network.on('peer', (peer) => this.ledger.setRole(toZ32(peer.key), peer.role))
+    // Dial the embassies we know too: after an outage on our side, we find them as soon as our
+    // network is back, without waiting for their back-off.
+    for (const key of this.node.config.allow) if (this.ledger.role(key) === 'embassy') network.joinPeer(parseKeyZ(key))
     network.on('channel-error', (peer, err) => {
       this.#alarm({ time: Date.now(), kind: 'malformed', peer: toZ32(peer.key), core: null, detail: err.message })
     })

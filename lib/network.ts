@@ -73,6 +73,7 @@ export class Network extends ReadyResource {
   #connections = new Set<{ destroy(err?: Error): void }>()
   #watch: NodeJS.Timeout | null = null
   #dhtReachable = true
+  #dhtOnline = true
 
   constructor(opts: NetworkOptions) {
     super()
@@ -93,6 +94,8 @@ export class Network extends ReadyResource {
     this.swarm.on('update', () => this.#keepTopicPeers())
     await this.swarm.listen()
     this.#dhtReachable = this.#routingNodes() > 0
+    this.#dhtOnline = this.dht.online
+    this.dht.on('network-update', () => this.#onNetworkUpdate())
     this.#watch = setInterval(() => this.#watchDht(), DHT_WATCH_MS)
     this.#watch.unref()
   }
@@ -141,9 +144,29 @@ export class Network extends ReadyResource {
     if (reachable && !this.#dhtReachable) {
       this.swarm.server.refresh()
       for (const d of this.#topics.values()) d.refresh().catch(() => {})
+      this.redialKnownPeers()
       this.emit('dht-back')
     }
     this.#dhtReachable = reachable
+  }
+
+  /**
+   * Our own network came back (the DHT answers again after a cut): dial every known peer now
+   * instead of waiting out the back-off (up to 8 s).
+   */
+  #onNetworkUpdate(): void {
+    const online = this.dht.online
+    if (online && !this.#dhtOnline) this.redialKnownPeers()
+    this.#dhtOnline = online
+  }
+
+  /** Dials at once every known (explicit) peer that is not connected. */
+  redialKnownPeers(): void {
+    for (const info of this.swarm.explicitPeers) {
+      if (info.banned || this.peers.has(info.publicKey.toString('hex'))) continue
+      info.attempts = 0
+      this.swarm.joinPeer(info.publicKey)
+    }
   }
 
   /** Re-admits a key the firewall refused earlier (Hyperswarm bans refused peers for its life). */
