@@ -83,6 +83,9 @@ export class Daemon extends ReadyResource {
     network.on('peer-lost', (p, reason) => this.#log('warn', 'peer-lost', `lost ${p.role} ${toZ32(p.key)}: ${reason}`, { nodeKey: toZ32(p.key), role: p.role }))
     network.on('refused', (key) => this.#log('warn', 'peer-refused', `refused ${toZ32(key)}: not allowed (embassy allow NODE_KEY admits it)`, { nodeKey: toZ32(key) }))
     network.on('channel-error', (p, err) => this.#log('warn', 'channel-error', `custody channel with ${toZ32(p.key)}: ${err.message}`, { nodeKey: toZ32(p.key) }))
+    network.on('offline', () => this.#log('warn', 'network-offline', 'the DHT does not answer: our network may be down; connected peers keep replicating'))
+    network.on('online', () => this.#log('info', 'network-online', 'the DHT answers again: dialling known peers'))
+    network.on('dht-back', () => this.#log('info', 'dht-back', 'DHT reachable again: announced and looked up again'))
     await network.ready()
     this.network = network
     this.host.network = network

@@ -62,6 +62,11 @@ export interface NetworkEvents {
   refused: [key: Buffer]
   /** Something went wrong with a peer's channel (malformed message, version mismatch). */
   'channel-error': [peer: Peer, err: Error]
+  /** The DHT stopped answering us / answers again. */
+  offline: []
+  online: []
+  /** The DHT could not be reached at all (empty routing table) and now can. */
+  'dht-back': []
 }
 
 export class Network extends ReadyResource {
@@ -156,7 +161,11 @@ export class Network extends ReadyResource {
    */
   #onNetworkUpdate(): void {
     const online = this.dht.online
-    if (online && !this.#dhtOnline) this.redialKnownPeers()
+    if (online && !this.#dhtOnline) {
+      this.redialKnownPeers()
+      this.emit('online')
+    }
+    if (!online && this.#dhtOnline) this.emit('offline')
     this.#dhtOnline = online
   }
 
