@@ -187,6 +187,8 @@ async function runDaemon(p: Parsed, dir: string): Promise<unknown> {
   const format = typeof p.opts['log-format'] === 'string' ? p.opts['log-format'] : 'text'
   if (format !== 'text' && format !== 'json') throw usageError('--log-format must be text or json', 'run')
   if (!EmbassyNode.exists(dir)) throw EmbassyError.notInitialised(dir)
+  const already = await callControl(dir, 'id', { args: [], opts: {} }, { json: true, progress() {}, line() {} })
+  if (already.running) throw new EmbassyError('DIR_LOCKED', `a node is already running in ${path.resolve(dir)}`, { details: { dir: path.resolve(dir) } })
   const bootstrap = bootstrapList(p)
   const daemon = new Daemon({
     dir,
@@ -274,11 +276,28 @@ async function dispatch(name: string, dir: string, input: CommandInput, io: Comm
   const host = new NodeHost(dir)
   try {
     await host.ready()
+  } catch (err) {
+    await host.close().catch(() => {})
+    // A node that is starting holds the directory before its control socket listens: wait for it.
+    if ((err as EmbassyError).code !== 'DIR_LOCKED') throw err
+    if (process.stderr.isTTY) process.stderr.write(`waiting for the node starting in ${dir}…\n`)
+    const deadline = Date.now() + STARTING_NODE_WAIT_MS
+    while (Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200))
+      const again = await callControl(dir, name, input, io)
+      if (again.running) return again.value
+    }
+    throw err
+  }
+  try {
     return await handler(host, input, io)
   } finally {
     await host.close()
   }
 }
+
+/** How long a command waits for a node that holds the directory but is still starting. */
+const STARTING_NODE_WAIT_MS = 15_000
 
 async function watchStatus(p: Parsed, dir: string, io: CommandIO): Promise<null> {
   const seconds = p.opts.interval === undefined ? 1 : Number(p.opts.interval)

@@ -37,8 +37,11 @@ export interface DaemonOptions {
   log?: (event: LogEvent) => void
 }
 
+/** How long `embassy run` waits for a directory another command holds for a moment. */
+export const LOCK_WAIT_MS = 10_000
+
 export class Daemon extends ReadyResource {
-  readonly host: NodeHost
+  host: NodeHost
   readonly opts: DaemonOptions
   network: Network | null = null
   control: ControlServer | null = null
@@ -55,7 +58,7 @@ export class Daemon extends ReadyResource {
   }
 
   override async _open(): Promise<void> {
-    await this.host.ready()
+    await this.#openHost()
     const node = this.host.node
     const bootstrapText = this.opts.bootstrap && this.opts.bootstrap.length > 0 ? this.opts.bootstrap : node.config.bootstrap
     if (bootstrapText.length === 0) throw EmbassyError.noBootstrap()
@@ -115,6 +118,22 @@ export class Daemon extends ReadyResource {
     }
     const id = await node.identity()
     this.#log('info', 'started', `${id.role} ${id.nodeKey} running (bootstrap ${bootstrapText.join(',')})`, { ...id, bootstrap: bootstrapText })
+  }
+
+  /** Opens the node directory, waiting a little while a one-shot command holds it. */
+  async #openHost(): Promise<void> {
+    const deadline = Date.now() + LOCK_WAIT_MS
+    for (;;) {
+      try {
+        await this.host.ready()
+        return
+      } catch (err) {
+        if ((err as EmbassyError).code !== 'DIR_LOCKED' || Date.now() > deadline) throw err
+        await this.host.close().catch(() => {})
+        this.host = new NodeHost(this.opts.dir)
+        await new Promise((r) => setTimeout(r, 200))
+      }
+    }
   }
 
   #watchEmbassy(embassy: Embassy): void {
