@@ -82,6 +82,7 @@ export class Agency extends ReadyResource {
   #datasets: Datasets | null = null
   #ledger: CustodyLedger | null = null
   #network: Network | null = null
+  #cores: { length: number; map: Map<string, { core: Hypercore; dataset: string | null }> } | null = null
   /** While restoring, receipts wait here (newest per sender and core) until our catalog is back. */
   #deferred = new Map<string, { peer: Peer; receipt: Receipt }>()
 
@@ -293,6 +294,15 @@ export class Agency extends ReadyResource {
 
   /** Every core of this agency by hex key: the catalog and each dataset's cores. */
   async cores(): Promise<Map<string, { core: Hypercore; dataset: string | null }>> {
+    // Asked for every receipt: rebuilt only when the catalog changed.
+    const length = this.catalog.core.length
+    if (this.#cores && this.#cores.length === length) return this.#cores.map
+    const map = await this.#buildCores()
+    this.#cores = { length, map }
+    return map
+  }
+
+  async #buildCores(): Promise<Map<string, { core: Hypercore; dataset: string | null }>> {
     const out = new Map<string, { core: Hypercore; dataset: string | null }>()
     out.set(this.catalog.key.toString('hex'), { core: this.catalog.core, dataset: null })
     for (const info of await this.datasets.infos()) {

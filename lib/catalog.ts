@@ -47,6 +47,8 @@ export class Catalog {
   readonly core: Hypercore
   #blocks: Array<CatalogBlock | null> = []
   #problems: CatalogProblem[] = []
+  /** datasets() results by (read key, retired flag), valid while no new block was decoded. */
+  #views = new Map<string, { blocks: number; list: DatasetInfo[] }>()
 
   constructor(core: Hypercore) {
     this.core = core
@@ -106,6 +108,16 @@ export class Catalog {
   /** Datasets, newest state of each; names only when `readKey` is given. */
   async datasets(readKey: Uint8Array | null = null, opts: { includeRetired?: boolean } = {}): Promise<DatasetInfo[]> {
     await this.refresh()
+    // Every receipt and request asks; decoding and unsealing the whole catalog each time is O(n).
+    const viewKey = `${readKey ? Buffer.from(readKey).toString('hex') : '-'}/${opts.includeRetired ? 1 : 0}`
+    const cached = this.#views.get(viewKey)
+    if (cached && cached.blocks === this.#blocks.length) return cached.list.map((d) => ({ ...d }))
+    const list = this.#materialise(readKey, !!opts.includeRetired)
+    this.#views.set(viewKey, { blocks: this.#blocks.length, list })
+    return list.map((d) => ({ ...d }))
+  }
+
+  #materialise(readKey: Uint8Array | null, includeRetired: boolean): DatasetInfo[] {
     const metaKey = readKey ? metadataKey(readKey) : null
     const byId = new Map<string, DatasetInfo>()
     for (let seq = 1; seq < this.#blocks.length; seq++) {
@@ -136,7 +148,7 @@ export class Catalog {
         seq: prev ? prev.seq : seq
       })
     }
-    return [...byId.values()].filter((d) => opts.includeRetired || !d.retired)
+    return [...byId.values()].filter((d) => includeRetired || !d.retired)
   }
 
   /** Every core key the catalog lists (what an embassy must hold), retired ones included. */

@@ -135,9 +135,10 @@ export class Embassy extends ReadyResource {
     this.holders.set(hex, holder)
     holder.on('core-added', (k) => {
       this.emit('core-added', catalogKey, toZ32(k))
-      // A receipt right away, even for an empty core: the agency learns it is held.
+      // An empty core never downloads anything: tell the agency right away that it is held.
+      // (Others get their receipt when their blocks arrive.)
       const held = holder.cores.get(k.toString('hex'))
-      if (held) void this.#send(holder, held.core)
+      if (held && held.core.length === 0) void this.#send(holder, held.core)
     })
     holder.on('caught-up', (core) => this.emit('caught-up', catalogKey, toZ32(core.key!), core.length))
     holder.on('progress', (core) => this.#onprogress(holder, core))

@@ -10,6 +10,7 @@ import type Corestore from 'corestore'
 import type { HostPort } from './config.js'
 import { CustodyChannel, type MessageSpec } from './custody-channel.js'
 import { EmbassyError } from './errors.js'
+import { udxWithLargeBuffers } from './udp.js'
 import { toZ32 } from './ids.js'
 import type { KeyPair } from './node.js'
 import { peerRoleName, type Handshake } from '../protocol/index.js'
@@ -88,7 +89,7 @@ export class Network extends ReadyResource {
 
   override async _open(): Promise<void> {
     const { keyPair, bootstrap } = this.opts
-    this.dht = new DHT({ bootstrap, keyPair, port: this.opts.port ?? 0, host: this.opts.host ?? '0.0.0.0' })
+    this.dht = new DHT({ bootstrap, keyPair, port: this.opts.port ?? 0, host: this.opts.host ?? '0.0.0.0', udx: udxWithLargeBuffers() } as ConstructorParameters<typeof DHT>[0])
     this.swarm = new Hyperswarm({
       keyPair,
       dht: this.dht,
