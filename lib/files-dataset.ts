@@ -11,7 +11,7 @@ import { ChunkedLocaldrive } from './chunked-localdrive.js'
 import { EmbassyError } from './errors.js'
 import type { Progress } from './log-dataset.js'
 
-/** Content block size for published files (bytes). Larger blocks replicate faster (see BENCHMARKS.md). */
+/** Content block size for published files (bytes); with large UDP buffers 256 KiB–4 MiB replicate alike (BENCHMARKS.md). */
 export const FILE_BLOCK_SIZE = 1024 * 1024
 
 export interface FileInfo {
