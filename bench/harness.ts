@@ -1,0 +1,443 @@
+/**
+ * Benchmark harness: child processes (each in its own process group, all killed on exit),
+ * temporary directories (all removed on exit), the CLI, JSON-line events, statistics.
+ * Benchmarks are not tests: nothing here is used by `npm test`.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+/** dist/ (the harness runs compiled, from dist/bench). */
+export const DIST = path.resolve(here, '..')
+export const CLI = path.join(DIST, 'bin', 'embassy.js')
+export const RAW_WORKER = path.join(here, 'raw-worker.js')
+export const NODE_WORKER = path.join(here, 'node-worker.js')
+/** `--import` this into a product process to apply BENCH_* variants (see tune.ts). */
+export const TUNE = path.join(here, 'tune.js')
+export const TUNE_ARGS = ['--import', 'file://' + TUNE]
+
+export type Json = Record<string, any>
+
+/** One line of the result table. `baselineValue` is measured in the same run. */
+export interface Result {
+  name: string
+  value: number
+  unit: string
+  baseline: string
+  baselineValue: number | null
+  /** value / baselineValue (see `better` for which way is good). */
+  ratio: number | null
+  /** 'higher' when a bigger value is better (throughput), 'lower' otherwise (times, memory). */
+  better: 'higher' | 'lower'
+  /** A stated goal, as text (`≥ 0.95 ratio`, `< 100 ms`), and whether this run met it. */
+  goal?: string
+  met?: boolean
+  /** Anything else worth keeping (spread, sizes, counts). */
+  detail?: Json
+}
+
+/** Child processes and temp dirs of this run; `cleanup()` removes all of them. */
+const children = new Set<ChildProcess>()
+const tmpDirs = new Set<string>()
+let tmpRoot: string | null = null
+
+function runRoot(): string {
+  if (!tmpRoot) {
+    tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'embassy-bench-'))
+    tmpDirs.add(tmpRoot)
+  }
+  return tmpRoot
+}
+
+/** A fresh directory under this run's temp root. */
+export function tmpdir(name: string): string {
+  const dir = fs.mkdtempSync(path.join(runRoot(), name + '-'))
+  return dir
+}
+
+/** Removes one directory now (big data sets are dropped as soon as a benchmark is done). */
+export function rmdir(dir: string): void {
+  try {
+    fs.rmSync(dir, { recursive: true, force: true })
+  } catch {}
+}
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return
+  try {
+    process.kill(-child.pid, signal)
+  } catch {
+    try {
+      child.kill(signal)
+    } catch {}
+  }
+}
+
+/** Kills every child process group and removes every temp dir. Synchronous: safe in 'exit'. */
+export function cleanup(keep = false): void {
+  for (const c of children) killGroup(c, 'SIGKILL')
+  children.clear()
+  if (!keep) for (const d of tmpDirs) rmdir(d)
+  tmpDirs.clear()
+}
+
+let installed = false
+/** Cleans up on exit, on SIGINT/SIGTERM/SIGHUP, and on uncaught errors. */
+export function installCleanup(keep: () => boolean): void {
+  if (installed) return
+  installed = true
+  process.on('exit', () => cleanup(keep()))
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(sig, () => {
+      process.stderr.write(`\nbench: ${sig}: stopping every child process\n`)
+      cleanup(keep())
+      process.exit(130)
+    })
+  }
+}
+
+export interface Proc {
+  child: ChildProcess
+  pid: number
+  /** Date.now() right before spawn. */
+  spawnedAt: number
+  events: Json[]
+  /** Last ~64 KiB of non-JSON output, for error messages. */
+  text: string
+  exited: Promise<number | null>
+  waitEvent(pred: (e: Json) => boolean, timeoutMs?: number, what?: string): Promise<Json>
+  /** Events that match `pred`, past and future, to a callback. */
+  onEvent(pred: (e: Json) => boolean, fn: (e: Json) => void): void
+  /** Sends one JSON line on stdin (workers read commands there). */
+  send(msg: Json): void
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves on exit. */
+  stop(graceMs?: number): Promise<number | null>
+  kill(): Promise<void>
+  /** Peak resident set (VmHWM) and current RSS in bytes, from /proc; null when gone. */
+  memory(): { peak: number; rss: number } | null
+  /** CPU time (user + system, all threads) in ms so far, from /proc; NaN when gone. */
+  cpu(): number
+}
+
+const TICK_MS = 10 // Linux USER_HZ is 100 everywhere that matters
+
+/** CPU ms (user + system) of process `pid`, from /proc/PID/stat; NaN when gone. */
+export function cpuMs(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(f[11]) + Number(f[12])) * TICK_MS
+  } catch {
+    return NaN
+  }
+}
+
+export interface SpawnOptions {
+  /** Which stream carries JSON-line events. `embassy run` logs on stderr; workers print on stdout. */
+  events: 'stdout' | 'stderr'
+  env?: NodeJS.ProcessEnv
+  label?: string
+  /** Extra node flags (e.g. --expose-gc). */
+  nodeArgs?: string[]
+}
+
+/** Spawns `node script args` in its own process group; JSON lines become events. */
+export function spawnNode(script: string, args: string[], opts: SpawnOptions): Proc {
+  const spawnedAt = Date.now()
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), script, ...args], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    detached: true,
+    env: { ...process.env, CI: '1', ...opts.env }
+  })
+  children.add(child)
+  const events: Json[] = []
+  const exitWaiters: Array<() => void> = []
+  const listeners: Array<{ pred: (e: Json) => boolean; fn: (e: Json) => void; once: boolean }> = []
+  const label = opts.label ?? path.basename(script)
+  const proc: Proc = {
+    child,
+    pid: child.pid ?? -1,
+    spawnedAt,
+    events,
+    text: '',
+    exited: new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        children.delete(child)
+        // The group may still hold grandchildren: end them too.
+        if (child.pid !== undefined) {
+          try {
+            process.kill(-child.pid, 'SIGKILL')
+          } catch {}
+        }
+        resolve(code ?? (signal ? -1 : null))
+        for (const w of exitWaiters.splice(0)) w()
+      })
+    }),
+    waitEvent(pred, timeoutMs = 60_000, what = 'event') {
+      const hit = events.find(pred)
+      if (hit) return Promise.resolve(hit)
+      return new Promise((resolve, reject) => {
+        let done = false
+        const fail = (why: string) => {
+          if (done) return
+          done = true
+          clearTimeout(timer)
+          reject(new Error(`${label}: ${what}: ${why}\n--- output of ${label} (tail) ---\n${proc.text.slice(-3000)}`))
+        }
+        const timer = setTimeout(() => fail(`not seen in ${timeoutMs} ms`), timeoutMs)
+        exitWaiters.push(() => fail(`process exited (code ${child.exitCode}, signal ${child.signalCode})`))
+        listeners.push({
+          pred,
+          once: true,
+          fn: (e) => {
+            if (done) return
+            done = true
+            clearTimeout(timer)
+            resolve(e)
+          }
+        })
+      })
+    },
+    onEvent(pred, fn) {
+      for (const e of events) if (pred(e)) fn(e)
+      listeners.push({ pred, fn, once: false })
+    },
+    send(msg) {
+      if (child.stdin && !child.stdin.destroyed) child.stdin.write(JSON.stringify(msg) + '\n')
+    },
+    async stop(graceMs = 15_000) {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode
+      const timer = setTimeout(() => killGroup(child, 'SIGKILL'), graceMs)
+      child.kill('SIGTERM')
+      const code = await proc.exited
+      clearTimeout(timer)
+      return code
+    },
+    async kill() {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      killGroup(child, 'SIGKILL')
+      await proc.exited
+    },
+    memory() {
+      try {
+        const s = fs.readFileSync(`/proc/${child.pid}/status`, 'utf8')
+        const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? NaN) * 1024
+        return { peak: kb('VmHWM'), rss: kb('VmRSS') }
+      } catch {
+        return null
+      }
+    },
+    cpu() {
+      return cpuMs(child.pid ?? -1)
+    }
+  }
+  const feed = (stream: NodeJS.ReadableStream | null, parse: boolean) => {
+    if (!stream) return
+    let buf = ''
+    stream.setEncoding('utf8')
+    stream.on('data', (d: string) => {
+      buf += d
+      let nl: number
+      while ((nl = buf.indexOf('\n')) !== -1) {
+        const line = buf.slice(0, nl)
+        buf = buf.slice(nl + 1)
+        let e: Json | null = null
+        if (parse && line.startsWith('{')) {
+          try {
+            e = JSON.parse(line)
+          } catch {}
+        }
+        if (!e) {
+          proc.text += line + '\n'
+          if (proc.text.length > 65536) proc.text = proc.text.slice(-32768)
+          continue
+        }
+        events.push(e)
+        for (let i = 0; i < listeners.length; i++) {
+          const l = listeners[i]!
+          if (!l.pred(e)) continue
+          l.fn(e)
+          if (l.once) listeners.splice(i--, 1)
+        }
+      }
+    })
+  }
+  feed(child.stdout, opts.events === 'stdout')
+  feed(child.stderr, opts.events === 'stderr')
+  // Keep memory bounded for chatty processes (10,000 'caught-up' events are fine; millions are not).
+  return proc
+}
+
+export interface CliResult {
+  code: number
+  stdout: string
+  stderr: string
+  json: any
+  ms: number
+}
+
+/** Runs one `embassy` command to completion (bounded by `timeoutMs`). */
+export function cli(
+  args: string[],
+  opts: { input?: string | Buffer | NodeJS.ReadableStream; timeoutMs?: number; env?: NodeJS.ProcessEnv; nodeArgs?: string[] } = {}
+): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const start = performance.now()
+    const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), CLI, ...args], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true,
+      env: { ...process.env, CI: '1', ...opts.env }
+    })
+    children.add(child)
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8')
+    child.stderr.setEncoding('utf8')
+    child.stdout.on('data', (d: string) => (stdout += d))
+    child.stderr.on('data', (d: string) => {
+      stderr += d
+      if (stderr.length > 65536) stderr = stderr.slice(-32768)
+    })
+    const timer = setTimeout(() => killGroup(child, 'SIGKILL'), opts.timeoutMs ?? 120_000)
+    child.on('close', (code) => {
+      clearTimeout(timer)
+      children.delete(child)
+      let json: any = null
+      try {
+        json = JSON.parse(stdout)
+      } catch {}
+      resolve({ code: code ?? -1, stdout, stderr, json, ms: performance.now() - start })
+    })
+    child.stdin.on('error', () => {})
+    const input = opts.input
+    if (input && typeof input === 'object' && 'pipe' in input) (input as NodeJS.ReadableStream).pipe(child.stdin)
+    else child.stdin.end(input ?? '')
+  })
+}
+
+/** Like cli(), but throws with the command's stderr unless it exits 0. */
+export async function cliOk(args: string[], opts: Parameters<typeof cli>[1] = {}): Promise<CliResult> {
+  const r = await cli(args, opts)
+  if (r.code !== 0) throw new Error(`embassy ${args.slice(0, 3).join(' ')} exited ${r.code}: ${r.stderr.slice(-2000)}`)
+  return r
+}
+
+/** `embassy bootstrap` with a local DHT of `nodes` nodes (≥ 4: see DESIGN.md on first dials). */
+export async function startBootstrap(nodes = 5): Promise<{ proc: Proc; bootstrap: string[] }> {
+  const proc = spawnNode(CLI, ['bootstrap', '--port', '0', '--nodes', String(nodes), '--json'], { events: 'stdout', label: 'bootstrap' })
+  const e = await proc.waitEvent((x) => Array.isArray(x.bootstrap), 30_000, 'bootstrap address')
+  return { proc, bootstrap: e.bootstrap as string[] }
+}
+
+/** `embassy run --log-format json` on `dir`; resolves once it logged 'started'. */
+export async function startRun(dir: string, bootstrap: string[], label = 'run', opts: { nodeArgs?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<Proc> {
+  const proc = spawnNode(CLI, ['run', '--dir', dir, '--bootstrap', bootstrap.join(','), '--log-format', 'json'], { events: 'stderr', label, ...opts })
+  await proc.waitEvent((e) => e.event === 'started', 60_000, 'started')
+  return proc
+}
+
+/** The worker's config argument: inline JSON, or @FILE when it is too big for a command line. */
+export function configArg(config: Json): string {
+  const text = JSON.stringify(config)
+  if (text.length < 64 * 1024) return text
+  const file = path.join(tmpdir('config'), 'config.json')
+  fs.writeFileSync(file, text)
+  return '@' + file
+}
+
+/** A worker script (raw-worker / node-worker) with one JSON config argument; events on stdout. */
+export function startWorker(script: string, config: Json, label: string, nodeArgs: string[] = []): Proc {
+  return spawnNode(script, [configArg(config)], { events: 'stdout', label, nodeArgs })
+}
+
+/** Initialises a node through the CLI; returns its identity. */
+export async function initNode(dir: string, role: 'agency' | 'embassy' | 'mirror', name = ''): Promise<{ nodeKey: string; catalogKey: string | null }> {
+  const r = await cliOk(['init', '--role', role, '--dir', dir, '--json', ...(name ? ['--name', name] : [])])
+  return r.json
+}
+
+/** Agency allows the embassy; the embassy follows the agency (both through the CLI). */
+export async function pair(agencyDir: string, agencyKey: string, embassyDir: string, embassyKey: string): Promise<void> {
+  await cliOk(['allow', embassyKey, '--dir', agencyDir, '--json'])
+  await cliOk(['follow', agencyKey, '--dir', embassyDir, '--json'])
+}
+
+/** System-wide UDP datagrams dropped for a full receive buffer (RcvbufErrors in /proc/net/snmp). */
+export function udpDrops(): number {
+  try {
+    const lines = fs.readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Udp:'))
+    const head = lines[0]!.split(/\s+/)
+    const vals = lines[1]!.split(/\s+/)
+    return Number(vals[head.indexOf('RcvbufErrors')])
+  } catch {
+    return NaN
+  }
+}
+
+// ---------- statistics ----------
+
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return NaN
+  const s = [...values].sort((a, b) => a - b)
+  const rank = (p / 100) * (s.length - 1)
+  const lo = Math.floor(rank)
+  const hi = Math.ceil(rank)
+  return s[lo]! + (s[hi]! - s[lo]!) * (rank - lo)
+}
+
+export function median(values: number[]): number {
+  return percentile(values, 50)
+}
+
+export function round(n: number, digits = 2): number {
+  if (!Number.isFinite(n)) return n
+  const f = 10 ** digits
+  return Math.round(n * f) / f
+}
+
+export const MiB = 1024 * 1024
+
+export function mibPerS(bytes: number, ms: number): number {
+  return bytes / MiB / (ms / 1000)
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+/** Polls `fn` until it returns a non-null value, or throws after `timeoutMs`. */
+export async function until<T>(what: string, fn: () => Promise<T | null> | T | null, timeoutMs = 60_000, everyMs = 100): Promise<T> {
+  const end = Date.now() + timeoutMs
+  for (;;) {
+    const v = await fn()
+    if (v !== null && v !== undefined) return v
+    if (Date.now() > end) throw new Error(`${what}: not after ${timeoutMs} ms`)
+    await sleep(everyMs)
+  }
+}
+
+/** Information about this machine for the JSON document. */
+export function machine(): Json {
+  const cpus = os.cpus()
+  return {
+    cpus: cpus.length,
+    model: cpus[0]?.model ?? 'unknown',
+    memory: os.totalmem(),
+    memoryGiB: round(os.totalmem() / 1024 ** 3, 1),
+    node: process.version,
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+    loadavg: os.loadavg().map((x) => round(x, 2))
+  }
+}
+
+/** One result line: ratio computed from value and baseline. */
+export function result(r: Omit<Result, 'ratio'> & { ratio?: number | null }): Result {
+  const ratio = r.ratio !== undefined ? r.ratio : r.baselineValue ? round(r.value / r.baselineValue, 3) : null
+  return { ...r, value: round(r.value, 2), baselineValue: r.baselineValue === null ? null : round(r.baselineValue, 2), ratio }
+}
+
+/** Deterministic pseudo-random bytes (xorshift), so raw and product runs move the same kind of bytes. */
+export { pseudoRandom } from '../test/helpers.js'

@@ -1,0 +1,135 @@
+/**
+ * `npm run bench [-- --quick] [--only a,b] [--variants] [--keep]`
+ *
+ * Runs the benchmarks in separate processes on loopback with a local DHT, prints a human table
+ * on stderr and one JSON document on stdout: { machine, mode, results: [ { name, value, unit,
+ * baseline, baselineValue, ratio, … } ] }. Every child process and temp dir is removed on exit.
+ */
+import { parseArgs } from 'node:util'
+import { cleanup, installCleanup, machine, round, startBootstrap, type Result } from './harness.js'
+import type { Ctx, Suite } from './context.js'
+import { replication } from './suites/replication.js'
+import { publish } from './suites/publish.js'
+import { liveLag } from './suites/live-lag.js'
+import { scale } from './suites/scale.js'
+import { outage } from './suites/outage.js'
+import { connect } from './suites/connect.js'
+
+const SUITES: Record<string, Suite> = { replication, publish, 'live-lag': liveLag, scale, outage, connect }
+
+/** Hard limits on the whole run (the issue's budget: quick under 3 minutes, full under 20). */
+const BUDGET_MS = { quick: 3 * 60_000, full: 20 * 60_000 }
+
+function help(): string {
+  return [
+    'usage: npm run -s bench -- [--quick] [--only NAME,…] [--variants] [--keep]',
+    '',
+    `  --quick       small sizes (under 3 minutes on 2 cores)`,
+    `  --only LIST   run only these: ${Object.keys(SUITES).join(', ')}`,
+    '  --variants    also measure optimisation variants (block size, UDP buffers, inflight window)',
+    '  --keep        keep the temporary node directories',
+    '',
+    'Human table on stderr, one JSON document on stdout.',
+    ''
+  ].join('\n')
+}
+
+/** min–max of the per-trial values, when there are several. */
+function spread(r: Result): string {
+  const t = r.detail?.trials
+  if (!Array.isArray(t) || t.length < 2 || typeof t[0] !== 'number') return ''
+  return `${fmt(Math.min(...t))}–${fmt(Math.max(...t))}`
+}
+
+function table(results: Result[]): string {
+  const rows = results.map((r) => [
+    r.name,
+    `${fmt(r.value)} ${r.unit}`,
+    spread(r),
+    r.baselineValue === null ? '—' : `${fmt(r.baselineValue)} ${r.unit}`,
+    r.ratio === null ? '—' : r.ratio.toFixed(2),
+    r.goal ? `${r.met ? 'met' : 'NOT met'}: ${r.goal}` : ''
+  ])
+  const head = ['benchmark', 'value', 'spread', 'baseline', 'ratio', 'goal']
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 || i === 5 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')
+  const out = [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)]
+  const baselines = results.map((r, i) => `  [${i + 1}] ${r.name}: baseline = ${r.baseline}`)
+  return out.join('\n') + '\n\nbaselines (measured in this run):\n' + baselines.join('\n') + '\n'
+}
+
+function fmt(n: number): string {
+  if (!Number.isFinite(n)) return String(n)
+  if (Math.abs(n) >= 100) return n.toFixed(0)
+  if (Math.abs(n) >= 10) return n.toFixed(1)
+  return n.toFixed(2)
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    args: process.argv.slice(2),
+    options: { quick: { type: 'boolean' }, only: { type: 'string' }, variants: { type: 'boolean' }, keep: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    strict: true
+  })
+  if (values.help) {
+    process.stdout.write(help())
+    return 0
+  }
+  const quick = !!values.quick
+  const keep = !!values.keep
+  installCleanup(() => keep)
+  const names = values.only ? values.only.split(',').map((s) => s.trim()) : Object.keys(SUITES)
+  for (const n of names) if (!SUITES[n]) throw new Error(`unknown benchmark "${n}" (${Object.keys(SUITES).join(', ')})`)
+
+  const started = Date.now()
+  const budget = quick ? BUDGET_MS.quick : BUDGET_MS.full
+  const say = (msg: string) => process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s] ${msg}\n`)
+  // Bounded: past the budget (plus slack for --variants) everything is stopped and the run fails.
+  const hardLimit = setTimeout(() => {
+    say(`run exceeded its time limit: stopping every child process`)
+    cleanup(keep)
+    process.exit(4)
+  }, budget * (values.variants ? 3 : 1.5))
+  hardLimit.unref()
+
+  const m = machine()
+  say(`machine: ${m.cpus} × ${m.model}, ${m.memoryGiB} GiB, node ${m.node}, ${m.os}; mode ${quick ? 'quick' : 'full'}`)
+  const { proc: dht, bootstrap } = await startBootstrap(5)
+  say(`local DHT (5 nodes) on ${bootstrap.join(',')}`)
+  const ctx: Ctx = { quick, variants: !!values.variants, bootstrap, say, pick: (full, q) => (quick ? q : full) }
+
+  const results: Result[] = []
+  const failures: Array<{ name: string; error: string }> = []
+  const timings: Record<string, number> = {}
+  for (const name of names) {
+    const t0 = Date.now()
+    say(`── ${name}`)
+    try {
+      const r = await SUITES[name]!(ctx)
+      results.push(...r)
+      for (const x of r) say(`  → ${x.name}: ${fmt(x.value)} ${x.unit}${x.ratio !== null ? ` (ratio ${x.ratio})` : ''}`)
+    } catch (err) {
+      const msg = (err as Error).stack ?? String(err)
+      failures.push({ name, error: msg.slice(0, 4000) })
+      say(`${name} FAILED: ${msg}`)
+    }
+    timings[name] = round((Date.now() - t0) / 1000, 1)
+  }
+  await dht.stop()
+  const totalS = round((Date.now() - started) / 1000, 1)
+  say(`done in ${totalS} s`)
+  process.stderr.write('\n' + table(results) + '\n')
+  const doc = { machine: m, mode: quick ? 'quick' : 'full', variants: !!values.variants, date: new Date(started).toISOString(), seconds: totalS, suiteSeconds: timings, results, failures }
+  process.stdout.write(JSON.stringify(doc, null, 2) + '\n')
+  return failures.length ? 1 : 0
+}
+
+main().then(
+  (code) => {
+    process.stdout.write('', () => process.exit(code))
+  },
+  (err) => {
+    process.stderr.write(`bench: ${(err as Error).stack ?? err}\n`)
+    process.exit(2)
+  }
+)

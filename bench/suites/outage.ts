@@ -1,0 +1,87 @@
+/**
+ * 5. Outage catch-up: the embassy holds a log; it stops; the running agency appends 64 MiB
+ * (`embassy append` through its control socket); the embassy restarts. Time from the restart
+ * (process spawn) until it holds the new length, against a plain Hypercore reader process pulling
+ * the same 64 MiB at the same block size from spawn to done (fresh each time).
+ */
+import path from 'node:path'
+import { cliOk, median, MiB, mibPerS, result, rmdir, round, startRun, type Proc, type Result } from '../harness.js'
+import { connectedEvent, describe, fillLog, LOG_RECORD_BYTES, newAgency, newEmbassy, rawRead, rawWriter, record, runEmbassy, waitHeld } from '../product.js'
+import type { Ctx } from '../context.js'
+
+export async function outage(ctx: Ctx): Promise<Result[]> {
+  const bytes = 64 * MiB
+  const trials = ctx.pick(3, 2)
+  const procs: Proc[] = []
+  const dirs: string[] = []
+  try {
+    const agency = await newAgency('outage-agency')
+    dirs.push(path.dirname(agency.dir))
+    await cliOk(['dataset', 'create', 'data', '--dir', agency.dir, '--json'])
+    await cliOk(['append', 'data', record(0, LOG_RECORD_BYTES), '--dir', agency.dir, '--json'])
+    const cores = await describe(agency.dir)
+    const log = cores.find((c) => c.name === 'data')!
+    const embassy = await newEmbassy('outage-embassy', [agency])
+    dirs.push(path.dirname(embassy.dir))
+    const agencyProc = await startRun(agency.dir, ctx.bootstrap, 'outage-agency')
+    procs.push(agencyProc)
+    let emb = await runEmbassy(embassy.dir, ctx.bootstrap)
+    procs.push(emb)
+    await waitHeld(emb, cores, 60_000)
+    let length = log.length
+
+    const restartMs: number[] = []
+    const transferMs: number[] = []
+    for (let t = 0; t < trials; t++) {
+      await emb.stop()
+      const r = await fillLog(agency.dir, 'data', bytes)
+      length += r.records
+      emb = await runEmbassy(embassy.dir, ctx.bootstrap)
+      procs.push(emb)
+      const conn = await connectedEvent(emb)
+      const held = await waitHeld(emb, [{ key: log.key, length }], 300_000)
+      restartMs.push(held.at - emb.spawnedAt)
+      transferMs.push(held.at - conn.time)
+      ctx.say(`  trial ${t + 1}/${trials}: restart → held ${round(restartMs[t]! / 1000, 2)} s (connected → held ${round(transferMs[t]! / 1000, 2)} s)`)
+    }
+    await emb.stop()
+    const list = (await cliOk(['list', '--dir', agency.dir, '--json'])).json
+    const ds = list.datasets.find((d: { name: string }) => d.name === 'data')
+    const blockSize = Math.round(ds.byteLength / ds.length)
+    await agencyProc.stop()
+
+    // Baseline: a plain reader process pulling the same 64 MiB, spawn → done.
+    const w = await rawWriter({ bytes, blockSize, batch: 64 }, ctx.bootstrap)
+    procs.push(w.proc)
+    const rawSpawn: number[] = []
+    const rawTransfer: number[] = []
+    for (let t = 0; t < trials; t++) {
+      const rr = await rawRead(w, ctx.bootstrap)
+      rawSpawn.push(rr.spawnToDone)
+      rawTransfer.push(rr.ms)
+    }
+    ctx.say(`  raw: spawn → held ${rawSpawn.map((x) => round(x / 1000, 2)).join(', ')} s`)
+    await w.proc.stop()
+    return [
+      result({
+        name: 'outage catch-up 64 MiB: restart → held',
+        value: median(restartMs) / 1000,
+        unit: 's',
+        baseline: 'plain Hypercore reader process pulling the same 64 MiB (64 KiB blocks), spawn → held',
+        baselineValue: median(rawSpawn) / 1000,
+        better: 'lower',
+        detail: {
+          trials: restartMs.map((x) => round(x / 1000, 2)),
+          baselineTrials: rawSpawn.map((x) => round(x / 1000, 2)),
+          connectedToHeldS: transferMs.map((x) => round(x / 1000, 2)),
+          baselineConnectedToHeldS: rawTransfer.map((x) => round(x / 1000, 2)),
+          catchUpMiBs: round(mibPerS(bytes, median(transferMs)), 1),
+          baselineMiBs: round(mibPerS(bytes, median(rawTransfer)), 1)
+        }
+      })
+    ]
+  } finally {
+    for (const p of procs.reverse()) await p.stop().catch(() => {})
+    for (const d of dirs) rmdir(d)
+  }
+}

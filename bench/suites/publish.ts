@@ -1,0 +1,169 @@
+/**
+ * 2. Publish: `embassy publish` of a folder (many small files and a few large), MiB/s, against a
+ * plain Hypercore append of the same bytes at the same block size; and a 100,000-record NDJSON
+ * import through `embassy append`, records/s, against a plain Hypercore append of the same lines
+ * in the same batches. Both sides are whole processes timed from spawn to exit (node start,
+ * storage open and close included on both).
+ */
+import fs from 'node:fs'
+import path from 'node:path'
+import { FILE_BLOCK_SIZE } from '../../lib/files-dataset.js'
+import { APPEND_BATCH } from '../../lib/log-dataset.js'
+import { cliOk, median, MiB, mibPerS, result, rmdir, round, tmpdir, NODE_WORKER, RAW_WORKER, TUNE_ARGS, type Result } from '../harness.js'
+import { makeFolder, newAgency, record, spawnWorker } from '../product.js'
+import type { Ctx } from '../context.js'
+
+/** Raw append in its own process, spawn → exit. */
+async function rawAppend(cfg: Record<string, unknown>): Promise<{ wallMs: number; appendMs: number; bytes: number; blocks: number }> {
+  const dir = tmpdir('raw-append')
+  const proc = spawnWorker(RAW_WORKER, { role: 'writer', dir, bootstrap: ['127.0.0.1:1'], appendOnly: true, ...cfg }, 'raw-append')
+  try {
+    const e = await proc.waitEvent((x) => x.event === 'appended' || x.event === 'error', 900_000, 'raw append')
+    if (e.event === 'error') throw new Error(`raw append: ${e.message}`)
+    await proc.exited
+    return { wallMs: Date.now() - proc.spawnedAt, appendMs: e.ms, bytes: e.bytes, blocks: e.blocks }
+  } finally {
+    await proc.kill()
+    rmdir(dir)
+  }
+}
+
+/** The publish-batched variant in a node-worker process on a fresh agency; wall ms, spawn → exit. */
+async function publishBatched(src: string, files: number): Promise<number> {
+  const agency = await newAgency('publish-batched')
+  await cliOk(['dataset', 'create', 'docs', '--kind', 'files', '--dir', agency.dir, '--json'])
+  const w = spawnWorker(NODE_WORKER, { role: 'publish-batched', dir: agency.dir, dataset: 'docs', source: src }, 'publish-batched')
+  try {
+    const e = await w.waitEvent((x) => x.event === 'done' || x.event === 'error', 900_000, 'batched publish')
+    if (e.event === 'error') throw new Error(`publish-batched: ${e.message}`)
+    if (e.files !== files) throw new Error(`publish-batched wrote ${e.files} files, expected ${files}`)
+    await w.exited
+    return Date.now() - w.spawnedAt
+  } finally {
+    await w.kill()
+    rmdir(path.dirname(agency.dir))
+  }
+}
+
+export async function publish(ctx: Ctx): Promise<Result[]> {
+  const results: Result[] = []
+  const bytes = ctx.pick(1024, 128) * MiB
+  const trials = ctx.pick(2, 2)
+  const root = tmpdir('publish')
+  try {
+    const src = path.join(root, 'src')
+    const t0 = performance.now()
+    const shape = makeFolder(src, bytes)
+    ctx.say(`  folder: ${shape.files} files (${shape.largeFiles} large, ${shape.smallFiles} small), ${round(shape.bytes / MiB)} MiB, written in ${round((performance.now() - t0) / 1000, 1)} s`)
+    const product: number[] = []
+    const raw: number[] = []
+    const batched: number[] = []
+    const whole: number[] = []
+    const publishOnce = async (env?: NodeJS.ProcessEnv) => {
+      const agency = await newAgency('publish')
+      await cliOk(['dataset', 'create', 'docs', '--kind', 'files', '--dir', agency.dir, '--json'])
+      const r = await cliOk(['publish', 'docs', src, '--dir', agency.dir, '--json'], { timeoutMs: 900_000, ...(env ? { env, nodeArgs: TUNE_ARGS } : {}) })
+      if (r.json?.files !== shape.files) throw new Error(`publish reported ${r.json?.files} files, expected ${shape.files}`)
+      rmdir(path.dirname(agency.dir))
+      return r
+    }
+    for (let t = 0; t < trials; t++) {
+      const r = await publishOnce()
+      product.push(mibPerS(shape.bytes, r.ms))
+      if (ctx.variants) {
+        const v = await publishOnce({ BENCH_MIRROR_BATCH: '1' })
+        batched.push(mibPerS(shape.bytes, v.ms))
+        whole.push(mibPerS(shape.bytes, await publishBatched(src, shape.files)))
+      }
+      const b = await rawAppend({ source: src, blockSize: FILE_BLOCK_SIZE, batch: 64 })
+      raw.push(mibPerS(b.bytes, b.wallMs))
+      ctx.say(`  publish trial ${t + 1}/${trials}: embassy publish ${round(product[t]!, 1)} MiB/s (${round(r.ms / 1000, 1)} s), raw append ${round(raw[t]!, 1)} MiB/s (${round(b.wallMs / 1000, 1)} s)`)
+    }
+    results.push(
+      result({
+        name: `publish folder ${round(bytes / MiB)} MiB (${shape.files} files)`,
+        value: median(product),
+        unit: 'MiB/s',
+        baseline: `plain Hypercore append of the same file bytes in ${FILE_BLOCK_SIZE / 1024} KiB blocks (no index), process spawn → exit`,
+        baselineValue: median(raw),
+        better: 'higher',
+        detail: { trials: product.map((x) => round(x, 1)), baselineTrials: raw.map((x) => round(x, 1)), ...shape }
+      })
+    )
+    if (batched.length) {
+      results.push(
+        result({
+          name: 'variant: publish folder, MirrorDrive { batch: true }',
+          value: median(batched),
+          unit: 'MiB/s',
+          baseline: 'product defaults (same rounds)',
+          baselineValue: median(product),
+          better: 'higher',
+          detail: { trials: batched.map((x) => round(x, 1)) }
+        }),
+        result({
+          name: 'variant: publish folder, small files put whole in one drive.batch()',
+          value: median(whole),
+          unit: 'MiB/s',
+          baseline: 'product defaults (same rounds)',
+          baselineValue: median(product),
+          better: 'higher',
+          detail: { trials: whole.map((x) => round(x, 1)) }
+        })
+      )
+    }
+    rmdir(src)
+
+    // NDJSON import
+    const count = 100_000
+    const ndjson = path.join(root, 'records.ndjson')
+    const lines: string[] = new Array(count)
+    for (let i = 0; i < count; i++) lines[i] = record(i, 200)
+    fs.writeFileSync(ndjson, lines.join('\n') + '\n')
+    const ndBytes = fs.statSync(ndjson).size
+    const prod: number[] = []
+    const base: number[] = []
+    for (let t = 0; t < trials; t++) {
+      const agency = await newAgency('import')
+      await cliOk(['dataset', 'create', 'events', '--dir', agency.dir, '--json'])
+      const r = await cliOk(['append', 'events', '--dir', agency.dir, '--json'], { input: fs.createReadStream(ndjson), timeoutMs: 300_000 })
+      if (r.json?.appended !== count) throw new Error(`append reported ${r.json?.appended} records, expected ${count}`)
+      prod.push(count / (r.ms / 1000))
+      rmdir(path.dirname(agency.dir))
+      const b = await rawAppend({ ndjson, batch: APPEND_BATCH })
+      base.push(b.blocks / (b.wallMs / 1000))
+      ctx.say(`  import trial ${t + 1}/${trials}: embassy append ${Math.round(prod[t]!)} records/s (${round(r.ms / 1000, 2)} s), raw append ${Math.round(base[t]!)} records/s`)
+    }
+    results.push(
+      result({
+        name: `import NDJSON ${count / 1000}k records`,
+        value: median(prod),
+        unit: 'records/s',
+        baseline: `plain Hypercore append of the same lines, ${APPEND_BATCH} per append, process spawn → exit`,
+        baselineValue: median(base),
+        better: 'higher',
+        detail: { trials: prod.map((x) => Math.round(x)), baselineTrials: base.map((x) => Math.round(x)), bytes: ndBytes, recordBytes: 200 }
+      })
+    )
+    if (ctx.variants) {
+      // Is APPEND_BATCH right? The plain append of the same lines at other batch sizes.
+      for (const batch of [100, 500, 10_000]) {
+        const b = await rawAppend({ ndjson, batch })
+        const other = await rawAppend({ ndjson, batch: APPEND_BATCH })
+        results.push(
+          result({
+            name: `variant: plain append of the NDJSON lines, ${batch} per append`,
+            value: b.blocks / (b.appendMs / 1000),
+            unit: 'records/s',
+            baseline: `plain append, ${APPEND_BATCH} per append (APPEND_BATCH), append time only`,
+            baselineValue: other.blocks / (other.appendMs / 1000),
+            better: 'higher'
+          })
+        )
+      }
+    }
+  } finally {
+    rmdir(root)
+  }
+  return results
+}

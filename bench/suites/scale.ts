@@ -1,0 +1,238 @@
+/**
+ * 4. Scale: one embassy (`embassy run`) following A agencies (each its own `embassy run`) of N small
+ * log datasets each: time from the embassy's start until every core (catalogs included) is held at
+ * full length, and the embassy's peak RSS (VmHWM). Baselines in the same run: a plain Hypercore
+ * reader holding the same number of same-sized cores from A plain writers (time and peak RSS),
+ * and the peak RSS of an idle embassy.
+ */
+import path from 'node:path'
+import { cli, MiB, NODE_WORKER, RAW_WORKER, result, rmdir, round, sleep, startRun, tmpdir, TUNE_ARGS, type Proc, type Result } from '../harness.js'
+import { describe, newAgency, newEmbassy, spawnWorker, waitHeld, type CoreInfo, type NodeDir } from '../product.js'
+import type { Ctx } from '../context.js'
+
+const RECORD_BYTES = 100
+
+async function makeDatasets(ctx: Ctx, agencies: NodeDir[], count: number): Promise<void> {
+  const started = performance.now()
+  // Two at a time: the machine has two cores.
+  const queue = [...agencies]
+  const runOne = async (): Promise<void> => {
+    for (let a = queue.shift(); a; a = queue.shift()) {
+      const w = spawnWorker(NODE_WORKER, { role: 'make-datasets', dir: a.dir, count, records: 1, recordBytes: RECORD_BYTES }, 'make-datasets')
+      const e = await w.waitEvent((x) => x.event === 'done' || x.event === 'error', 900_000, 'datasets made')
+      await w.exited
+      if (e.event === 'error') throw new Error(`make-datasets: ${e.message}`)
+    }
+  }
+  await Promise.all([runOne(), runOne()])
+  ctx.say(`  ${agencies.length} × ${count} datasets made in ${round((performance.now() - started) / 1000, 1)} s`)
+}
+
+/** Samples `proc`'s RSS until stopped; returns the peak (VmHWM, which the kernel keeps anyway). */
+function watchMemory(proc: Proc): { stop(): { peak: number; samples: number } } {
+  let peak = 0
+  let samples = 0
+  const timer = setInterval(() => {
+    const m = proc.memory()
+    if (m) {
+      peak = Math.max(peak, m.peak)
+      samples++
+    }
+  }, 250)
+  return {
+    stop() {
+      clearInterval(timer)
+      const m = proc.memory()
+      if (m) peak = Math.max(peak, m.peak)
+      return { peak, samples }
+    }
+  }
+}
+
+export async function scale(ctx: Ctx): Promise<Result[]> {
+  const A = ctx.pick(10, 2)
+  const N = ctx.pick(1000, 200)
+  const timeoutMs = ctx.pick(600_000, 120_000)
+  const procs: Proc[] = []
+  const dirs: string[] = []
+  try {
+    const agencies: NodeDir[] = []
+    for (let i = 0; i < A; i++) {
+      const a = await newAgency(`scale-${i}`)
+      dirs.push(path.dirname(a.dir))
+      agencies.push(a)
+    }
+    await makeDatasets(ctx, agencies, N)
+    const cores: CoreInfo[] = []
+    for (const a of agencies) cores.push(...(await describe(a.dir)))
+    const dataCore = cores.find((c) => c.name !== 'catalog')!
+    ctx.say(`  ${cores.length} cores to hold (${A} catalogs + ${A * N} datasets of ${dataCore.byteLength} bytes)`)
+
+    // Baseline: an idle embassy's peak RSS.
+    const idle = await newEmbassy('scale-idle', [])
+    dirs.push(path.dirname(idle.dir))
+    const idleProc = await startRun(idle.dir, ctx.bootstrap, 'idle-embassy')
+    await sleep(2000)
+    const idleRss = idleProc.memory()?.peak ?? NaN
+    await idleProc.stop()
+
+    // Product.
+    const run = async (label: string, env?: NodeJS.ProcessEnv) => {
+      const embassy = await newEmbassy(label, agencies)
+      dirs.push(path.dirname(embassy.dir))
+      const opts = env ? { env, nodeArgs: TUNE_ARGS } : {}
+      const agencyProcs: Proc[] = []
+      for (const a of agencies) agencyProcs.push(await startRun(a.dir, ctx.bootstrap, 'scale-agency', opts))
+      procs.push(...agencyProcs)
+      const emb = await startRun(embassy.dir, ctx.bootstrap, 'scale-embassy', opts)
+      procs.push(emb)
+      const mem = watchMemory(emb)
+      const cpu0 = agencyProcs.map((p) => p.cpu())
+      const held = await waitHeld(emb, cores, timeoutMs)
+      const ms = held.at - emb.spawnedAt
+      const peak = mem.stop().peak
+      const cpu = { embassy: emb.cpu(), agencies: agencyProcs.reduce((n, p, i) => n + p.cpu() - cpu0[i]!, 0) }
+      const connectedAt = emb.events.find((e) => e.event === 'peer-connected')?.time ?? emb.spawnedAt
+      // Let receipts settle, then see what the embassy still uses and how many receipts it sent.
+      await sleep(2000)
+      const settled = emb.memory()
+      const status = await cli(['status', '--dir', embassy.dir, '--json'], { timeoutMs: 60_000 })
+      const receiptsSent = (status.json?.agencies ?? []).reduce((n: number, a: { receiptsSent?: number }) => n + (a.receiptsSent ?? 0), 0)
+      const out = {
+        ms,
+        peak,
+        connectedToHeldMs: held.at - connectedAt,
+        pickedUpEvents: emb.events.filter((e) => e.event === 'dataset-picked-up').length,
+        caughtUpEvents: emb.events.filter((e) => e.event === 'caught-up').length,
+        cpuSeconds: { embassy: round(cpu.embassy / 1000, 1), agencies: round(cpu.agencies / 1000, 1) },
+        receiptsSent,
+        rssAfterSettleMiB: settled ? round(settled.rss / MiB) : null
+      }
+      await emb.stop()
+      for (const p of agencyProcs.reverse()) await p.stop()
+      ctx.say(`  ${label}: all held ${round(ms / 1000, 1)} s after start; embassy peak RSS ${round(peak / MiB)} MiB; CPU-s embassy ${out.cpuSeconds.embassy}, agencies ${out.cpuSeconds.agencies}; ${receiptsSent} receipts sent`)
+      return out
+    }
+    const product = await run('product')
+    const productMs = product.ms
+    const productPeak = product.peak
+    const variant = ctx.variants ? await run('variant: Agency.cores() cached', { BENCH_AGENCY_CORES_CACHE: '1' }) : null
+    ctx.say(`  (idle embassy peak RSS ${round(idleRss / MiB)} MiB)`)
+
+    // Baseline: plain writers (one per agency) and one plain reader holding every core.
+    const writers: Array<{ publicKey: string; keys: string[]; lengths: number[] }> = []
+    for (let i = 0; i < A; i++) {
+      const wdir = tmpdir('scale-raw')
+      dirs.push(wdir)
+      const w = spawnWorker(RAW_WORKER, { role: 'writer', dir: wdir, bootstrap: ctx.bootstrap, cores: N, bytes: dataCore.byteLength, blockSize: dataCore.byteLength, batch: 1 }, 'scale-raw-writer')
+      procs.push(w)
+      const l = await w.waitEvent((e) => e.event === 'listening' || e.event === 'error', 300_000, 'raw writer listening')
+      if (l.event === 'error') throw new Error(l.message)
+      writers.push(l as unknown as { publicKey: string; keys: string[]; lengths: number[] })
+    }
+    const rawRun = async (perPeer: boolean) => {
+      const readerDir = tmpdir('scale-raw-reader')
+      dirs.push(readerDir)
+      const reader = spawnWorker(
+        RAW_WORKER,
+        {
+          role: 'reader',
+          dir: readerDir,
+          bootstrap: ctx.bootstrap,
+          keys: writers.flatMap((w) => w.keys),
+          lengths: writers.flatMap((w) => w.lengths),
+          peers: writers.map((w) => w.publicKey),
+          ...(perPeer ? { groups: writers.map((w) => w.keys.length) } : {})
+        },
+        'scale-raw-reader'
+      )
+      procs.push(reader)
+      const rmem = watchMemory(reader)
+      const done = await reader.waitEvent((e) => e.event === 'done' || e.event === 'error', timeoutMs, 'raw reader holds everything')
+      if (done.event === 'error') throw new Error(done.message)
+      const ms = done.doneAt - reader.spawnedAt
+      const peak = rmem.stop().peak
+      const cpu = reader.cpu()
+      await reader.stop()
+      rmdir(readerDir)
+      ctx.say(`  raw${perPeer ? ' (per-peer attach)' : ''}: all held ${round(ms / 1000, 1)} s after start; reader peak RSS ${round(peak / MiB)} MiB; ${round(cpu / 1000, 1)} CPU-s`)
+      return { ms, peak, cpuSeconds: round(cpu / 1000, 1) }
+    }
+    const rawDefault = await rawRun(false)
+    const rawMs = rawDefault.ms
+    const rawPeak = rawDefault.peak
+    const rawPerPeer = ctx.variants ? await rawRun(true) : null
+    for (const p of procs.splice(0).reverse()) await p.stop()
+
+    const label = `${A} agencies × ${N} datasets (${cores.length} cores)`
+    const { ms: _ms, peak: _peak, ...rest } = product
+    const detail = { agencies: A, datasetsPerAgency: N, cores: cores.length, coreBytes: dataCore.byteLength, ...rest }
+    const variants: Result[] = []
+    if (variant) {
+      variants.push(
+        result({
+          name: `variant: scale, Agency.cores() cached per catalog length`,
+          value: variant.ms / 1000,
+          unit: 's',
+          baseline: 'product defaults (same run)',
+          baselineValue: productMs / 1000,
+          better: 'lower',
+          detail: { ...variant, peakMiB: round(variant.peak / MiB) }
+        })
+      )
+    }
+    if (rawPerPeer) {
+      variants.push(
+        result({
+          name: `variant: scale, plain reader, each core attached only to its writer's connection: time`,
+          value: rawPerPeer.ms / 1000,
+          unit: 's',
+          baseline: 'plain reader, Corestore default (every core on every connection)',
+          baselineValue: rawMs / 1000,
+          better: 'lower',
+          detail: { ...rawPerPeer, cpuSecondsDefault: rawDefault.cpuSeconds }
+        }),
+        result({
+          name: `variant: scale, plain reader, each core attached only to its writer's connection: peak RSS`,
+          value: rawPerPeer.peak / MiB,
+          unit: 'MiB',
+          baseline: 'plain reader, Corestore default (every core on every connection)',
+          baselineValue: rawPeak / MiB,
+          better: 'lower'
+        })
+      )
+    }
+    return [
+      result({
+        name: `scale: time to hold ${label}`,
+        value: productMs / 1000,
+        unit: 's',
+        baseline: `plain Hypercore reader holding ${A * N} same-sized cores from ${A} plain writers, process start → all held`,
+        baselineValue: rawMs / 1000,
+        better: 'lower',
+        goal: '< 60 s',
+        met: productMs < 60_000,
+        detail
+      }),
+      result({
+        name: `scale: embassy peak RSS, ${label}`,
+        value: productPeak / MiB,
+        unit: 'MiB',
+        baseline: `peak RSS of that plain reader (idle embassy: ${round(idleRss / MiB)} MiB)`,
+        baselineValue: rawPeak / MiB,
+        better: 'lower',
+        goal: '< 1024 MiB',
+        met: productPeak < 1024 * MiB,
+        detail: {
+          idleEmbassyMiB: round(idleRss / MiB),
+          perCoreKiB: round((productPeak - idleRss) / cores.length / 1024, 1),
+          rawPerCoreKiB: round((rawPeak - idleRss) / (A * N) / 1024, 1)
+        }
+      }),
+      ...variants
+    ]
+  } finally {
+    for (const p of procs.reverse()) await p.stop().catch(() => {})
+    for (const d of dirs) rmdir(d)
+  }
+}
