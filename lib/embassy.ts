@@ -44,6 +44,8 @@ export class Embassy extends ReadyResource {
   /** Cores (hex key) whose receipt is due at the next tick, with their holder. */
   #dirty = new Map<string, { holder: Holder; core: Hypercore }>()
   #lastSent = new Map<string, number>()
+  /** The length each core last caught up at (hex key → length). */
+  #caughtUpAt = new Map<string, number>()
   #timer: NodeJS.Timeout | null = null
   #receiptsByAgency = new Map<string, { at: number; count: number }>()
 
@@ -154,6 +156,9 @@ export class Embassy extends ReadyResource {
     // Caught up (every live append ends here): send at once. Catching up: at most once a second.
     if (core.contiguousLength === core.length) {
       this.#dirty.delete(hex)
+      // Several blocks can complete the same length (the tail of a transfer): one receipt for it.
+      if (this.#caughtUpAt.get(hex) === core.length) return
+      this.#caughtUpAt.set(hex, core.length)
       void this.#send(holder, core)
     } else {
       this.#dirty.set(hex, { holder, core })

@@ -91,9 +91,13 @@ export class Holder extends EventEmitter<HolderEvents> {
         this.cores.set(hex, { core, dataset: d.id })
         await core.ready()
         core.download({ start: 0, end: -1 })
+        let caughtUpAt = -1
         core.on('download', () => {
           this.emit('progress', core)
-          if (core.contiguousLength === core.length) this.emit('caught-up', core)
+          if (core.contiguousLength === core.length && core.length !== caughtUpAt) {
+            caughtUpAt = core.length
+            this.emit('caught-up', core)
+          }
         })
         this.emit('core-added', key, d.id)
       }
