@@ -14,8 +14,9 @@ import { liveLag } from './suites/live-lag.js'
 import { scale } from './suites/scale.js'
 import { outage } from './suites/outage.js'
 import { connect } from './suites/connect.js'
+import { recovery } from './suites/recovery.js'
 
-const SUITES: Record<string, Suite> = { replication, publish, 'live-lag': liveLag, scale, outage, connect }
+const SUITES: Record<string, Suite> = { replication, publish, 'live-lag': liveLag, scale, outage, connect, recovery }
 
 /** Hard limits on the whole run (the budget: quick under 3 minutes, full under 20). */
 const BUDGET_MS = { quick: 3 * 60_000, full: 20 * 60_000 }

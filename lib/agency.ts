@@ -272,8 +272,9 @@ export class Agency extends ReadyResource {
     const cores = await this.cores()
     let blocks = 0
     let bytes = 0
+    // Every dataset core at once: one connection carries them all.
+    await Promise.all([...cores.values()].filter(({ core }) => core !== catalog).map(({ core }) => sync(core)))
     for (const { core } of cores.values()) {
-      if (core !== catalog) await sync(core)
       if (core.contiguousLength !== core.length) throw new EmbassyError('NOT_SYNCED', `core ${toZ32(core.key!)} is incomplete after sync`)
       blocks += core.length
       bytes += core.byteLength
