@@ -45,6 +45,14 @@ function age(ms: number | null): string {
   return `${(ms / 3_600_000).toFixed(1)} h`
 }
 
+/** A small progress bar for status tables on a terminal (bytes or blocks held of the total). */
+function bar(done: number, total: number): string {
+  if (!process.stdout.isTTY) return ''
+  const frac = total > 0 ? Math.min(1, done / total) : 1
+  const filled = Math.round(frac * 12)
+  return `${'█'.repeat(filled)}${'░'.repeat(12 - filled)} ${(frac * 100).toFixed(0).padStart(3)}%`
+}
+
 function short(key: string): string {
   return key.length > 16 ? `${key.slice(0, 8)}…${key.slice(-4)}` : key
 }
@@ -52,11 +60,22 @@ function short(key: string): string {
 formatters.status = (s) => {
   const head = `${s.role}${s.name ? ` "${s.name}"` : ''} ${s.nodeKey}\n${s.running ? 'running' : 'not running (read from storage)'}, ${s.peers.length} peer(s) connected${s.peers.length ? ': ' + s.peers.map((p: { role: string; nodeKey: string }) => `${p.role} ${short(p.nodeKey)}`).join(', ') : ''}\n`
   if (s.role === 'agency') {
-    const rows: string[][] = [['DATASET', 'KIND', 'LENGTH', 'SIZE', 'EMBASSY', 'HELD', 'BEHIND', 'RECEIPT AGE', 'LINK']]
+    const rows: string[][] = [['DATASET', 'KIND', 'LENGTH', 'SIZE', 'EMBASSY', 'HELD', 'BEHIND', 'RECEIPT AGE', 'LINK', process.stdout.isTTY ? 'PROVEN' : '']]
     for (const d of s.datasets) {
-      if (d.embassies.length === 0) rows.push([d.name, d.kind, String(d.length), fmtBytes(d.byteLength), '(none)', '', '', '', ''])
+      if (d.embassies.length === 0) rows.push([d.name, d.kind, String(d.length), fmtBytes(d.byteLength), '(none)', '', '', '', '', ''])
       for (const e of d.embassies) {
-        rows.push([d.name, d.kind, String(d.length), fmtBytes(d.byteLength), short(e.nodeKey), String(e.heldLength), e.behindBlocks ? `${e.behindBlocks} blk / ${fmtBytes(e.behindBytes)}` : 'up to date', age(e.receiptAge), e.connected ? 'connected' : 'offline'])
+        rows.push([
+          d.name,
+          d.kind,
+          String(d.length),
+          fmtBytes(d.byteLength),
+          short(e.nodeKey),
+          String(e.heldLength),
+          e.behindBlocks ? `${e.behindBlocks} blk / ${fmtBytes(e.behindBytes)}` : 'up to date',
+          age(e.receiptAge),
+          e.connected ? 'connected' : 'offline',
+          bar(d.byteLength - e.behindBytes, d.byteLength)
+        ])
       }
     }
     const alarms = s.alarms.length ? `\n${s.alarms.length} custody alarm(s), newest:\n` + s.alarms.slice(-5).map((a: { time: number; kind: string; peer: string; detail: string }) => `  ${new Date(a.time).toISOString()} ${a.kind} from ${short(a.peer)}: ${a.detail}`).join('\n') + '\n' : '\nno custody alarms\n'
@@ -68,7 +87,7 @@ formatters.status = (s) => {
     for (const a of s.agencies) {
       out += `\nagency ${a.nodeKey} (${a.connected ? 'connected' : 'offline'}), catalog ${a.catalogKey ?? '(not learnt yet)'}\n`
       out += `  ${a.complete ? 'complete' : 'catching up'}; last receipt sent ${a.lastReceiptAt ? new Date(a.lastReceiptAt).toISOString() : 'never'} (${a.receiptsSent} sent)\n`
-      out += table([['  CORE', 'LENGTH', 'HELD', 'SIZE', 'PEERS'], ...a.cores.map((c: { key: string; dataset: string; length: number; contiguousLength: number; byteLength: number; peers: number }) => [`  ${c.dataset === 'catalog' ? 'catalog' : short(c.key)}`, String(c.length), String(c.contiguousLength), fmtBytes(c.byteLength), String(c.peers)])])
+      out += table([['  CORE', 'LENGTH', 'HELD', 'SIZE', 'PEERS', ''], ...a.cores.map((c: { key: string; dataset: string; length: number; contiguousLength: number; byteLength: number; peers: number }) => [`  ${c.dataset === 'catalog' ? 'catalog' : short(c.key)}`, String(c.length), String(c.contiguousLength), fmtBytes(c.byteLength), String(c.peers), bar(c.contiguousLength, c.length)])])
       for (const p of a.problems) out += `  problem: ${p}\n`
     }
     return out
