@@ -16,7 +16,7 @@ import fs from 'node:fs'
 import './tune.js'
 import path from 'node:path'
 import { Daemon, FILE_BLOCK_SIZE, NodeHost, toZ32, type LogEvent } from '../lib/index.js'
-import { closers, out, shutdown, startWorker, workerConfig } from './worker-io.js'
+import { closers, out, runRole, shutdown, startWorker, workerConfig } from './worker-io.js'
 
 interface NodeConfig {
   role: 'describe' | 'make-datasets' | 'live-agency' | 'publish-batched'
@@ -198,13 +198,4 @@ async function publishBatched(): Promise<void> {
   await shutdown(0)
 }
 
-const roles = { describe, 'make-datasets': makeDatasets, 'live-agency': liveAgency, 'publish-batched': publishBatched }
-const run = roles[config.role]
-if (!run) {
-  out({ event: 'error', message: `unknown role ${config.role}` })
-  process.exit(2)
-}
-run().catch((err) => {
-  out({ event: 'error', message: (err as Error).stack ?? String(err) })
-  void shutdown(1)
-})
+runRole({ describe, 'make-datasets': makeDatasets, 'live-agency': liveAgency, 'publish-batched': publishBatched }, config.role)

@@ -23,7 +23,7 @@ import type Hypercore from 'hypercore'
 import './tune.js'
 import { RECONNECT_BACKOFFS } from '../lib/network.js'
 import { udxWithLargeBuffers } from '../lib/udp.js'
-import { closers, out, shutdown, startWorker, workerConfig } from './worker-io.js'
+import { closers, out, runRole, shutdown, startWorker, workerConfig } from './worker-io.js'
 import { pseudoRandom } from '../test/helpers.js'
 
 interface RawConfig {
@@ -336,13 +336,4 @@ async function connectClient(): Promise<void> {
   swarm.joinPeer(Buffer.from(config.peer!, 'hex'))
 }
 
-const roles = { writer, reader, 'connect-server': connectServer, 'connect-client': connectClient }
-const run = roles[config.role]
-if (!run) {
-  out({ event: 'error', message: `unknown role ${config.role}` })
-  process.exit(2)
-}
-run().catch((err) => {
-  out({ event: 'error', message: (err as Error).stack ?? String(err) })
-  void shutdown(1)
-})
+runRole({ writer, reader, 'connect-server': connectServer, 'connect-client': connectClient }, config.role)

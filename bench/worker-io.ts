@@ -51,3 +51,16 @@ export function startWorker(opts: { graceMs?: number; onmessage?: (msg: any) => 
   process.stdin.on('end', () => void shutdown(0))
   process.stdin.resume()
 }
+
+/** Runs the role named in the config; an unknown role or a failure is reported as an error event. */
+export function runRole(roles: Record<string, () => Promise<unknown>>, role: string): void {
+  const run = roles[role]
+  if (!run) {
+    out({ event: 'error', message: `unknown role ${role}` })
+    process.exit(2)
+  }
+  run().catch((err) => {
+    out({ event: 'error', message: (err as Error).stack ?? String(err) })
+    void shutdown(1)
+  })
+}

@@ -199,21 +199,7 @@ class CoreVerifier {
     this.internals = internals(ref.core)
     this.storage = this.internals.state.storage
     this.progress = progress
-    this.report = {
-      catalog: ref.catalog,
-      dataset: ref.dataset,
-      name: ref.name,
-      key: toZ32(ref.core.key!),
-      length: 0,
-      fork: 0,
-      contiguousLength: ref.core.contiguousLength,
-      signed: false,
-      held: 0,
-      checked: 0,
-      failed: 0,
-      failures: [],
-      failuresTruncated: false
-    }
+    this.report = emptyReport(ref, 0)
   }
 
   fail(f: VerifyFailure): void {
@@ -432,22 +418,27 @@ export async function verifyCores(refs: readonly HeldCoreRef[], opts: VerifyOpti
   return { ok: totals.coresFailed === 0, cores, totals, elapsed: Date.now() - started }
 }
 
-function errored(ref: HeldCoreRef, err: Error): CoreVerifyReport {
+/** A report for `ref` with nothing checked yet. */
+function emptyReport(ref: HeldCoreRef, length: number): CoreVerifyReport {
   return {
     catalog: ref.catalog,
     dataset: ref.dataset,
     name: ref.name,
     key: ref.core.key ? toZ32(ref.core.key) : '',
-    length: ref.core.length,
+    length,
     fork: 0,
     contiguousLength: ref.core.contiguousLength,
     signed: false,
     held: 0,
     checked: 0,
     failed: 0,
-    failures: [{ index: null, error: `could not verify: ${err.message}` }],
+    failures: [],
     failuresTruncated: false
   }
+}
+
+function errored(ref: HeldCoreRef, err: Error): CoreVerifyReport {
+  return { ...emptyReport(ref, ref.core.length), failures: [{ index: null, error: `could not verify: ${err.message}` }] }
 }
 
 // ---- CLI handler: `embassy verify [NAME]` ----
