@@ -171,4 +171,13 @@ test('cli: uninitialised, locked and corrupt directories', async (t) => {
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ version: 1, role: 'agency', bootstrap: ['nohost'] }))
   const badBoot = await cli(['list', '--dir', dir, '--json'])
   t.is(badBoot.json.error.code, 'BAD_CONFIG')
+
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ version: 1, role: 'agency' }))
+  const keys = fs.readFileSync(path.join(dir, 'keys.json'))
+  fs.writeFileSync(path.join(dir, 'keys.json'), '{"readKey": "not hex')
+  const badKeys = await cli(['list', '--dir', dir, '--json'])
+  t.is(badKeys.code, 2)
+  t.is(badKeys.json.error.code, 'BAD_CONFIG', 'a damaged keys.json is named')
+  fs.writeFileSync(path.join(dir, 'keys.json'), keys)
+  t.is((await cli(['list', '--dir', dir, '--json'])).code, 0, 'restored: nothing was lost')
 })
