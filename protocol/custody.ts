@@ -120,35 +120,47 @@ export interface Receipt {
   signature: Uint8Array
 }
 
-export const receipt: Codec<Receipt> = {
+/** The signed fields of a receipt, in wire order (shared by the message and its signing bytes). */
+const receiptBody: Codec<Omit<Receipt, 'signature'>> = {
   preencode(state, m) {
-    c.uint.preencode(state, 0) // flags
     c.fixed32.preencode(state, m.core)
     c.uint.preencode(state, m.length)
     c.fixed32.preencode(state, m.treeHash)
     c.uint.preencode(state, m.fork)
     c.uint.preencode(state, m.time)
-    c.fixed64.preencode(state, m.signature)
   },
   encode(state, m) {
-    c.uint.encode(state, 0)
     c.fixed32.encode(state, m.core)
     c.uint.encode(state, m.length)
     c.fixed32.encode(state, m.treeHash)
     c.uint.encode(state, m.fork)
     c.uint.encode(state, m.time)
-    c.fixed64.encode(state, m.signature)
   },
   decode(state) {
-    c.uint.decode(state)
-    const m = {
+    return {
       core: c.fixed32.decode(state),
       length: c.uint.decode(state),
       treeHash: c.fixed32.decode(state),
       fork: c.uint.decode(state),
-      time: c.uint.decode(state),
-      signature: c.fixed64.decode(state)
+      time: c.uint.decode(state)
     }
+  }
+}
+
+export const receipt: Codec<Receipt> = {
+  preencode(state, m) {
+    c.uint.preencode(state, 0) // flags
+    receiptBody.preencode(state, m)
+    c.fixed64.preencode(state, m.signature)
+  },
+  encode(state, m) {
+    c.uint.encode(state, 0)
+    receiptBody.encode(state, m)
+    c.fixed64.encode(state, m.signature)
+  },
+  decode(state) {
+    c.uint.decode(state)
+    const m = { ...receiptBody.decode(state), signature: c.fixed64.decode(state) }
     state.start = state.end // fields of later minors
     return m
   }
@@ -156,20 +168,13 @@ export const receipt: Codec<Receipt> = {
 
 /** The exact bytes a receipt's signature covers. */
 export function receiptSignable(m: Omit<Receipt, 'signature'>): Buffer {
+  const body = { core: m.core, length: m.length, treeHash: m.treeHash, fork: m.fork, time: m.time }
   const state = c.state()
   c.string.preencode(state, RECEIPT_SIGNING_NAMESPACE)
-  c.fixed32.preencode(state, m.core)
-  c.uint.preencode(state, m.length)
-  c.fixed32.preencode(state, m.treeHash)
-  c.uint.preencode(state, m.fork)
-  c.uint.preencode(state, m.time)
+  receiptBody.preencode(state, body)
   state.buffer = Buffer.allocUnsafe(state.end)
   c.string.encode(state, RECEIPT_SIGNING_NAMESPACE)
-  c.fixed32.encode(state, m.core)
-  c.uint.encode(state, m.length)
-  c.fixed32.encode(state, m.treeHash)
-  c.uint.encode(state, m.fork)
-  c.uint.encode(state, m.time)
+  receiptBody.encode(state, body)
   return state.buffer as Buffer
 }
 
