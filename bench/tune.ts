@@ -109,7 +109,7 @@ export function applyTuning(t: Tuning): void {
 /** Patches of the product itself (ES modules: the same instances the CLI imports). */
 export async function applyProductTuning(t: Tuning): Promise<void> {
   if (t.fileBlockSize) {
-    const { ChunkedLocaldrive } = await import('../lib/chunked-localdrive.js')
+    const { ChunkedLocaldrive } = await import('../lib/data/chunked-localdrive.js')
     const createReadStream = ChunkedLocaldrive.prototype.createReadStream
     const size = t.fileBlockSize
     ChunkedLocaldrive.prototype.createReadStream = function (this: { chunkSize: number }, ...args: Parameters<typeof createReadStream>) {
@@ -118,7 +118,7 @@ export async function applyProductTuning(t: Tuning): Promise<void> {
     }
   }
   if (t.agencyCoresCache) {
-    const { Agency } = await import('../lib/agency.js')
+    const { Agency } = await import('../lib/roles/agency.js')
     const cores = Agency.prototype.cores
     type Cached = { length: number; map: ReturnType<typeof cores> }
     const cache = new WeakMap<object, Cached>()

@@ -8,7 +8,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import test from 'brittle'
 import { chromium, type Browser, type Page } from 'playwright-core'
-import { Gateway } from '../lib/gateway.js'
+import { Gateway } from '../lib/gateway/gateway.js'
 import { makeTree, openAgency } from './helpers.js'
 
 const CHROMIUM = '/usr/bin/chromium'

@@ -3,7 +3,7 @@ import c from 'compact-encoding'
 import NoiseSecretStream from '@hyperswarm/secret-stream'
 import Protomux from 'protomux'
 import { CustodyChannel, toZ32, type Agency, type Daemon, type Embassy } from '../lib/index.js'
-import { signReceipt } from '../lib/custody.js'
+import { signReceipt } from '../lib/custody/receipts.js'
 import { CUSTODY_MINOR, CustodyMessage, PeerRole, receipt as receiptCodec, type Codec, type Handshake } from '../protocol/index.js'
 import { eventually } from './helpers.js'
 import { initDir, startDaemon, testnet } from './network-helpers.js'
@@ -64,7 +64,7 @@ test('custody: receipts arrive; heldLength reaches the agency length after repli
   t.alike(status.alarms, [], 'no alarms')
   // durable: the ledger survives on disk
   agency.ledger.flush()
-  const { CustodyLedger } = await import('../lib/custody.js')
+  const { CustodyLedger } = await import('../lib/custody/receipts.js')
   const again = new CustodyLedger(agency.node.dir)
   t.is(again.get(toZ32(embs[0]!.host.node.nodeKey), (await agency.datasets.list())[0]!.key)?.length, 21, 'stored durably')
 })

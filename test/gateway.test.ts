@@ -5,7 +5,7 @@ import net from 'node:net'
 import path from 'node:path'
 import test from 'brittle'
 import { NodeHost, toZ32, type Agency, type Daemon, type DatasetReader, type Embassy, type Mirror } from '../lib/index.js'
-import { Gateway, type GatewayOptions } from '../lib/gateway.js'
+import { Gateway, type GatewayOptions } from '../lib/gateway/gateway.js'
 import { eventually, makeTree, openAgency, pseudoRandom } from './helpers.js'
 import { initDir, startDaemon, testnet } from './network-helpers.js'
 

@@ -17,7 +17,7 @@ import {
   splitKit,
   type KitContents,
   type KitExportResult
-} from '../lib/kit.js'
+} from '../lib/kit/kit.js'
 import sodium from 'sodium-universal'
 import { openAgency } from './helpers.js'
 

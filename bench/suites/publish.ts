@@ -7,8 +7,8 @@
  */
 import fs from 'node:fs'
 import path from 'node:path'
-import { FILE_BLOCK_SIZE } from '../../lib/files-dataset.js'
-import { APPEND_BATCH } from '../../lib/log-dataset.js'
+import { FILE_BLOCK_SIZE } from '../../lib/data/files-dataset.js'
+import { APPEND_BATCH } from '../../lib/data/log-dataset.js'
 import { cliOk, median, MiB, mibPerS, result, rmdir, round, tmpdir, NODE_WORKER, RAW_WORKER, TUNE_ARGS, type Result } from '../harness.js'
 import { makeFolder, newAgency, record, spawnWorker } from '../product.js'
 import type { Ctx } from '../context.js'

@@ -5,7 +5,7 @@
  * processes) in the same run. Trials alternate product and baseline so drift hits both.
  */
 import path from 'node:path'
-import { FILE_BLOCK_SIZE } from '../../lib/files-dataset.js'
+import { FILE_BLOCK_SIZE } from '../../lib/data/files-dataset.js'
 import { cliOk, udpDrops, median, mibPerS, MiB, result, rmdir, round, startRun, tmpdir, TUNE_ARGS, type Json, type Proc, type Result } from '../harness.js'
 import { connectedEvent, describe, fillLog, makeFolder, newAgency, newEmbassy, rawRead, rawWriter, runEmbassy, waitHeld, type CoreInfo, type NodeDir } from '../product.js'
 import type { Ctx } from '../context.js'

@@ -8,7 +8,7 @@ import fs from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
-import { EmbassyError, type ErrorCode } from './errors.js'
+import { EmbassyError, type ErrorCode } from '../errors.js'
 import type { CommandInput, CommandIO, Handler, Host } from './commands.js'
 
 export const CONTROL_SOCKET = 'control.sock'

@@ -3,15 +3,15 @@
  * them to allowed peers (mirrors, other embassies) — also when the agency is gone.
  */
 import ReadyResource from 'ready-resource'
-import { agencyTopic } from './caps.js'
-import { EmbassyError } from './errors.js'
+import { agencyTopic } from '../node/caps.js'
+import { EmbassyError } from '../errors.js'
 import { Holder, type HeldCore } from './holder.js'
-import { parseKey, toZ32 } from './ids.js'
-import type { Network, Peer } from './network.js'
-import type { EmbassyNode } from './node.js'
+import { parseKey, toZ32 } from '../ids.js'
+import type { Network, Peer } from '../net/network.js'
+import type { EmbassyNode } from '../node/node.js'
 import type Hypercore from 'hypercore'
-import { signReceipt } from './custody.js'
-import { CUSTODY_MAJOR, CUSTODY_MINOR, CustodyMessage, PeerRole, receipt as receiptCodec, type Handshake } from '../protocol/index.js'
+import { signReceipt } from '../custody/receipts.js'
+import { CUSTODY_MAJOR, CUSTODY_MINOR, CustodyMessage, PeerRole, receipt as receiptCodec, type Handshake } from '../../protocol/index.js'
 
 /** At most one receipt per core per this many ms while catching up; at once when caught up. */
 export const RECEIPT_INTERVAL_MS = 1000

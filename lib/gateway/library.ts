@@ -5,17 +5,17 @@
  * other DatasetReader through its methods, each bounded by a timeout.
  */
 import type Hypercore from 'hypercore'
-import { keyCheck, metadataKey } from './caps.js'
-import { Datasets, type DatasetSummary } from './datasets.js'
-import { EmbassyError } from './errors.js'
-import { FilesDataset } from './files-dataset.js'
-import { HttpError, RETRY_AFTER_S } from './gateway-http.js'
-import { toZ32 } from './ids.js'
-import { LogDataset } from './log-dataset.js'
-import { Mirror } from './mirror.js'
-import type { DatasetReader } from './reader.js'
-import { open as openSealed } from './seal.js'
-import { agencyMeta, decode } from '../protocol/index.js'
+import { keyCheck, metadataKey } from '../node/caps.js'
+import { Datasets, type DatasetSummary } from '../data/datasets.js'
+import { EmbassyError } from '../errors.js'
+import { FilesDataset } from '../data/files-dataset.js'
+import { HttpError, RETRY_AFTER_S } from './http.js'
+import { toZ32 } from '../ids.js'
+import { LogDataset } from '../data/log-dataset.js'
+import { Mirror } from '../roles/mirror.js'
+import type { DatasetReader } from '../data/reader.js'
+import { open as openSealed } from '../node/seal.js'
+import { agencyMeta, decode } from '../../protocol/index.js'
 
 /** How long a call into a reader the gateway does not know may take before it answers 503. */
 export const READER_TIMEOUT_MS = 2000

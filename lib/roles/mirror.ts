@@ -4,18 +4,18 @@
  * to read. It never writes datasets.
  */
 import ReadyResource from 'ready-resource'
-import { parseReadCapability } from './capability.js'
-import { agencyTopic } from './caps.js'
-import { Datasets, type DatasetSummary } from './datasets.js'
-import { EmbassyError } from './errors.js'
-import type { FilesDataset } from './files-dataset.js'
+import { parseReadCapability } from '../data/read-capability.js'
+import { agencyTopic } from '../node/caps.js'
+import { Datasets, type DatasetSummary } from '../data/datasets.js'
+import { EmbassyError } from '../errors.js'
+import type { FilesDataset } from '../data/files-dataset.js'
 import { Holder, type HeldCore } from './holder.js'
-import { parseKey, toZ32 } from './ids.js'
-import type { LogDataset, Progress, ReadOptions, RecordView } from './log-dataset.js'
-import type { Network } from './network.js'
-import type { EmbassyNode } from './node.js'
-import type { DatasetReader, ExportResult } from './reader.js'
-import { CUSTODY_MAJOR, CUSTODY_MINOR, PeerRole, type Handshake } from '../protocol/index.js'
+import { parseKey, toZ32 } from '../ids.js'
+import type { LogDataset, Progress, ReadOptions, RecordView } from '../data/log-dataset.js'
+import type { Network } from '../net/network.js'
+import type { EmbassyNode } from '../node/node.js'
+import type { DatasetReader, ExportResult } from '../data/reader.js'
+import { CUSTODY_MAJOR, CUSTODY_MINOR, PeerRole, type Handshake } from '../../protocol/index.js'
 
 /** How long an online mirror waits for a catalog header or a block before saying so. */
 export const MIRROR_WAIT_MS = 15_000

@@ -4,18 +4,18 @@
  */
 import ReadyResource from 'ready-resource'
 import { handlers, nodeStatus } from './commands.js'
-import { Gateway } from './gateway.js'
-import { parseHostPort } from './config.js'
+import { Gateway } from '../gateway/gateway.js'
+import { parseHostPort } from '../node/config.js'
 import { ControlServer } from './control.js'
-import { EmbassyError } from './errors.js'
+import { EmbassyError } from '../errors.js'
 import { NodeHost } from './host.js'
-import { toZ32 } from './ids.js'
-import { Network } from './network.js'
-import { Agency, type RestoreResult } from './agency.js'
-import { receipt as receiptCodec, type Receipt } from '../protocol/index.js'
-import type { Alarm } from './custody.js'
-import type { Embassy } from './embassy.js'
-import type { Mirror } from './mirror.js'
+import { toZ32 } from '../ids.js'
+import { Network } from '../net/network.js'
+import { Agency, type RestoreResult } from '../roles/agency.js'
+import { receipt as receiptCodec, type Receipt } from '../../protocol/index.js'
+import type { Alarm } from '../custody/receipts.js'
+import type { Embassy } from '../roles/embassy.js'
+import type { Mirror } from '../roles/mirror.js'
 
 export interface LogEvent {
   time: number

@@ -1,7 +1,7 @@
 /** The read capability: one copy-pastable string with what a mirror needs. */
 import z32 from 'z32'
-import { EmbassyError } from './errors.js'
-import { READ_CAPABILITY_PREFIX, decode, encode, readCapability, type ReadCapability } from '../protocol/index.js'
+import { EmbassyError } from '../errors.js'
+import { READ_CAPABILITY_PREFIX, decode, encode, readCapability, type ReadCapability } from '../../protocol/index.js'
 
 export function formatReadCapability(cap: ReadCapability): string {
   return READ_CAPABILITY_PREFIX + z32.encode(encode(readCapability, cap))

@@ -18,11 +18,11 @@ import {
   type NodeKeys,
   type Role
 } from './config.js'
-import { EmbassyError } from './errors.js'
-import { toZ32 } from './ids.js'
-import { Catalog } from './catalog.js'
+import { EmbassyError } from '../errors.js'
+import { toZ32 } from '../ids.js'
+import { Catalog } from '../data/catalog.js'
 import { seal } from './seal.js'
-import { encode, agencyMeta } from '../protocol/index.js'
+import { encode, agencyMeta } from '../../protocol/index.js'
 
 export const STORE_DIR = 'store'
 

@@ -16,10 +16,10 @@
 import { createRequire } from 'node:module'
 import crypto from 'hypercore-crypto'
 import type Hypercore from 'hypercore'
-import type { CommandInput, CommandIO, Handler, Host } from './commands.js'
-import { EmbassyError } from './errors.js'
-import type { HeldCoreRef } from './host.js'
-import { toZ32 } from './ids.js'
+import type { CommandInput, CommandIO, Handler, Host } from '../daemon/commands.js'
+import { EmbassyError } from '../errors.js'
+import type { HeldCoreRef } from '../daemon/host.js'
+import { toZ32 } from '../ids.js'
 
 /** Blocks re-read and checked together (one storage read batch): a subtree of 2^CHUNK_DEPTH blocks. */
 export const CHUNK_DEPTH = 10

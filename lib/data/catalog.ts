@@ -4,10 +4,10 @@
  * Blind holders read keys and kinds; names and descriptions are sealed with the read key.
  */
 import type Hypercore from 'hypercore'
-import { metadataKey, keyCheck } from './caps.js'
-import { EmbassyError } from './errors.js'
-import { toHex } from './ids.js'
-import { open as openSealed, seal } from './seal.js'
+import { metadataKey, keyCheck } from '../node/caps.js'
+import { EmbassyError } from '../errors.js'
+import { toHex } from '../ids.js'
+import { open as openSealed, seal } from '../node/seal.js'
 import {
   CATALOG_PROTOCOL,
   CatalogType,
@@ -21,7 +21,7 @@ import {
   type CatalogHeader,
   type DatasetKindName,
   type DatasetMeta
-} from '../protocol/index.js'
+} from '../../protocol/index.js'
 
 export interface DatasetInfo {
   /** Random dataset id (hex); stable for the dataset's life. */

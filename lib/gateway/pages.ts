@@ -3,9 +3,9 @@
  * served by the gateway itself. Every interpolated value is escaped by the `html` template tag
  * (record texts, file names and descriptions are untrusted).
  */
-import type { DatasetSummary } from './datasets.js'
-import type { RecordView } from './log-dataset.js'
-import type { AgencyInfo, AgencyView, CoreProvenance } from './gateway-library.js'
+import type { DatasetSummary } from '../data/datasets.js'
+import type { RecordView } from '../data/log-dataset.js'
+import type { AgencyInfo, AgencyView, CoreProvenance } from './library.js'
 
 /** Records per page, and search matches per page. */
 export const PAGE_SIZE = 50

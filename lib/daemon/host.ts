@@ -4,15 +4,15 @@
  */
 import ReadyResource from 'ready-resource'
 import type Hypercore from 'hypercore'
-import { toZ32 } from './ids.js'
-import { Agency } from './agency.js'
+import { toZ32 } from '../ids.js'
+import { Agency } from '../roles/agency.js'
 import type { Host } from './commands.js'
-import { Embassy } from './embassy.js'
-import { EmbassyError } from './errors.js'
-import { Mirror } from './mirror.js'
-import type { Network } from './network.js'
-import { EmbassyNode } from './node.js'
-import type { DatasetReader } from './reader.js'
+import { Embassy } from '../roles/embassy.js'
+import { EmbassyError } from '../errors.js'
+import { Mirror } from '../roles/mirror.js'
+import type { Network } from '../net/network.js'
+import { EmbassyNode } from '../node/node.js'
+import type { DatasetReader } from '../data/reader.js'
 
 type RoleObject = Agency | Embassy | Mirror
 

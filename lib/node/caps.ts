@@ -4,7 +4,7 @@
  */
 import crypto from 'hypercore-crypto'
 import sodium from 'sodium-universal'
-import { KEY_CHECK_BYTES } from '../protocol/constants.js'
+import { KEY_CHECK_BYTES } from '../../protocol/constants.js'
 
 const [NS_BLOCK, NS_META, NS_CHECK, NS_TOPIC] = crypto.namespace('data-embassy', 4) as [Buffer, Buffer, Buffer, Buffer]
 

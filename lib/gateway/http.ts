@@ -3,7 +3,7 @@
  * ETags and media types. Pure functions: no I/O.
  */
 import crypto from 'node:crypto'
-import { isEmbassyError } from './errors.js'
+import { isEmbassyError } from '../errors.js'
 
 /** Longest request target accepted (bytes); longer ones get 414. */
 export const MAX_TARGET_LENGTH = 8192

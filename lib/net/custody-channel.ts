@@ -18,7 +18,7 @@ import {
   type Codec,
   type ErrorMessage,
   type Handshake
-} from '../protocol/index.js'
+} from '../../protocol/index.js'
 
 /** Bytes as they came: decoding happens here, where a failure can close only this channel. */
 const raw = c.raw as unknown as Codec<Buffer>

@@ -5,8 +5,8 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { EmbassyError } from './errors.js'
-import { parseKey } from './ids.js'
+import { EmbassyError } from '../errors.js'
+import { parseKey } from '../ids.js'
 
 export const CONFIG_FILE = 'config.json'
 export const KEYS_FILE = 'keys.json'

@@ -8,7 +8,7 @@ import Hyperdrive from 'hyperdrive'
 import Localdrive from 'localdrive'
 import MirrorDrive from 'mirror-drive'
 import { ChunkedLocaldrive } from './chunked-localdrive.js'
-import { EmbassyError } from './errors.js'
+import { EmbassyError } from '../errors.js'
 import type { Progress } from './log-dataset.js'
 
 /** Content block size for published files (bytes); with large UDP buffers 256 KiB–4 MiB replicate alike (BENCHMARKS.md). */

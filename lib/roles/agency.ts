@@ -3,20 +3,20 @@
  * records, publishes file trees, and hands out the read capability mirrors need.
  */
 import ReadyResource from 'ready-resource'
-import { CATALOG_CORE_NAME, agencyTopic, randomKey } from './caps.js'
-import { Catalog } from './catalog.js'
-import { Datasets, type DatasetSummary } from './datasets.js'
-import { EmbassyError } from './errors.js'
-import { FilesDataset, type PublishResult } from './files-dataset.js'
-import { parseKey as parseKeyZ, toZ32 } from './ids.js'
-import { LogDataset, type Progress } from './log-dataset.js'
-import type { EmbassyNode } from './node.js'
-import type { Network, Peer } from './network.js'
+import { CATALOG_CORE_NAME, agencyTopic, randomKey } from '../node/caps.js'
+import { Catalog } from '../data/catalog.js'
+import { Datasets, type DatasetSummary } from '../data/datasets.js'
+import { EmbassyError } from '../errors.js'
+import { FilesDataset, type PublishResult } from '../data/files-dataset.js'
+import { parseKey as parseKeyZ, toZ32 } from '../ids.js'
+import { LogDataset, type Progress } from '../data/log-dataset.js'
+import type { EmbassyNode } from '../node/node.js'
+import type { Network, Peer } from '../net/network.js'
 import type Hypercore from 'hypercore'
-import { CustodyLedger, checkReceipt, type Alarm } from './custody.js'
-import { byteLengthAt } from './tree.js'
-import { formatReadCapability } from './capability.js'
-import { CUSTODY_MAJOR, CUSTODY_MINOR, DATASET_ID_BYTES, PeerRole, kindCode, type DatasetKindName, type Handshake, type Receipt } from '../protocol/index.js'
+import { CustodyLedger, checkReceipt, type Alarm } from '../custody/receipts.js'
+import { byteLengthAt } from '../data/tree.js'
+import { formatReadCapability } from '../data/read-capability.js'
+import { CUSTODY_MAJOR, CUSTODY_MINOR, DATASET_ID_BYTES, PeerRole, kindCode, type DatasetKindName, type Handshake, type Receipt } from '../../protocol/index.js'
 
 /** One embassy's custody of one dataset, as `embassy status` shows it. */
 export interface EmbassyCustody {

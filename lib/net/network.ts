@@ -7,13 +7,13 @@ import Hyperswarm from 'hyperswarm'
 import DHT from 'hyperdht'
 import Protomux from 'protomux'
 import type Corestore from 'corestore'
-import type { HostPort } from './config.js'
+import type { HostPort } from '../node/config.js'
 import { CustodyChannel, type MessageSpec } from './custody-channel.js'
-import { EmbassyError } from './errors.js'
+import { EmbassyError } from '../errors.js'
 import { udxWithLargeBuffers } from './udp.js'
-import { toZ32 } from './ids.js'
-import type { KeyPair } from './node.js'
-import { peerRoleName, type Handshake } from '../protocol/index.js'
+import { toZ32 } from '../ids.js'
+import type { KeyPair } from '../node/node.js'
+import { peerRoleName, type Handshake } from '../../protocol/index.js'
 
 /**
  * Reconnect back-offs (ms) for peers we dial, after the 1st, 2nd, 3rd and later failures.

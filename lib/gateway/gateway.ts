@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net'
 import type { Socket } from 'node:net'
 import ReadyResource from 'ready-resource'
 import type Hypercore from 'hypercore'
-import { EmbassyError } from './errors.js'
+import { EmbassyError } from '../errors.js'
 import {
   HttpError,
   MAX_QUERY_LENGTH,
@@ -24,7 +24,7 @@ import {
   promLabel,
   searchParam,
   type RequestTarget
-} from './gateway-http.js'
+} from './http.js'
 import {
   FilesDataset,
   Library,
@@ -37,7 +37,7 @@ import {
   type DatasetEntry,
   type OpenDataset,
   type Resolved
-} from './gateway-library.js'
+} from './library.js'
 import {
   PAGE_SIZE,
   STYLESHEET,
@@ -52,9 +52,9 @@ import {
   type FolderEntry,
   type Html,
   type RecordRow
-} from './gateway-page.js'
-import type { RecordView } from './log-dataset.js'
-import type { DatasetReader } from './reader.js'
+} from './pages.js'
+import type { RecordView } from '../data/log-dataset.js'
+import type { DatasetReader } from '../data/reader.js'
 
 /** A response whose headers are not sent within this many ms gets a 503 (nothing hangs). */
 export const RESPONSE_DEADLINE_MS = 10_000

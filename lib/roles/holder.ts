@@ -6,8 +6,8 @@
 import { EventEmitter } from 'node:events'
 import type Corestore from 'corestore'
 import type Hypercore from 'hypercore'
-import { Catalog } from './catalog.js'
-import { toZ32 } from './ids.js'
+import { Catalog } from '../data/catalog.js'
+import { toZ32 } from '../ids.js'
 
 export interface HeldCore {
   key: string

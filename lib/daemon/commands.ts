@@ -5,18 +5,18 @@
  * and stream lines and progress through `io`.
  */
 import path from 'node:path'
-import type { Agency } from './agency.js'
-import type { Embassy } from './embassy.js'
-import { EmbassyError } from './errors.js'
-import { parseKey, toZ32 } from './ids.js'
-import type { Mirror } from './mirror.js'
-import type { Network } from './network.js'
-import type { EmbassyNode } from './node.js'
-import type { DatasetReader } from './reader.js'
+import type { Agency } from '../roles/agency.js'
+import type { Embassy } from '../roles/embassy.js'
+import { EmbassyError } from '../errors.js'
+import { parseKey, toZ32 } from '../ids.js'
+import type { Mirror } from '../roles/mirror.js'
+import type { Network } from '../net/network.js'
+import type { EmbassyNode } from '../node/node.js'
+import type { DatasetReader } from '../data/reader.js'
 import type { HeldCoreRef } from './host.js'
-import { kitExportHandler } from './kit.js'
-import { verifyHandler } from './verify.js'
-import type { DatasetKindName } from '../protocol/index.js'
+import { kitExportHandler } from '../kit/kit.js'
+import { verifyHandler } from '../verify/verify.js'
+import type { DatasetKindName } from '../../protocol/index.js'
 
 export interface CommandIO {
   /** The caller wants one JSON document: no streamed lines. */

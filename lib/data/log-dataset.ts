@@ -3,8 +3,8 @@
  */
 import fs from 'node:fs'
 import type Hypercore from 'hypercore'
-import { EmbassyError } from './errors.js'
-import { DecodeError, RecordType, decode, encode, logRecord, MAX_RECORD_BYTES, type LogRecord } from '../protocol/index.js'
+import { EmbassyError } from '../errors.js'
+import { DecodeError, RecordType, decode, encode, logRecord, MAX_RECORD_BYTES, type LogRecord } from '../../protocol/index.js'
 
 /** Records per `core.append` call: one atomic write batch each. */
 export const APPEND_BATCH = 2000

@@ -7,13 +7,13 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import type { Agency } from './agency.js'
-import { LocalDHT } from './bootstrap.js'
+import type { Agency } from '../roles/agency.js'
+import { LocalDHT } from '../net/local-dht.js'
 import { Daemon } from './daemon.js'
-import type { Embassy } from './embassy.js'
-import { toZ32 } from './ids.js'
-import type { Mirror } from './mirror.js'
-import { EmbassyNode } from './node.js'
+import type { Embassy } from '../roles/embassy.js'
+import { toZ32 } from '../ids.js'
+import type { Mirror } from '../roles/mirror.js'
+import { EmbassyNode } from '../node/node.js'
 
 export interface DemoOptions {
   /** One line of the story (the CLI prints it on stderr). */
