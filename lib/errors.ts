@@ -35,7 +35,18 @@ const EXIT_BY_CODE = {
   CLOSED: ExitCode.FAILED,
   INTERNAL: ExitCode.FAILED,
   PEER_UNREACHABLE: ExitCode.UNREACHABLE,
-  TIMEOUT: ExitCode.UNREACHABLE
+  TIMEOUT: ExitCode.UNREACHABLE,
+  // Codes the read-only HTTP gateway answers with (its status per code lives in gateway/http.ts).
+  BAD_PATH: ExitCode.USAGE,
+  METHOD_NOT_ALLOWED: ExitCode.USAGE,
+  UNKNOWN_HOST: ExitCode.USAGE,
+  URI_TOO_LONG: ExitCode.USAGE,
+  RANGE_NOT_SATISFIABLE: ExitCode.FAILED,
+  NOT_REPLICATED: ExitCode.FAILED,
+  NOT_READY: ExitCode.FAILED,
+  UNKNOWN_AGENCY: ExitCode.FAILED,
+  // Custody channel refusals (the peer broke the protocol, or speaks a version we do not).
+  UNSUPPORTED_VERSION: ExitCode.FAILED
 } as const satisfies Record<string, ExitCode>
 
 export type ErrorCode = keyof typeof EXIT_BY_CODE
@@ -44,17 +55,39 @@ export interface ErrorDetails {
   [key: string]: unknown
 }
 
+export interface ErrorOptions {
+  cause?: unknown
+  details?: ErrorDetails
+  /** Extra response headers when the error is answered over HTTP (e.g. Retry-After). */
+  headers?: Record<string, string>
+}
+
 export class EmbassyError extends Error {
   readonly code: ErrorCode
   readonly exitCode: ExitCode
   readonly details: ErrorDetails
+  readonly headers: Record<string, string>
 
-  constructor(code: ErrorCode, message: string, opts: { cause?: unknown; details?: ErrorDetails } = {}) {
+  /** Prefer the static factories: one per code, so every code's wording lives here. */
+  constructor(code: ErrorCode, message: string, opts: ErrorOptions = {}) {
     super(`${code}: ${message}`, opts.cause === undefined ? undefined : { cause: opts.cause })
     this.name = 'EmbassyError'
     this.code = code
     this.exitCode = EXIT_BY_CODE[code] ?? ExitCode.FAILED
     this.details = opts.details ?? {}
+    this.headers = opts.headers ?? {}
+  }
+
+  /** An error that crossed a process boundary (the control socket) as `toJSON()`. */
+  static fromJSON(o: { code: string; message: string; details?: ErrorDetails }): EmbassyError {
+    const code = (o.code in EXIT_BY_CODE ? o.code : 'INTERNAL') as ErrorCode
+    return new EmbassyError(code, o.message, { details: o.details ?? {} })
+  }
+
+  /** Any thrown value as an EmbassyError (unknown ones become INTERNAL, the original kept as cause). */
+  static from(err: unknown): EmbassyError {
+    if (err instanceof EmbassyError) return err
+    return EmbassyError.internal((err as Error)?.message ?? String(err), err)
   }
 
   /** The message without its `CODE: ` prefix. */
@@ -80,8 +113,8 @@ export class EmbassyError extends Error {
     })
   }
 
-  static alreadyInitialised(dir: string) {
-    return new EmbassyError('ALREADY_INITIALISED', `${dir} already holds a node`, { details: { dir } })
+  static alreadyInitialised(dir: string, msg = `${dir} already holds a node`) {
+    return new EmbassyError('ALREADY_INITIALISED', msg, { details: { dir } })
   }
 
   static dirLocked(dir: string, cause?: unknown) {
@@ -95,6 +128,13 @@ export class EmbassyError extends Error {
   static wrongRole(action: string, role: string, needs: string) {
     return new EmbassyError('WRONG_ROLE', `${action} needs a ${needs} node; this one is ${role === 'agency' || role === 'embassy' ? 'an' : 'a'} ${role}`, {
       details: { role, needs }
+    })
+  }
+
+  /** Reading datasets on an embassy. */
+  static blindHolder() {
+    return new EmbassyError('WRONG_ROLE', 'an embassy is blind: it holds ciphertext only and cannot read datasets (use a mirror)', {
+      details: { role: 'embassy', needs: 'agency or mirror' }
     })
   }
 
@@ -116,8 +156,8 @@ export class EmbassyError extends Error {
     return new EmbassyError('BAD_RECORD', `line ${line}: ${reason}; nothing was appended`, { details: { line } })
   }
 
-  static wrongReadKey() {
-    return new EmbassyError('WRONG_READ_KEY', 'the read key does not match this agency\'s catalog (key-check value differs)')
+  static wrongReadKey(msg = 'the read key does not match this agency\'s catalog (key-check value differs)') {
+    return new EmbassyError('WRONG_READ_KEY', msg)
   }
 
   static badCatalog(msg: string, cause?: unknown) {
@@ -138,6 +178,82 @@ export class EmbassyError extends Error {
 
   static closed() {
     return new EmbassyError('CLOSED', 'the node is closed')
+  }
+
+  static internal(msg: string, cause?: unknown) {
+    return new EmbassyError('INTERNAL', msg, { cause })
+  }
+
+  static badInput(msg: string, opts: { details?: ErrorDetails; cause?: unknown } = {}) {
+    return new EmbassyError('BAD_INPUT', msg, opts)
+  }
+
+  static notFound(msg: string, details: ErrorDetails = {}) {
+    return new EmbassyError('NOT_FOUND', msg, { details })
+  }
+
+  static notSynced(msg: string, details: ErrorDetails = {}) {
+    return new EmbassyError('NOT_SYNCED', msg, { details })
+  }
+
+  static ambiguousDataset(name: string, agencies: number) {
+    return new EmbassyError('AMBIGUOUS_DATASET', `"${name}" exists in ${agencies} agencies`, { details: { name, agencies } })
+  }
+
+  static peerUnreachable(msg: string, cause?: unknown) {
+    return new EmbassyError('PEER_UNREACHABLE', msg, { cause })
+  }
+
+  static verifyFailed(msg: string, details: ErrorDetails) {
+    return new EmbassyError('VERIFY_FAILED', msg, { details })
+  }
+
+  static alreadyRunning(dir: string) {
+    return new EmbassyError('DIR_LOCKED', `a node is already running in ${dir}`, { details: { dir } })
+  }
+
+  /** A wrong custody-protocol message from a peer; `code` is the channel's numeric error code. */
+  static badPeerMessage(msg: string, channelCode: number) {
+    return new EmbassyError('BAD_MESSAGE', msg, { details: { channelCode } })
+  }
+
+  static unsupportedVersion(msg: string, channelCode: number) {
+    return new EmbassyError('UNSUPPORTED_VERSION', msg, { details: { channelCode } })
+  }
+
+  // The gateway's own codes (HTTP status per code in gateway/http.ts).
+
+  static badPath(msg: string) {
+    return new EmbassyError('BAD_PATH', msg)
+  }
+
+  static methodNotAllowed(msg: string, headers: Record<string, string> = {}) {
+    return new EmbassyError('METHOD_NOT_ALLOWED', msg, { headers })
+  }
+
+  static unknownHost(msg: string) {
+    return new EmbassyError('UNKNOWN_HOST', msg)
+  }
+
+  static uriTooLong(msg: string) {
+    return new EmbassyError('URI_TOO_LONG', msg)
+  }
+
+  static rangeNotSatisfiable(msg: string, size?: number) {
+    return new EmbassyError('RANGE_NOT_SATISFIABLE', msg, { headers: size === undefined ? {} : { 'Content-Range': `bytes */${size}` } })
+  }
+
+  /** Data this node does not hold yet (or cannot fetch now). */
+  static notReplicated(msg: string, cause?: unknown, headers: Record<string, string> = {}) {
+    return new EmbassyError('NOT_REPLICATED', msg, { cause, headers })
+  }
+
+  static unknownAgency(msg: string) {
+    return new EmbassyError('UNKNOWN_AGENCY', msg)
+  }
+
+  static notReady(msg: string, headers: Record<string, string> = {}) {
+    return new EmbassyError('NOT_READY', msg, { headers })
   }
 
   static noBootstrap() {
