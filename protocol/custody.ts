@@ -178,7 +178,26 @@ export function receiptSignable(m: Omit<Receipt, 'signature'>): Buffer {
   return state.buffer as Buffer
 }
 
-/** Message indices on the custody channel (protomux numbers them by order). */
+/** Every message of the custody channel, by name, with its value type. */
+export interface CustodyMessages {
+  error: ErrorMessage
+  receipt: Receipt
+}
+export type CustodyMessageName = keyof CustodyMessages
+
+/** One row of the message table. */
+export type CustodyMessageSpec = { [N in CustodyMessageName]: { name: N; codec: Codec<CustodyMessages[N]> } }[CustodyMessageName]
+
+/**
+ * The custody channel's message table, in protocol order: Protomux numbers messages by their
+ * position, so new messages are only ever appended here (and to SPEC.md), never inserted.
+ */
+export const CUSTODY_MESSAGES: readonly CustodyMessageSpec[] = [
+  { name: 'error', codec: errorMessage },
+  { name: 'receipt', codec: receipt }
+]
+
+/** Message indices on the custody channel (positions in CUSTODY_MESSAGES). */
 export const CustodyMessage = {
   ERROR: 0,
   RECEIPT: 1

@@ -6,16 +6,19 @@
 import { EventEmitter } from 'node:events'
 import c from 'compact-encoding'
 import type Protomux from 'protomux'
+import { EmbassyError } from '../errors.js'
 import {
   CUSTODY_MAJOR,
+  CUSTODY_MESSAGES,
   CUSTODY_PROTOCOL,
   ChannelError,
   MAX_CUSTODY_MESSAGE,
   decode,
   encode,
-  errorMessage,
   handshake as handshakeCodec,
   type Codec,
+  type CustodyMessageName,
+  type CustodyMessages,
   type ErrorMessage,
   type Handshake
 } from '../../protocol/index.js'
@@ -29,15 +32,12 @@ export interface CustodyChannelEvents {
   /** The remote sent an error message. */
   'remote-error': [err: ErrorMessage]
   /** A message from the remote was malformed or refused; the channel is closing. */
-  invalid: [err: Error]
+  invalid: [err: EmbassyError]
   close: []
 }
 
-/** A typed message on the channel. Handlers receive decoded values; bad bytes never reach them. */
-export interface MessageSpec<T> {
-  codec: Codec<T>
-  onmessage(value: T): void
-}
+/** What a node does with each message it receives (`error` is handled by the channel itself). */
+export type CustodyHandlers = { [N in Exclude<CustodyMessageName, 'error'>]?: (value: CustodyMessages[N]) => void }
 
 export class CustodyChannel extends EventEmitter<CustodyChannelEvents> {
   readonly local: Handshake
@@ -46,12 +46,13 @@ export class CustodyChannel extends EventEmitter<CustodyChannelEvents> {
   /** Messages that failed to decode (this channel closes on the first). */
   invalidMessages = 0
   #channel: Protomux.Channel<Buffer> | null
-  #senders: Array<{ send(buf: Buffer): boolean }> = []
+  #senders = new Map<CustodyMessageName, { send(buf: Buffer): boolean }>()
 
   /**
-   * @param specs messages after the built-in `error` (index 0), in protocol order
+   * Registers every message of protocol/'s table, in its order; messages without a handler are
+   * still decoded (a malformed one is refused) and then dropped.
    */
-  constructor(mux: Protomux, local: Handshake, specs: Array<MessageSpec<any>> = []) {
+  constructor(mux: Protomux, local: Handshake, handlers: CustodyHandlers = {}) {
     super()
     this.local = local
     this.#channel = mux.createChannel({
@@ -61,10 +62,14 @@ export class CustodyChannel extends EventEmitter<CustodyChannelEvents> {
       onclose: () => this.#onclose()
     })
     if (!this.#channel) return
-    const all: Array<MessageSpec<any>> = [{ codec: errorMessage, onmessage: (e: ErrorMessage) => this.emit('remote-error', e) }, ...specs]
-    for (const spec of all) {
-      const m = this.#channel.addMessage({ encoding: raw, onmessage: (raw: Buffer) => this.#onmessage(spec, raw) })
-      this.#senders.push(m)
+    const all: Record<CustodyMessageName, ((value: never) => void) | undefined> = {
+      error: (e: ErrorMessage) => this.emit('remote-error', e),
+      ...handlers
+    } as Record<CustodyMessageName, ((value: never) => void) | undefined>
+    for (const spec of CUSTODY_MESSAGES) {
+      const onvalue = all[spec.name]
+      const m = this.#channel.addMessage({ encoding: raw, onmessage: (bytes: Buffer) => this.#onmessage(spec.codec as Codec<unknown>, onvalue as ((v: unknown) => void) | undefined, bytes) })
+      this.#senders.set(spec.name, m)
     }
   }
 
@@ -77,17 +82,21 @@ export class CustodyChannel extends EventEmitter<CustodyChannelEvents> {
     this.#channel?.open(encode(handshakeCodec, this.local))
   }
 
-  /** Sends message number `index` (1 = the first spec). False when closed. */
-  send<T>(index: number, codec: Codec<T>, value: T): boolean {
+  /** Sends one message. False when the channel is not open (yet) or closed. */
+  send<N extends CustodyMessageName>(name: N, value: CustodyMessages[N]): boolean {
+    const spec = CUSTODY_MESSAGES.find((m) => m.name === name)!
+    return this.sendRaw(name, encode(spec.codec as Codec<CustodyMessages[N]>, value))
+  }
+
+  /** Sends bytes as message `name` without encoding them (tests of hostile input use it). */
+  sendRaw(name: CustodyMessageName, bytes: Buffer): boolean {
     if (this.closed || !this.remote) return false
-    const sender = this.#senders[index]
-    if (!sender) throw new Error(`no message ${index}`)
-    return sender.send(encode(codec, value))
+    return this.#senders.get(name)!.send(bytes)
   }
 
   sendError(code: number, message: string): void {
-    const sender = this.#senders[0]
-    if (sender && !this.closed) sender.send(encode(errorMessage, { code, message }))
+    const sender = this.#senders.get('error')
+    if (sender && !this.closed) sender.send(encode(CUSTODY_MESSAGES[0]!.codec as Codec<ErrorMessage>, { code, message }))
   }
 
   close(): void {
@@ -100,40 +109,43 @@ export class CustodyChannel extends EventEmitter<CustodyChannelEvents> {
     try {
       remote = decode(handshakeCodec, raw)
     } catch (err) {
-      this.#refuse(ChannelError.BAD_MESSAGE, `malformed handshake: ${(err as Error).message}`)
+      this.#refuse(EmbassyError.badPeerMessage(`malformed handshake: ${(err as Error).message}`, ChannelError.BAD_MESSAGE))
       return
     }
     if (remote.major !== CUSTODY_MAJOR) {
-      this.#refuse(ChannelError.UNSUPPORTED_VERSION, `unsupported custody protocol version ${remote.major}.${remote.minor}; this node speaks ${CUSTODY_MAJOR}.x`)
+      this.#refuse(
+        EmbassyError.unsupportedVersion(
+          `unsupported custody protocol version ${remote.major}.${remote.minor}; this node speaks ${CUSTODY_MAJOR}.x`,
+          ChannelError.UNSUPPORTED_VERSION
+        )
+      )
       return
     }
     this.remote = remote
     this.emit('open', remote)
   }
 
-  #onmessage<T>(spec: MessageSpec<T>, raw: Buffer): void {
+  #onmessage(codec: Codec<unknown>, onvalue: ((value: unknown) => void) | undefined, raw: Buffer): void {
     if (this.closed) return
-    let value: T
+    let value: unknown
     try {
       if (raw.byteLength > MAX_CUSTODY_MESSAGE) throw new Error(`message of ${raw.byteLength} bytes is over ${MAX_CUSTODY_MESSAGE}`)
-      value = decode(spec.codec, raw)
+      value = decode(codec, raw)
     } catch (err) {
-      this.#refuse(ChannelError.BAD_MESSAGE, `malformed message: ${(err as Error).message}`)
+      this.#refuse(EmbassyError.badPeerMessage(`malformed message: ${(err as Error).message}`, ChannelError.BAD_MESSAGE))
       return
     }
     try {
-      spec.onmessage(value)
+      onvalue?.(value)
     } catch (err) {
-      this.#refuse(ChannelError.BAD_MESSAGE, (err as Error).message)
+      this.#refuse(EmbassyError.badPeerMessage((err as Error).message, ChannelError.BAD_MESSAGE))
     }
   }
 
-  #refuse(code: number, message: string): void {
+  #refuse(err: EmbassyError): void {
     this.invalidMessages++
-    const err = new Error(message)
-    ;(err as Error & { channelCode?: number }).channelCode = code
     this.emit('invalid', err)
-    this.sendError(code, message)
+    this.sendError(err.details.channelCode as number, err.text)
     this.close()
   }
 

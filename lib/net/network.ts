@@ -7,8 +7,9 @@ import Hyperswarm from 'hyperswarm'
 import DHT from 'hyperdht'
 import Protomux from 'protomux'
 import type Corestore from 'corestore'
+import type NoiseSecretStream from '@hyperswarm/secret-stream'
 import type { HostPort } from '../node/config.js'
-import { CustodyChannel, type MessageSpec } from './custody-channel.js'
+import { CustodyChannel, type CustodyHandlers } from './custody-channel.js'
 import { EmbassyError } from '../errors.js'
 import { udxWithLargeBuffers } from './udp.js'
 import { toZ32 } from '../ids.js'
@@ -34,8 +35,8 @@ export interface NetworkOptions {
   isAllowed: (remoteKey: Buffer) => boolean
   /** True when we may dial peers we are not told about (mirrors read from any holder). @default false */
   dialAnyone?: boolean
-  /** Custody messages after `error`, in protocol order. */
-  messages?: (peer: Peer) => Array<MessageSpec<any>>
+  /** What this node does with each custody message a peer sends (the table is in protocol/). */
+  handlers?: (peer: Peer) => CustodyHandlers
   /** UDP port for the DHT node. @default 0 (any) */
   port?: number
   /** Host to bind. @default '0.0.0.0' */
@@ -208,7 +209,7 @@ export class Network extends ReadyResource {
     return this.peers.get(Buffer.from(key).toString('hex')) ?? null
   }
 
-  #onconnection(conn: any, info: { publicKey: Buffer }): void {
+  #onconnection(conn: NoiseSecretStream, info: { publicKey: Buffer }): void {
     this.#connections.add(conn)
     conn.on('error', () => {})
     this.opts.store.replicate(conn)
@@ -225,7 +226,7 @@ export class Network extends ReadyResource {
       initiator: !!conn.isInitiator,
       conn
     }
-    const channel = new CustodyChannel(mux, this.opts.handshake(), this.opts.messages?.(peer) ?? [])
+    const channel = new CustodyChannel(mux, this.opts.handshake(), this.opts.handlers?.(peer) ?? {})
     peer.channel = channel
     channel.on('open', (remote) => {
       peer.handshake = remote
