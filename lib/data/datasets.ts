@@ -35,12 +35,45 @@ export interface DatasetSummary {
   version?: number
 }
 
+/**
+ * DatasetReader: what every reading command needs, whatever the role holding the data
+ * (the agency reads its own datasets; a mirror reads one or more agencies').
+ */
+export interface ExportResult {
+  kind: string
+  path: string
+  files?: number
+  records?: number
+  bytes: number
+}
+
+/** One agency's catalog a reader can read, with the Datasets that read it without waiting on peers. */
+export interface ReadableCatalog {
+  catalogKey: Buffer
+  /** The agency's node key, when the reader knows it (else it is in the catalog header). */
+  agencyNodeKey: Buffer | null
+  datasets: Datasets
+}
+
+export interface DatasetReader {
+  list(): Promise<DatasetSummary[]>
+  read(name: string, opts?: ReadOptions): AsyncGenerator<RecordView>
+  export(name: string, dir: string, onProgress?: Progress): Promise<ExportResult>
+  openFiles(name: string): Promise<FilesDataset>
+  openLog(name: string): Promise<LogDataset>
+  /**
+   * The catalogs behind this reader (an agency's one, a mirror's sources). Optional: a reader that
+   * does not say is read through the methods above only.
+   */
+  catalogs?(): ReadableCatalog[]
+}
+
 /** Core names of an agency's own datasets in its Corestore. */
 export function datasetCoreName(id: string): string {
   return `data-embassy/dataset/${id}`
 }
 
-export class Datasets {
+export class Datasets implements DatasetReader {
   readonly store: Corestore
   readonly catalog: Catalog
   readonly readKey: Buffer
@@ -117,6 +150,11 @@ export class Datasets {
     }
     if (ds instanceof LogDataset) return { ...base, length: ds.length, byteLength: ds.byteLength }
     return { ...base, length: ds.length, byteLength: ds.byteLength(), version: ds.version }
+  }
+
+  /** This agency's one catalog (for readers such as the gateway that read it without waiting). */
+  catalogs(): ReadableCatalog[] {
+    return [{ catalogKey: this.catalog.key, agencyNodeKey: null, datasets: this }]
   }
 
   async list(): Promise<DatasetSummary[]> {

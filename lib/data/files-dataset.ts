@@ -9,7 +9,7 @@ import Localdrive from 'localdrive'
 import MirrorDrive from 'mirror-drive'
 import { ChunkedLocaldrive } from './chunked-localdrive.js'
 import { EmbassyError } from '../errors.js'
-import type { Progress } from './log-dataset.js'
+import type { DatasetCore, Progress } from './log-dataset.js'
 
 /** Content block size for published files (bytes); with large UDP buffers 256 KiB–4 MiB replicate alike (BENCHMARKS.md). */
 export const FILE_BLOCK_SIZE = 1024 * 1024
@@ -41,12 +41,25 @@ export class FilesDataset {
     return this.drive.version
   }
 
+  readonly kind = 'files'
+
+  /**
+   * The dataset's cores, labelled: the file index, then the content core once it exists (a
+   * reader opening an empty, not yet replicated drive may not have it yet).
+   */
+  async cores(): Promise<DatasetCore[]> {
+    await this.drive.ready()
+    const out: DatasetCore[] = [{ part: 'index', core: this.drive.core }]
+    const blobs = await this.drive.getBlobs()
+    if (blobs) out.push({ part: 'content', core: blobs.core })
+    return out
+  }
+
   /** [index core key, blobs core key]: what the catalog lists. */
   async coreKeys(): Promise<Buffer[]> {
-    await this.drive.ready()
-    const blobs = await this.drive.getBlobs()
-    if (!blobs) throw EmbassyError.notAvailable('the files dataset has no content core yet')
-    return [this.drive.key!, blobs.core.key!]
+    const cores = await this.cores()
+    if (cores.length < 2) throw EmbassyError.notAvailable('the files dataset has no content core yet')
+    return cores.map((c) => c.core.key!)
   }
 
   get length(): number {
@@ -67,10 +80,10 @@ export class FilesDataset {
     try {
       stat = fs.statSync(source)
     } catch (err) {
-      throw new EmbassyError('BAD_INPUT', `cannot read ${source}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err })
+      throw EmbassyError.badInput(`cannot read ${source}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err })
     }
     const isDir = stat.isDirectory()
-    if (!isDir && !stat.isFile()) throw new EmbassyError('BAD_INPUT', `${source} is neither a file nor a folder`)
+    if (!isDir && !stat.isFile()) throw EmbassyError.badInput(`${source} is neither a file nor a folder`)
     const root = isDir ? source : path.dirname(source)
     const only = isDir ? null : '/' + path.basename(source)
     const total = isDir ? folderBytes(source) : stat.size

@@ -30,11 +30,29 @@ export interface ReadOptions {
 
 export type Progress = (done: number, total: number) => void
 
+/** One core of a dataset and its part in it: a log's one core, or a file tree's index and content. */
+export interface DatasetCore {
+  part: 'log' | 'index' | 'content'
+  core: Hypercore
+}
+
 export class LogDataset {
   readonly core: Hypercore
+  readonly kind = 'log'
 
   constructor(core: Hypercore) {
     this.core = core
+  }
+
+  /** The dataset's cores: the log itself. */
+  async cores(): Promise<DatasetCore[]> {
+    return [{ part: 'log', core: this.core }]
+  }
+
+  /** What the catalog lists. */
+  async coreKeys(): Promise<Buffer[]> {
+    await this.core.ready()
+    return [this.core.key!]
   }
 
   get length(): number {
@@ -110,7 +128,7 @@ export class LogDataset {
       r = decode(logRecord, block)
     } catch (err) {
       if (err instanceof DecodeError && /header/.test(err.message)) {
-        throw new EmbassyError('WRONG_READ_KEY', `record ${seq} does not decrypt to a Data Embassy record: wrong read key`)
+        throw EmbassyError.wrongReadKey(`record ${seq} does not decrypt to a Data Embassy record: wrong read key`)
       }
       throw EmbassyError.badMessage(`record ${seq}: ${(err as Error).message}`, err)
     }

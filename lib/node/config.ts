@@ -12,8 +12,8 @@ export const CONFIG_FILE = 'config.json'
 export const KEYS_FILE = 'keys.json'
 export const CONFIG_VERSION = 1
 
-export type Role = 'agency' | 'embassy' | 'mirror'
-export const ROLES: readonly Role[] = ['agency', 'embassy', 'mirror']
+export type RoleName = 'agency' | 'embassy' | 'mirror'
+export const ROLES: readonly RoleName[] = ['agency', 'embassy', 'mirror']
 
 /** An agency an embassy follows. */
 export interface FollowEntry {
@@ -33,7 +33,7 @@ export interface NodeConfig {
   /** Config format version. @default 1 */
   version: number
   /** What this node is. */
-  role: Role
+  role: RoleName
   /** Human name (an agency's name; shown to mirrors). @default '' */
   name: string
   /** DHT bootstrap nodes as host:port; the public DHT is never used. @default [] */
@@ -70,7 +70,7 @@ export function defaultDir(env: NodeJS.ProcessEnv = process.env): string {
   return path.join(env.XDG_DATA_HOME || path.join(home, '.local', 'share'), 'data-embassy')
 }
 
-export function defaultConfig(role: Role, name = ''): NodeConfig {
+export function defaultConfig(role: RoleName, name = ''): NodeConfig {
   return { version: CONFIG_VERSION, role, name, bootstrap: [], allow: [], follow: [], sources: [], peers: [] }
 }
 
@@ -85,7 +85,7 @@ export function validateConfig(raw: unknown, file = CONFIG_FILE): NodeConfig {
   const o = raw as Record<string, unknown>
   for (const k of Object.keys(o)) if (!FIELDS.has(k)) bad(`unknown field "${k}"`)
   if (o.version !== CONFIG_VERSION) bad(`"version" must be ${CONFIG_VERSION}`)
-  if (!ROLES.includes(o.role as Role)) bad(`"role" must be one of ${ROLES.join(', ')}`)
+  if (!ROLES.includes(o.role as RoleName)) bad(`"role" must be one of ${ROLES.join(', ')}`)
   const name = o.name ?? ''
   if (typeof name !== 'string') bad('"name" must be a string')
   const strings = (field: string, check: (s: string) => void): string[] => {
@@ -127,7 +127,7 @@ export function validateConfig(raw: unknown, file = CONFIG_FILE): NodeConfig {
     return { catalogKey: s.catalogKey, agencyNodeKey: s.agencyNodeKey }
   })
   if (o.restoring !== undefined && typeof o.restoring !== 'boolean') bad('"restoring" must be true or false')
-  const config: NodeConfig = { version: CONFIG_VERSION, role: o.role as Role, name: name as string, bootstrap, allow, follow, sources, peers }
+  const config: NodeConfig = { version: CONFIG_VERSION, role: o.role as RoleName, name: name as string, bootstrap, allow, follow, sources, peers }
   if (o.restoring === true) config.restoring = true
   return config
 }

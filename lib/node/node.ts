@@ -6,7 +6,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import ReadyResource from 'ready-resource'
 import Corestore from 'corestore'
-import { CATALOG_CORE_NAME, SWARM_KEY_NAME, keyCheck, metadataKey, randomKey } from './caps.js'
+import { CATALOG_CORE_NAME, SWARM_KEY_NAME, randomKey } from './caps.js'
 import {
   CONFIG_FILE,
   defaultConfig,
@@ -16,13 +16,10 @@ import {
   writeKeys,
   type NodeConfig,
   type NodeKeys,
-  type Role
+  type RoleName
 } from './config.js'
 import { EmbassyError } from '../errors.js'
 import { toZ32 } from '../ids.js'
-import { Catalog } from '../data/catalog.js'
-import { seal } from './seal.js'
-import { encode, agencyMeta } from '../../protocol/index.js'
 
 export const STORE_DIR = 'store'
 
@@ -32,7 +29,7 @@ export interface KeyPair {
 }
 
 export interface InitOptions {
-  role: Role
+  role: RoleName
   /** Agency name, sealed into the catalog header. */
   name?: string
   /** Restore: the Corestore primary key from a recovery kit. */
@@ -42,7 +39,7 @@ export interface InitOptions {
 }
 
 export interface NodeIdentity {
-  role: Role
+  role: RoleName
   name: string
   nodeKey: string
   catalogKey: string | null
@@ -74,18 +71,8 @@ export class EmbassyNode extends ReadyResource {
     if (restoring) config.restoring = true
     const keys: NodeKeys = {}
     try {
-      if (opts.role === 'agency') {
-        const readKey = opts.readKey ? Buffer.from(opts.readKey) : randomKey()
-        keys.readKey = readKey.toString('hex')
-        const nodeKeyPair = (await store.createKeyPair(SWARM_KEY_NAME)) as KeyPair
-        const core = store.get({ name: CATALOG_CORE_NAME })
-        await core.ready()
-        if (!restoring) {
-          const meta = seal(encode(agencyMeta, { name: config.name }), metadataKey(readKey))
-          await Catalog.writeHeader(core, { agencyNodeKey: nodeKeyPair.publicKey, keyCheck: keyCheck(readKey), meta })
-        }
-        await core.close()
-      }
+      // The agency's catalog header is the agency's to write (roles/agency.ts), on its first open.
+      if (opts.role === 'agency') keys.readKey = (opts.readKey ? Buffer.from(opts.readKey) : randomKey()).toString('hex')
       writeKeys(dir, keys)
       writeConfig(dir, config)
     } finally {
@@ -124,7 +111,7 @@ export class EmbassyNode extends ReadyResource {
     return this.#config
   }
 
-  get role(): Role {
+  get role(): RoleName {
     return this.config.role
   }
 
@@ -197,7 +184,7 @@ async function openStore(dir: string, primaryKey: Uint8Array | null, creating: b
     if (/Another corestore/i.test(message)) {
       throw EmbassyError.badConfig(`${storeDir} holds a different primary key than the one given`, err)
     }
-    throw new EmbassyError('INTERNAL', `cannot open storage in ${storeDir}: ${message}`, { cause: err })
+    throw EmbassyError.internal(`cannot open storage in ${storeDir}: ${message}`, err)
   }
   return store
 }

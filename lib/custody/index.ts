@@ -1,0 +1,7 @@
+/**
+ * custody/: what custody means — receipts signed by holders, the agency's checks of them against its
+ * own Merkle tree, and its durable ledger of verified custody and alarms.
+ * May import: node/, data/, net/, errors, ids, protocol/; never roles/ or above.
+ */
+export { signReceipt, verifyReceiptSignature, checkReceipt, type Alarm, type AlarmKind, type StoredReceipt, type ReceiptVerdict } from './receipts.js'
+export { CustodyLedger, CUSTODY_FILE, MAX_ALARMS, LEDGER_FLUSH_MS } from './ledger.js'
