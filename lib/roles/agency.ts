@@ -2,8 +2,7 @@
  * Agency: the only writer of its datasets. Creates datasets (catalog entries), appends
  * records, publishes file trees, and hands out the read capability mirrors need.
  */
-import ReadyResource from 'ready-resource'
-import { CATALOG_CORE_NAME, agencyTopic, randomKey } from '../node/caps.js'
+import { CATALOG_CORE_NAME, agencyTopic, keyCheck, metadataKey, randomKey } from '../node/caps.js'
 import { Catalog } from '../data/catalog.js'
 import { Datasets, type DatasetSummary } from '../data/datasets.js'
 import { EmbassyError } from '../errors.js'
@@ -12,11 +11,15 @@ import { parseKey as parseKeyZ, toZ32 } from '../ids.js'
 import { LogDataset, type Progress } from '../data/log-dataset.js'
 import type { EmbassyNode } from '../node/node.js'
 import type { Network, Peer } from '../net/network.js'
+import type { CustodyHandlers } from '../net/custody-channel.js'
+import type { HeldCoreRef } from '../data/held-core.js'
+import { seal } from '../node/seal.js'
+import { BaseRole } from './role.js'
 import type Hypercore from 'hypercore'
-import { CustodyLedger, checkReceipt, type Alarm } from '../custody/receipts.js'
+import { CustodyLedger, checkReceipt, type Alarm } from '../custody/index.js'
 import { byteLengthAt } from '../data/tree.js'
 import { formatReadCapability } from '../data/read-capability.js'
-import { CUSTODY_MAJOR, CUSTODY_MINOR, DATASET_ID_BYTES, PeerRole, kindCode, type DatasetKindName, type Handshake, type Receipt } from '../../protocol/index.js'
+import { DATASET_ID_BYTES, agencyMeta, encode, kindCode, type DatasetKindName, type Receipt } from '../../protocol/index.js'
 
 /** One embassy's custody of one dataset, as `embassy status` shows it. */
 export interface EmbassyCustody {
@@ -76,30 +79,32 @@ export interface CreateDatasetOptions {
   contentType?: string
 }
 
-export class Agency extends ReadyResource {
-  readonly node: EmbassyNode
+export class Agency extends BaseRole {
+  readonly name = 'agency'
   #catalog: Catalog | null = null
   #datasets: Datasets | null = null
   #ledger: CustodyLedger | null = null
-  #network: Network | null = null
   #cores: { length: number; map: Map<string, { core: Hypercore; dataset: string | null }> } | null = null
   /** While restoring, receipts wait here (newest per sender and core) until our catalog is back. */
   #deferred = new Map<string, { peer: Peer; receipt: Receipt }>()
 
   constructor(node: EmbassyNode) {
-    super()
-    this.node = node
+    super(node)
   }
 
   override async _open(): Promise<void> {
-    await this.node.ready()
-    if (this.node.role !== 'agency') throw EmbassyError.wrongRole('this', this.node.role, 'agency')
+    await this.openNode()
     const hex = this.node.keys.readKey
     if (!hex) throw EmbassyError.badConfig(`${this.node.dir}/keys.json has no read key`)
     const readKey = Buffer.from(hex, 'hex')
     const core = this.node.store.get({ name: CATALOG_CORE_NAME })
     await core.ready()
     this.#catalog = new Catalog(core)
+    // A new agency's catalog starts with its header (a restored one gets it from its embassies).
+    if (core.length === 0 && !this.restoring) {
+      const meta = seal(encode(agencyMeta, { name: this.node.config.name }), metadataKey(readKey))
+      await Catalog.writeHeader(core, { agencyNodeKey: this.node.nodeKey, keyCheck: keyCheck(readKey), meta })
+    }
     if (core.length > 0) await this.#catalog.checkReadKey(readKey)
     this.#datasets = new Datasets(this.node.store, this.#catalog, readKey, { writable: true })
     this.#ledger = new CustodyLedger(this.node.dir)
@@ -132,8 +137,7 @@ export class Agency extends ReadyResource {
 
   #assertWritable(): void {
     if (this.restoring) {
-      throw new EmbassyError(
-        'NOT_SYNCED',
+      throw EmbassyError.notSynced(
         'this agency was restored from a recovery kit and is still syncing from its embassies; writes are refused until `embassy run` reports restore-complete (writing earlier would fork its feeds)'
       )
     }
@@ -157,7 +161,7 @@ export class Agency extends ReadyResource {
     const id = randomKey(DATASET_ID_BYTES)
     const info = { id: id.toString('hex'), kind, cores: [], name, description: null, contentType: null, retired: false, seq: -1 }
     const ds = await this.datasets.open(info)
-    const cores = ds instanceof LogDataset ? [ds.core.key!] : await ds.coreKeys()
+    const cores = await ds.coreKeys()
     await this.catalog.add(id, kindCode(kind), cores, {
       name,
       description: opts.description ?? '',
@@ -205,28 +209,60 @@ export class Agency extends ReadyResource {
     return this.datasets.list()
   }
 
-  get catalogKey(): string {
-    return toZ32(this.catalog.key)
+  get catalogKey(): Buffer {
+    return this.catalog.key
   }
 
-  /** Admission rule: the embassies and mirrors this agency allowed. */
-  isAllowed(key: Buffer): boolean {
-    return this.node.config.allow.includes(toZ32(key))
+  /** Admission rule: only the embassies and mirrors this agency allowed. */
+  protected handshakeCatalogs(): Buffer[] {
+    return [this.catalog.key]
   }
 
-  handshake(): Handshake {
-    return { major: CUSTODY_MAJOR, minor: CUSTODY_MINOR, role: PeerRole.AGENCY, capabilities: [], catalogs: [this.catalog.key] }
+  override handlers(peer: Peer): CustodyHandlers {
+    return {
+      receipt: (r) => {
+        this.onreceipt(peer, r).catch((err) => this.notice('error', 'error', `receipt: ${(err as Error).message}`))
+      }
+    }
+  }
+
+  reader(): Datasets {
+    return this.datasets
+  }
+
+  async status(): Promise<Record<string, unknown>> {
+    return { ...(await this.custody()) }
+  }
+
+  /** The catalog and every dataset core, labelled by dataset name. */
+  async heldCores(): Promise<HeldCoreRef[]> {
+    const catalog = this.catalog.key
+    const out: HeldCoreRef[] = [{ catalog, dataset: null, name: 'catalog', core: this.catalog.core }]
+    for (const info of await this.datasets.infos()) {
+      const ds = await this.datasets.open(info)
+      const name = info.name ?? info.id
+      for (const { part, core } of await ds.cores()) out.push({ catalog, dataset: info.id, name: part === 'log' ? name : `${name}/${part}`, core })
+    }
+    return out
   }
 
   /** Goes online: every dataset core is opened (so it replicates) and the agency topic announced. */
   async attach(network: Network): Promise<void> {
-    this.#network = network
+    this.network = network
+    this.on('alarm', (a: Alarm) => this.notice('error', 'custody-alarm', `custody alarm (${a.kind}) from ${a.peer}: ${a.detail}`, { ...a }))
     if (this.restoring) {
+      this.notice('info', 'restoring', 'restored agency: syncing every core from its embassies before accepting writes')
       // Restored: dial the embassies we know; the sync runs in the background.
       for (const key of this.node.config.allow) network.joinPeer(parseKeyZ(key))
       this.#restore(network).then(
-        (r) => this.emit('restored', r),
-        (err) => this.emit('restore-error', err)
+        (r) => {
+          this.emit('restored', r)
+          this.notice('info', 'restore-complete', `restore complete: ${r.cores} cores, ${r.blocks} blocks, ${r.bytes} bytes from ${r.embassies.length} embassies in ${(r.ms / 1000).toFixed(1)} s; writes allowed`, { ...r })
+        },
+        (err) => {
+          this.emit('restore-error', err)
+          this.notice('error', 'restore-error', `restore failed: ${(err as Error).message}`)
+        }
       )
     }
     for (const info of await this.datasets.infos()) await this.datasets.open(info)
@@ -275,7 +311,7 @@ export class Agency extends ReadyResource {
     // Every dataset core at once: one connection carries them all.
     await Promise.all([...cores.values()].filter(({ core }) => core !== catalog).map(({ core }) => sync(core)))
     for (const { core } of cores.values()) {
-      if (core.contiguousLength !== core.length) throw new EmbassyError('NOT_SYNCED', `core ${toZ32(core.key!)} is incomplete after sync`)
+      if (core.contiguousLength !== core.length) throw EmbassyError.notSynced(`core ${toZ32(core.key!)} is incomplete after sync`)
       blocks += core.length
       bytes += core.byteLength
     }
@@ -305,16 +341,7 @@ export class Agency extends ReadyResource {
 
   async #buildCores(): Promise<Map<string, { core: Hypercore; dataset: string | null }>> {
     const out = new Map<string, { core: Hypercore; dataset: string | null }>()
-    out.set(this.catalog.key.toString('hex'), { core: this.catalog.core, dataset: null })
-    for (const info of await this.datasets.infos()) {
-      const ds = await this.datasets.open(info)
-      if (ds instanceof LogDataset) out.set(ds.core.key!.toString('hex'), { core: ds.core, dataset: info.id })
-      else {
-        out.set(ds.drive.core.key!.toString('hex'), { core: ds.drive.core, dataset: info.id })
-        const blobs = await ds.drive.getBlobs()
-        if (blobs) out.set(blobs.core.key!.toString('hex'), { core: blobs.core, dataset: info.id })
-      }
-    }
+    for (const ref of await this.heldCores()) out.set(ref.core.key!.toString('hex'), { core: ref.core, dataset: ref.dataset })
     return out
   }
 
@@ -380,7 +407,7 @@ export class Agency extends ReadyResource {
           behindBytes,
           receiptAt: any ? newest : null,
           receiptAge: any && newest !== null ? Math.max(0, now - newest) : null,
-          connected: !!this.#network?.connectedTo(parseKeyZ(nodeKey))
+          connected: !!this.network?.connectedTo(parseKeyZ(nodeKey))
         })
       }
       datasets.push({ name: info.name ?? info.id, kind: info.kind, length, byteLength, embassies: rows })

@@ -2,7 +2,6 @@
  * Embassy: holds blind, full, live copies of every dataset of the agencies it follows, and serves
  * them to allowed peers (mirrors, other embassies) — also when the agency is gone.
  */
-import ReadyResource from 'ready-resource'
 import { agencyTopic } from '../node/caps.js'
 import { EmbassyError } from '../errors.js'
 import { Holder, type HeldCore } from './holder.js'
@@ -11,7 +10,8 @@ import type { Network, Peer } from '../net/network.js'
 import type { EmbassyNode } from '../node/node.js'
 import type Hypercore from 'hypercore'
 import { signReceipt } from '../custody/receipts.js'
-import { CUSTODY_MAJOR, CUSTODY_MINOR, CustodyMessage, PeerRole, receipt as receiptCodec, type Handshake } from '../../protocol/index.js'
+import type { HeldCoreRef } from '../data/held-core.js'
+import { BaseRole } from './role.js'
 
 /** At most one receipt per core per this many ms while catching up; at once when caught up. */
 export const RECEIPT_INTERVAL_MS = 1000
@@ -36,10 +36,9 @@ export interface EmbassyEvents {
   error: [err: Error]
 }
 
-export class Embassy extends ReadyResource {
-  readonly node: EmbassyNode
+export class Embassy extends BaseRole {
+  readonly name = 'embassy'
   readonly holders = new Map<string, Holder>()
-  #network: Network | null = null
   #problems = new Map<string, string[]>()
   /** Cores (hex key) whose receipt is due at the next tick, with their holder. */
   #dirty = new Map<string, { holder: Holder; core: Hypercore }>()
@@ -50,13 +49,11 @@ export class Embassy extends ReadyResource {
   #receiptsByAgency = new Map<string, { at: number; count: number }>()
 
   constructor(node: EmbassyNode) {
-    super()
-    this.node = node
+    super(node)
   }
 
   override async _open(): Promise<void> {
-    await this.node.ready()
-    if (this.node.role !== 'embassy') throw EmbassyError.wrongRole('this', this.node.role, 'embassy')
+    await this.openNode()
     for (const f of this.node.config.follow) if (f.catalogKey) await this.#hold(f.nodeKey, f.catalogKey)
   }
 
@@ -73,29 +70,41 @@ export class Embassy extends ReadyResource {
     const z = toZ32(key)
     const existing = this.node.config.follow.find((f) => f.nodeKey === z)
     if (!existing) this.node.updateConfig((c) => c.follow.push({ nodeKey: z, catalogKey: null }))
-    this.#network?.joinPeer(key)
+    this.network?.joinPeer(key)
     return { nodeKey: z, catalogKey: existing?.catalogKey ?? null, added: !existing }
   }
 
-  /** Admission rule: followed agencies and explicitly allowed peers. */
-  isAllowed(key: Buffer): boolean {
+  /** Admission rule: followed agencies, besides explicitly allowed peers. */
+  protected override trusts(key: Buffer): boolean {
     const z = toZ32(key)
-    return this.node.config.follow.some((f) => f.nodeKey === z) || this.node.config.allow.includes(z)
+    return this.node.config.follow.some((f) => f.nodeKey === z)
   }
 
-  handshake(): Handshake {
-    return {
-      major: CUSTODY_MAJOR,
-      minor: CUSTODY_MINOR,
-      role: PeerRole.EMBASSY,
-      capabilities: [],
-      catalogs: [...this.holders.values()].map((h) => h.key)
-    }
+  protected handshakeCatalogs(): Buffer[] {
+    return [...this.holders.values()].map((h) => h.key)
+  }
+
+  /** Blind: an embassy reads nothing. */
+  reader(): null {
+    return null
+  }
+
+  async status(): Promise<Record<string, unknown>> {
+    return { agencies: this.holdings() }
+  }
+
+  /** Every held core (ciphertext), labelled by its key. */
+  async heldCores(): Promise<HeldCoreRef[]> {
+    return [...this.holders.values()].flatMap((h) => h.refs())
   }
 
   /** Goes online: dials followed agencies, announces every held catalog's topic. */
   async attach(network: Network): Promise<void> {
-    this.#network = network
+    this.network = network
+    this.on('catalog-learnt', (agency, catalog) => this.notice('info', 'catalog-learnt', `agency ${agency} publishes catalog ${catalog}`, { agency, catalog }))
+    this.on('core-added', (catalog, core) => this.notice('info', 'dataset-picked-up', `holding core ${core} of catalog ${catalog}`, { catalog, core }))
+    this.on('caught-up', (catalog, core, length) => this.notice('info', 'caught-up', `core ${core} complete at length ${length}`, { catalog, core, length }))
+    this.on('error', (err) => this.notice('error', 'error', err.message))
     network.on('peer', (peer) => this.#onpeer(peer))
     this.#timer = setInterval(() => this.#tick(), RECEIPT_INTERVAL_MS / 4)
     this.#timer.unref?.()
@@ -147,7 +156,7 @@ export class Embassy extends ReadyResource {
     holder.on('error', (err) => this.emit('error', err))
     await holder.open()
     this.#checkHeader(agencyKey, holder).catch(() => {})
-    if (this.#network) void this.#network.join(agencyTopic(key), { server: true, client: true })
+    if (this.network) void this.network.join(agencyTopic(key), { server: true, client: true })
     return holder
   }
 
@@ -178,7 +187,7 @@ export class Embassy extends ReadyResource {
   #agencyPeer(holder: Holder): Peer | null {
     const catalogKey = toZ32(holder.key)
     const f = this.node.config.follow.find((x) => x.catalogKey === catalogKey)
-    return f ? (this.#network?.connectedTo(parseKey(f.nodeKey)) ?? null) : null
+    return f ? (this.network?.connectedTo(parseKey(f.nodeKey)) ?? null) : null
   }
 
   async #sendAll(holder: Holder): Promise<void> {
@@ -198,7 +207,7 @@ export class Embassy extends ReadyResource {
       return // closing, or the tree is not there yet: the next progress sends one
     }
     const r = signReceipt(this.node.keyPair, { core: core.key!, length, treeHash, fork: core.fork, time: Date.now() })
-    if (peer.channel.send(CustodyMessage.RECEIPT, receiptCodec, r)) {
+    if (peer.channel.send('receipt', r)) {
       this.#lastSent.set(core.key!.toString('hex'), r.time)
       const agency = toZ32(peer.key)
       const prev = this.#receiptsByAgency.get(agency)
@@ -218,7 +227,7 @@ export class Embassy extends ReadyResource {
     const list = this.#problems.get(agencyKey) ?? []
     list.push(text)
     this.#problems.set(agencyKey, list)
-    this.emit('error', new EmbassyError('BAD_CATALOG', text))
+    this.emit('error', EmbassyError.badCatalog(text))
   }
 
   /** What is held, per followed agency. */
@@ -229,7 +238,7 @@ export class Embassy extends ReadyResource {
       return {
         nodeKey: f.nodeKey,
         catalogKey: f.catalogKey,
-        connected: !!this.#network?.connectedTo(parseKey(f.nodeKey)),
+        connected: !!this.network?.connectedTo(parseKey(f.nodeKey)),
         lastReceiptAt: this.#receiptsByAgency.get(f.nodeKey)?.at ?? null,
         receiptsSent: this.#receiptsByAgency.get(f.nodeKey)?.count ?? 0,
         complete: holder ? holder.complete : false,

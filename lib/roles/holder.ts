@@ -8,6 +8,7 @@ import type Corestore from 'corestore'
 import type Hypercore from 'hypercore'
 import { Catalog } from '../data/catalog.js'
 import { toZ32 } from '../ids.js'
+import type { HeldCoreRef } from '../data/held-core.js'
 
 export interface HeldCore {
   key: string
@@ -102,6 +103,15 @@ export class Holder extends EventEmitter<HolderEvents> {
         this.emit('core-added', key, d.id)
       }
     }
+  }
+
+  /** Every held core as a reference (for verification), labelled by its key. */
+  refs(): HeldCoreRef[] {
+    const catalog = this.key
+    return [
+      { catalog, dataset: null, name: 'catalog', core: this.catalog.core },
+      ...[...this.cores.values()].map(({ core, dataset }) => ({ catalog, dataset, name: toZ32(core.key!), core }))
+    ]
   }
 
   /** Every held core, the catalog first. */

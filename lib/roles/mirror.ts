@@ -3,7 +3,6 @@
  * a full live copy like an embassy (so it can serve other mirrors), verifies it, and decrypts it
  * to read. It never writes datasets.
  */
-import ReadyResource from 'ready-resource'
 import { parseReadCapability } from '../data/read-capability.js'
 import { agencyTopic } from '../node/caps.js'
 import { Datasets, type DatasetSummary } from '../data/datasets.js'
@@ -14,8 +13,9 @@ import { parseKey, toZ32 } from '../ids.js'
 import type { LogDataset, Progress, ReadOptions, RecordView } from '../data/log-dataset.js'
 import type { Network } from '../net/network.js'
 import type { EmbassyNode } from '../node/node.js'
-import type { DatasetReader, ExportResult } from '../data/reader.js'
-import { CUSTODY_MAJOR, CUSTODY_MINOR, PeerRole, type Handshake } from '../../protocol/index.js'
+import type { DatasetReader, ExportResult, ReadableCatalog } from '../data/datasets.js'
+import type { HeldCoreRef } from '../data/held-core.js'
+import { BaseRole } from './role.js'
 
 /** How long an online mirror waits for a catalog header or a block before saying so. */
 export const MIRROR_WAIT_MS = 15_000
@@ -34,19 +34,18 @@ export interface SourceStatus {
   cores: HeldCore[]
 }
 
-export class Mirror extends ReadyResource implements DatasetReader {
-  readonly node: EmbassyNode
+export class Mirror extends BaseRole implements DatasetReader {
+  readonly name = 'mirror'
+  /** A mirror reads from any holder of its agencies' data it finds on their topics. */
+  override readonly dialsAnyone = true
   readonly sources = new Map<string, Source>()
-  #network: Network | null = null
 
   constructor(node: EmbassyNode) {
-    super()
-    this.node = node
+    super(node)
   }
 
   override async _open(): Promise<void> {
-    await this.node.ready()
-    if (this.node.role !== 'mirror') throw EmbassyError.wrongRole('this', this.node.role, 'mirror')
+    await this.openNode()
     for (const s of this.node.config.sources) await this.#openSource(s.catalogKey, s.agencyNodeKey)
   }
 
@@ -69,7 +68,7 @@ export class Mirror extends ReadyResource implements DatasetReader {
     })
     if (added) this.node.updateConfig((c) => c.sources.push({ catalogKey, agencyNodeKey }))
     const source = await this.#openSource(catalogKey, agencyNodeKey)
-    if (this.#network) this.#goOnline(source)
+    if (this.network) this.#goOnline(source)
     return { catalogKey, agencyNodeKey, added }
   }
 
@@ -86,37 +85,47 @@ export class Mirror extends ReadyResource implements DatasetReader {
     return source
   }
 
-  /** Admission rule: explicitly allowed peers (other mirrors) and the agencies it reads. */
-  isAllowed(key: Buffer): boolean {
+  /** Admission rule: the agencies it reads, besides explicitly allowed peers (other mirrors). */
+  protected override trusts(key: Buffer): boolean {
     const z = toZ32(key)
-    return this.node.config.allow.includes(z) || this.node.config.sources.some((s) => s.agencyNodeKey === z)
+    return this.node.config.sources.some((s) => s.agencyNodeKey === z)
   }
 
-  handshake(): Handshake {
-    return {
-      major: CUSTODY_MAJOR,
-      minor: CUSTODY_MINOR,
-      role: PeerRole.MIRROR,
-      capabilities: [],
-      catalogs: [...this.sources.values()].map((s) => s.holder.key)
-    }
+  protected handshakeCatalogs(): Buffer[] {
+    return [...this.sources.values()].map((s) => s.holder.key)
+  }
+
+  reader(): DatasetReader {
+    return this
+  }
+
+  async status(): Promise<Record<string, unknown>> {
+    return { sources: this.sourceStatus() }
+  }
+
+  /** Every held core (a full copy), labelled by its key. */
+  async heldCores(): Promise<HeldCoreRef[]> {
+    return [...this.sources.values()].flatMap((s) => s.holder.refs())
   }
 
   async attach(network: Network): Promise<void> {
-    this.#network = network
+    this.network = network
     for (const s of this.sources.values()) this.#goOnline(s)
     for (const p of this.node.config.peers) network.joinPeer(parseKey(p))
   }
 
   #goOnline(s: Source): void {
-    const network = this.#network
+    const network = this.network
     if (!network) return
+    s.holder.on('core-added', (k) => this.notice('info', 'dataset-picked-up', `holding core ${toZ32(k)} of catalog ${s.catalogKey}`, { catalog: s.catalogKey, core: toZ32(k) }))
+    s.holder.on('caught-up', (core) => this.notice('info', 'caught-up', `core ${toZ32(core.key!)} complete at length ${core.length}`, { core: toZ32(core.key!), length: core.length }))
+    s.holder.on('error', (err) => this.notice('error', 'error', err.message))
     network.joinPeer(parseKey(s.agencyNodeKey))
     void network.join(agencyTopic(s.holder.key), { server: true, client: true })
   }
 
   get online(): boolean {
-    return this.#network !== null
+    return this.network !== null
   }
 
   /** Checks the read key against the catalog (waiting for the header when online). */
@@ -167,7 +176,7 @@ export class Mirror extends ReadyResource implements DatasetReader {
       if (this.sources.size === 0) throw EmbassyError.notAvailable('this mirror reads no agency yet: run `embassy mirror READ_CAPABILITY`')
       throw EmbassyError.unknownDataset(name)
     }
-    if (hits.length > 1) throw new EmbassyError('AMBIGUOUS_DATASET', `"${name}" exists in ${hits.length} agencies`)
+    if (hits.length > 1) throw EmbassyError.ambiguousDataset(name, hits.length)
     return hits[0] as Source
   }
 
@@ -200,7 +209,13 @@ export class Mirror extends ReadyResource implements DatasetReader {
     return s.datasets.openLog(name)
   }
 
-  status(): SourceStatus[] {
+  /** Each agency read, with its Datasets (which never wait for peers, unlike the methods above). */
+  catalogs(): ReadableCatalog[] {
+    return [...this.sources.values()].map((s) => ({ catalogKey: parseKey(s.catalogKey), agencyNodeKey: parseKey(s.agencyNodeKey), datasets: s.datasets }))
+  }
+
+  /** Per agency read: how complete the local copy is. */
+  sourceStatus(): SourceStatus[] {
     return [...this.sources.values()].map((s) => ({
       catalogKey: s.catalogKey,
       agencyNodeKey: s.agencyNodeKey,
