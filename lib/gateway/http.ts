@@ -1,9 +1,10 @@
 /**
- * HTTP helpers for the gateway: error responses, request targets (no path escapes), byte ranges,
- * ETags and media types. Pure functions: no I/O.
+ * HTTP helpers for the gateway: the one mapping from an error to its HTTP answer, request targets
+ * (no path escapes), byte ranges, ETags and media types. Pure functions: no I/O.
+ * Imports: node:crypto and lib/errors.ts only.
  */
 import crypto from 'node:crypto'
-import { isEmbassyError } from '../errors.js'
+import { EmbassyError, isEmbassyError, type ErrorCode } from '../errors.js'
 
 /** Longest request target accepted (bytes); longer ones get 414. */
 export const MAX_TARGET_LENGTH = 8192
@@ -12,78 +13,58 @@ export const MAX_QUERY_LENGTH = 256
 /** Seconds a client is told to wait before asking again for data still replicating. */
 export const RETRY_AFTER_S = 5
 
+/** How an error is answered: `{ error: { code, message } }` with this status and these headers. */
+export interface ErrorResponse {
+  status: number
+  code: ErrorCode
+  message: string
+  headers: Record<string, string>
+}
+
+/** HTTP status per error code; codes not listed are a 500 (their message is still shown). */
+const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
+  BAD_ARGUMENT: 400,
+  BAD_INPUT: 400,
+  BAD_PATH: 400,
+  UNKNOWN_DATASET: 404,
+  UNKNOWN_AGENCY: 404,
+  NOT_FOUND: 404,
+  WRONG_KIND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  AMBIGUOUS_DATASET: 409,
+  URI_TOO_LONG: 414,
+  RANGE_NOT_SATISFIABLE: 416,
+  UNKNOWN_HOST: 421,
+  // Not held yet, or cannot be fetched now: worth asking again (Retry-After).
+  NOT_REPLICATED: 503,
+  NOT_READY: 503,
+  NOT_AVAILABLE: 503,
+  NOT_SYNCED: 503,
+  TIMEOUT: 503,
+  PEER_UNREACHABLE: 503,
+  // Shutting down: asking again here will not help.
+  CLOSED: 503
+}
+
 /**
- * An error answered as `{ error: { code, message } }` with an HTTP status. Codes are stable
- * (clients and tests branch on them); EmbassyError codes pass through unchanged.
+ * Any thrown value as an HTTP answer. EmbassyError codes pass through unchanged (clients and
+ * tests branch on them); Hypercore's "block not held" errors are 503 NOT_REPLICATED, its
+ * closed-session errors 503 CLOSED; anything else is a 500 INTERNAL that reveals nothing.
  */
-export class HttpError extends Error {
-  readonly status: number
-  readonly code: string
-  readonly text: string
-  readonly headers: Record<string, string>
-
-  constructor(status: number, code: string, text: string, headers: Record<string, string> = {}, cause?: unknown) {
-    super(`${code}: ${text}`, cause === undefined ? undefined : { cause })
-    this.name = 'HttpError'
-    this.status = status
-    this.code = code
-    this.text = text
-    this.headers = headers
-  }
-
-  static badRequest(code: string, text: string): HttpError {
-    return new HttpError(400, code, text)
-  }
-
-  static notFound(text: string, code = 'NOT_FOUND'): HttpError {
-    return new HttpError(404, code, text)
-  }
-
-  /** Data this node does not hold yet (or cannot fetch now): 503 with Retry-After. */
-  static notReplicated(text: string, cause?: unknown): HttpError {
-    return new HttpError(503, 'NOT_REPLICATED', text, { 'Retry-After': String(RETRY_AFTER_S) }, cause)
-  }
-
-  static rangeNotSatisfiable(text: string, size?: number): HttpError {
-    return new HttpError(416, 'RANGE_NOT_SATISFIABLE', text, size === undefined ? {} : { 'Content-Range': `bytes */${size}` })
-  }
-
-  toJSON(): { error: { code: string; message: string } } {
-    return { error: { code: this.code, message: this.text } }
-  }
-
-  /** Any thrown value as an HttpError; unknown errors become a 500 that reveals nothing. */
-  static from(err: unknown): HttpError {
-    if (err instanceof HttpError) return err
-    if (isEmbassyError(err)) {
-      switch (err.code) {
-        case 'UNKNOWN_DATASET':
-        case 'NOT_FOUND':
-        case 'WRONG_KIND':
-          return new HttpError(404, err.code, err.text)
-        case 'AMBIGUOUS_DATASET':
-          return new HttpError(409, err.code, `${err.text}: add ?catalog=CATALOG_KEY`)
-        case 'BAD_ARGUMENT':
-        case 'BAD_INPUT':
-          return new HttpError(400, err.code, err.text)
-        case 'NOT_AVAILABLE':
-        case 'NOT_SYNCED':
-        case 'TIMEOUT':
-        case 'PEER_UNREACHABLE':
-          return new HttpError(503, err.code, err.text, { 'Retry-After': String(RETRY_AFTER_S) }, err)
-        case 'CLOSED':
-          return new HttpError(503, err.code, 'the node is shutting down', {}, err)
-        default:
-          return new HttpError(500, err.code, err.text, {}, err)
-      }
-    }
+export function errorResponse(err: unknown): ErrorResponse {
+  if (!isEmbassyError(err)) {
     const code = (err as { code?: unknown } | null)?.code
     if (code === 'REQUEST_TIMEOUT' || code === 'BLOCK_NOT_AVAILABLE' || code === 'SNAPSHOT_NOT_AVAILABLE') {
-      return HttpError.notReplicated('the data is not held here yet and no peer sent it in time', err)
+      return errorResponse(EmbassyError.notReplicated('the data is not held here yet and no peer sent it in time', err))
     }
-    if (code === 'SESSION_CLOSED' || code === 'SESSION_NOT_WRITABLE') return new HttpError(503, 'CLOSED', 'the node is shutting down', {}, err)
-    return new HttpError(500, 'INTERNAL', 'internal error (the gateway reported it to its operator)', {}, err)
+    if (code === 'SESSION_CLOSED' || code === 'SESSION_NOT_WRITABLE') return errorResponse(EmbassyError.closed())
+    return { status: 500, code: 'INTERNAL', message: 'internal error (the gateway reported it to its operator)', headers: {} }
   }
+  const status = STATUS_BY_CODE[err.code] ?? 500
+  if (err.code === 'CLOSED') return { status, code: err.code, message: 'the node is shutting down', headers: { ...err.headers } }
+  const message = err.code === 'AMBIGUOUS_DATASET' ? `${err.text}: add ?catalog=CATALOG_KEY` : err.text
+  const headers = status === 503 ? { 'Retry-After': String(RETRY_AFTER_S), ...err.headers } : { ...err.headers }
+  return { status, code: err.code, message, headers }
 }
 
 export interface RequestTarget {
@@ -100,8 +81,8 @@ export interface RequestTarget {
  * bad percent-encoding) is a 400 BAD_PATH, whatever route it would reach.
  */
 export function parseTarget(raw: string): RequestTarget {
-  if (raw.length > MAX_TARGET_LENGTH) throw new HttpError(414, 'URI_TOO_LONG', `request target over ${MAX_TARGET_LENGTH} bytes`)
-  if (!raw.startsWith('/')) throw HttpError.badRequest('BAD_PATH', 'the request target must be a path starting with /')
+  if (raw.length > MAX_TARGET_LENGTH) throw EmbassyError.uriTooLong(`request target over ${MAX_TARGET_LENGTH} bytes`)
+  if (!raw.startsWith('/')) throw EmbassyError.badPath('the request target must be a path starting with /')
   const q = raw.indexOf('?')
   const pathPart = q === -1 ? raw : raw.slice(0, q)
   const query = new URLSearchParams(q === -1 ? '' : raw.slice(q + 1))
@@ -110,17 +91,17 @@ export function parseTarget(raw: string): RequestTarget {
   if (trailingSlash || parts[parts.length - 1] === '') parts.pop()
   const segments: string[] = []
   for (const part of parts) {
-    if (part === '') throw HttpError.badRequest('BAD_PATH', 'empty path segment (//)')
-    if (/%2f/i.test(part)) throw HttpError.badRequest('BAD_PATH', 'encoded slashes (%2F) are not allowed in paths')
+    if (part === '') throw EmbassyError.badPath('empty path segment (//)')
+    if (/%2f/i.test(part)) throw EmbassyError.badPath('encoded slashes (%2F) are not allowed in paths')
     let seg: string
     try {
       seg = decodeURIComponent(part)
     } catch {
-      throw HttpError.badRequest('BAD_PATH', 'malformed percent-encoding in path')
+      throw EmbassyError.badPath('malformed percent-encoding in path')
     }
     // eslint-disable-next-line no-control-regex
-    if (/[\u0000-\u001f\u007f]/.test(seg)) throw HttpError.badRequest('BAD_PATH', 'control characters (such as NUL) are not allowed in paths')
-    if (seg === '.' || seg === '..') throw HttpError.badRequest('BAD_PATH', 'dot segments (. and ..) are not allowed in paths')
+    if (/[\u0000-\u001f\u007f]/.test(seg)) throw EmbassyError.badPath('control characters (such as NUL) are not allowed in paths')
+    if (seg === '.' || seg === '..') throw EmbassyError.badPath('dot segments (. and ..) are not allowed in paths')
     segments.push(seg)
   }
   return { segments, trailingSlash, query }
@@ -132,14 +113,14 @@ export function intParam(query: URLSearchParams, name: string, fallback: null): 
 export function intParam(query: URLSearchParams, name: string, fallback: number | null): number | null {
   const v = query.get(name)
   if (v === null || v === '') return fallback
-  if (!/^\d{1,15}$/.test(v)) throw HttpError.badRequest('BAD_ARGUMENT', `${name} must be a non-negative integer, not "${v.slice(0, 40)}"`)
+  if (!/^\d{1,15}$/.test(v)) throw EmbassyError.badArgument(`${name} must be a non-negative integer, not "${v.slice(0, 40)}"`)
   return Number(v)
 }
 
 /** The search text parameter `q`, trimmed; null when absent or empty. */
 export function searchParam(query: URLSearchParams): string | null {
   const q = (query.get('q') ?? '').trim()
-  if (q.length > MAX_QUERY_LENGTH) throw HttpError.badRequest('BAD_ARGUMENT', `search text over ${MAX_QUERY_LENGTH} characters`)
+  if (q.length > MAX_QUERY_LENGTH) throw EmbassyError.badArgument(`search text over ${MAX_QUERY_LENGTH} characters`)
   return q === '' ? null : q
 }
 
@@ -162,16 +143,16 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
   const spec = (m[2] as string).trim()
   if (spec.includes(',')) return null
   const r = /^(\d{0,15})-(\d{0,15})$/.exec(spec)
-  if (!r || (r[1] === '' && r[2] === '')) throw HttpError.rangeNotSatisfiable(`malformed byte range "${header.slice(0, 60)}"`, size)
+  if (!r || (r[1] === '' && r[2] === '')) throw EmbassyError.rangeNotSatisfiable(`malformed byte range "${header.slice(0, 60)}"`, size)
   if (r[1] === '') {
     const suffix = Number(r[2])
-    if (suffix === 0 || size === 0) throw HttpError.rangeNotSatisfiable(`the suffix range selects no byte of a ${size}-byte file`, size)
+    if (suffix === 0 || size === 0) throw EmbassyError.rangeNotSatisfiable(`the suffix range selects no byte of a ${size}-byte file`, size)
     return { start: Math.max(0, size - suffix), end: size - 1 }
   }
   const start = Number(r[1])
   const end = r[2] === '' ? size - 1 : Number(r[2])
-  if (end < start) throw HttpError.rangeNotSatisfiable(`inverted byte range ${start}-${end}`, size)
-  if (start >= size) throw HttpError.rangeNotSatisfiable(`byte ${start} is past the end of a ${size}-byte file`, size)
+  if (end < start) throw EmbassyError.rangeNotSatisfiable(`inverted byte range ${start}-${end}`, size)
+  if (start >= size) throw EmbassyError.rangeNotSatisfiable(`byte ${start} is past the end of a ${size}-byte file`, size)
   return { start, end: Math.min(end, size - 1) }
 }
 

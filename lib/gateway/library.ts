@@ -1,19 +1,20 @@
 /**
  * What the gateway reads, whatever the reader: agencies ("shelves") and their datasets, looked up
- * without ever waiting on the network. A Mirror is read through its sources' Datasets (the
- * Mirror's own methods wait up to MIRROR_WAIT_MS for peers); an agency's Datasets directly; any
- * other DatasetReader through its methods, each bounded by a timeout.
+ * without ever waiting on the network. A reader that names its catalogs (`reader.catalogs()`: a
+ * mirror's sources, an agency's Datasets) is read through each catalog's Datasets directly (a
+ * Mirror's own methods wait up to MIRROR_WAIT_MS for peers); any other DatasetReader through its
+ * methods, each bounded by a timeout.
+ * Imports: lib/data, lib/node, lib/ids, lib/errors, protocol/ and ./http.ts; never lib/roles/.
  */
 import type Hypercore from 'hypercore'
 import { keyCheck, metadataKey } from '../node/caps.js'
-import { Datasets, type DatasetSummary } from '../data/datasets.js'
-import { EmbassyError } from '../errors.js'
+import type { Datasets, DatasetSummary } from '../data/datasets.js'
+import { EmbassyError, type ErrorCode } from '../errors.js'
 import { FilesDataset } from '../data/files-dataset.js'
-import { HttpError, RETRY_AFTER_S } from './http.js'
+import { errorResponse } from './http.js'
 import { toZ32 } from '../ids.js'
 import { LogDataset } from '../data/log-dataset.js'
-import { Mirror } from '../roles/mirror.js'
-import type { DatasetReader } from '../data/reader.js'
+import type { DatasetReader } from '../data/datasets.js'
 import { open as openSealed } from '../node/seal.js'
 import { agencyMeta, decode } from '../../protocol/index.js'
 
@@ -42,10 +43,10 @@ export interface DatasetEntry {
 export interface AgencyView extends AgencyInfo {
   /** ready: catalog held and readable; replicating: catalog not held yet; error: e.g. a wrong read key. */
   state: 'ready' | 'replicating' | 'error'
-  error: { code: string; message: string } | null
+  error: { code: ErrorCode; message: string } | null
   datasets: DatasetEntry[]
   /** Datasets listed by the catalog whose summary could not be built (name → error). */
-  problems: Array<{ name: string; status: number; code: string; message: string }>
+  problems: Array<{ name: string; status: number; code: ErrorCode; message: string }>
 }
 
 interface Shelf {
@@ -71,7 +72,7 @@ class DatasetsShelf implements Shelf {
       header = await this.datasets.catalog.header({ wait: false })
     } catch (err) {
       if ((err as EmbassyError).code === 'NOT_AVAILABLE') {
-        throw HttpError.notReplicated(`catalog ${this.catalog} is not replicated here yet (no holder has sent it)`)
+        throw EmbassyError.notReplicated(`catalog ${this.catalog} is not replicated here yet (no holder has sent it)`)
       }
       throw err
     }
@@ -98,8 +99,8 @@ class DatasetsShelf implements Shelf {
         const summary = await this.datasets.summary(info)
         entries.push({ agency, summary, open: () => this.datasets.open(info) })
       } catch (err) {
-        const e = HttpError.from(err)
-        problems.push({ name: info.name ?? info.id, status: e.status, code: e.code, message: e.text })
+        const e = errorResponse(err)
+        problems.push({ name: info.name ?? info.id, status: e.status, code: e.code, message: e.message })
       }
     }
     return { entries, problems }
@@ -132,7 +133,7 @@ class ReaderShelf implements Shelf {
 function bounded<T>(p: Promise<T>, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(HttpError.notReplicated(`${what} took over ${READER_TIMEOUT_MS / 1000} s`)), READER_TIMEOUT_MS)
+    timer = setTimeout(() => reject(EmbassyError.notReplicated(`${what} took over ${READER_TIMEOUT_MS / 1000} s`)), READER_TIMEOUT_MS)
   })
   p.catch(() => {})
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer))
@@ -163,11 +164,11 @@ export class Library {
 
   shelves(): Shelf[] {
     const r = this.reader
-    if (r instanceof Mirror) {
-      return [...r.sources.values()].map((s) => this.#shelf(s.datasets, () => new DatasetsShelf(s.datasets, s.catalogKey, s.agencyNodeKey)))
-    }
-    if (r instanceof Datasets) return [this.#shelf(r, () => new DatasetsShelf(r, toZ32(r.catalog.key), null))]
-    return [this.#shelf(r, () => new ReaderShelf(r))]
+    const catalogs = r.catalogs?.()
+    if (!catalogs) return [this.#shelf(r, () => new ReaderShelf(r))]
+    return catalogs.map((c) =>
+      this.#shelf(c.datasets, () => new DatasetsShelf(c.datasets, toZ32(c.catalogKey), c.agencyNodeKey ? toZ32(c.agencyNodeKey) : null))
+    )
   }
 
   /** Every agency with its datasets; an agency not readable yet says why instead of failing. */
@@ -179,8 +180,8 @@ export class Library {
         const { entries, problems } = await shelf.entries()
         out.push({ ...entries[0]?.agency ?? (await shelf.describe()), state: 'ready', error: null, datasets: entries, problems })
       } catch (err) {
-        const e = HttpError.from(err)
-        out.push({ ...fallback, state: e.status === 503 ? 'replicating' : 'error', error: { code: e.code, message: e.text }, datasets: [], problems: [] })
+        const e = errorResponse(err)
+        out.push({ ...fallback, state: e.status === 503 ? 'replicating' : 'error', error: { code: e.code, message: e.message }, datasets: [], problems: [] })
       }
     }
     return out
@@ -193,19 +194,20 @@ export class Library {
   async resolve(name: string, catalog: string | null = null): Promise<Resolved> {
     const agencies = await this.agencies()
     const scope = catalog === null ? agencies : agencies.filter((a) => a.catalog === catalog)
-    if (catalog !== null && scope.length === 0) throw HttpError.notFound(`this node reads no agency with catalog ${catalog}`, 'UNKNOWN_AGENCY')
+    if (catalog !== null && scope.length === 0) throw EmbassyError.unknownAgency(`this node reads no agency with catalog ${catalog}`)
     const hits = scope.flatMap((a) => a.datasets.filter((d) => d.summary.name === name))
-    if (hits.length > 1) throw new EmbassyError('AMBIGUOUS_DATASET', `"${name}" exists in ${hits.length} agencies`)
+    if (hits.length > 1) throw EmbassyError.ambiguousDataset(name, hits.length)
     const hit = hits[0]
     if (!hit) {
       const problem = scope.flatMap((a) => a.problems).find((p) => p.name === name)
-      if (problem) throw new HttpError(problem.status, problem.code, problem.message, problem.status === 503 ? { 'Retry-After': String(RETRY_AFTER_S) } : {})
+      // Re-raised with the code it failed with: errorResponse() gives it the same status again.
+      if (problem) throw new EmbassyError(problem.code, problem.message)
       const waiting = scope.find((a) => a.state !== 'ready')
       if (waiting) {
         const why = waiting.error ? waiting.error.message : 'not readable'
-        throw new HttpError(waiting.state === 'replicating' ? 503 : 500, waiting.error?.code ?? 'NOT_REPLICATED', `dataset "${name}" is not known here (yet): ${why}`, waiting.state === 'replicating' ? { 'Retry-After': String(RETRY_AFTER_S) } : {})
+        throw new EmbassyError(waiting.error?.code ?? 'NOT_REPLICATED', `dataset "${name}" is not known here (yet): ${why}`)
       }
-      if (agencies.length === 0) throw HttpError.notReplicated('this node reads no agency yet')
+      if (agencies.length === 0) throw EmbassyError.notReplicated('this node reads no agency yet')
       throw EmbassyError.unknownDataset(name)
     }
     return { entry: hit, dataset: await hit.open() }

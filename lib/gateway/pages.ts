@@ -1,7 +1,8 @@
 /**
  * The gateway's web page: server-rendered HTML, no script, no external asset, one stylesheet
  * served by the gateway itself. Every interpolated value is escaped by the `html` template tag
- * (record texts, file names and descriptions are untrusted).
+ * (record texts, file names and descriptions are untrusted). Rendering only: no I/O, no errors thrown.
+ * Imports: types from ./library.ts and lib/data only.
  */
 import type { DatasetSummary } from '../data/datasets.js'
 import type { RecordView } from '../data/log-dataset.js'
@@ -44,7 +45,8 @@ export interface DatasetRef {
   catalog: string | null
 }
 
-function encPath(p: string): string {
+/** A path with each segment percent-encoded (slashes kept). */
+export function encPath(p: string): string {
   return p
     .split('/')
     .filter((s) => s !== '')

@@ -1,0 +1,186 @@
+/**
+ * The JSON/NDJSON API: /api (an index of routes), /api/status, /api/datasets, one dataset with its
+ * provenance, its records (NDJSON, streamed, ETag) and one record. Files are in ./files.ts.
+ * Imports: ./context.ts, ./lookup.ts, ./library.ts, ./http.ts, ./pages.ts (urls), lib/data, lib/errors.
+ */
+import type Hypercore from 'hypercore'
+import { EmbassyError } from '../errors.js'
+import { begin, json, send, withDeadline, write, type Ctx, type RoutedCtx } from './context.js'
+import { errorResponse, etagMatches, etagOf, intParam, searchParam } from './http.js'
+import { LogDataset, coresOf, type DatasetEntry, type OpenDataset } from './library.js'
+import { ambiguousNames, provenance, record, resolve, resolveLog } from './lookup.js'
+import { urls, type DatasetRef } from './pages.js'
+
+/** NDJSON output is written in chunks of about this many bytes. */
+const CHUNK_BYTES = 64 * 1024
+/** How long GET /api/status waits for the node's status document. */
+const STATUS_WAIT_MS = 3000
+
+/** GET /api: what this gateway answers. */
+export async function apiIndex(ctx: Ctx): Promise<void> {
+  json(ctx, {
+    name: 'Data Embassy read-only gateway',
+    methods: ['GET', 'HEAD'],
+    routes: {
+      '/api/status': 'node and gateway status (JSON)',
+      '/api/datasets': 'agencies and their datasets (JSON)',
+      '/api/datasets/NAME': 'one dataset: summary and provenance of its cores (JSON)',
+      '/api/datasets/NAME/records?start=&end=&q=&limit=': 'records [start, end) as NDJSON, optionally only those containing q',
+      '/api/datasets/NAME/records/SEQ': 'one record (JSON)',
+      '/api/datasets/NAME/files/[FOLDER/]': 'a folder listing (JSON)',
+      '/api/datasets/NAME/files/PATH': 'a file (Range, ETag; ?download=1 for an attachment)',
+      '/metrics': 'Prometheus metrics'
+    },
+    notes: 'Add ?catalog=CATALOG_KEY where a dataset name exists in several agencies. Data responses carry X-Embassy-* provenance headers.'
+  })
+}
+
+/** GET /api/status: the gateway, the agencies it reads, and the node's own status document. */
+export async function apiStatus(ctx: Ctx): Promise<void> {
+  const { site } = ctx
+  const agencies = await site.library.agencies()
+  let node: unknown = null
+  let nodeError: { code: string; message: string } | null = null
+  if (site.status) {
+    try {
+      node = await withDeadline(site.status(), STATUS_WAIT_MS)
+    } catch (err) {
+      const e = errorResponse(err)
+      nodeError = { code: e.code, message: e.message }
+    }
+  }
+  json(ctx, {
+    gateway: {
+      ready: site.isReady(),
+      startedAt: new Date(site.startedAt).toISOString(),
+      uptime: Math.round((Date.now() - site.startedAt) / 1000),
+      address: site.listening(),
+      stats: site.stats
+    },
+    agencies: agencies.map((a) => ({
+      catalog: a.catalog,
+      nodeKey: a.nodeKey,
+      name: a.name,
+      state: a.state,
+      error: a.error,
+      datasets: a.datasets.map((d) => ({ name: d.summary.name, kind: d.summary.kind, length: d.summary.length, byteLength: d.summary.byteLength }))
+    })),
+    node,
+    ...(nodeError ? { nodeError } : {})
+  })
+}
+
+function summaryJson(entry: DatasetEntry, ds: OpenDataset | null, ref: DatasetRef): Record<string, unknown> {
+  const cores = ds ? coresOf(ds) : []
+  const first = cores[0]?.core
+  return {
+    ...entry.summary,
+    catalog: entry.agency.catalog,
+    agency: entry.agency.name,
+    held: first ? first.contiguousLength : null,
+    complete: cores.length > 0 ? cores.every((c) => c.core.contiguousLength >= c.core.length) : null,
+    links: {
+      info: urls.apiDataset(ref),
+      page: urls.dataset(ref),
+      ...(entry.summary.kind === 'log' ? { records: urls.apiRecords(ref) } : { files: `/api/datasets/${encodeURIComponent(ref.name)}/files/${ref.catalog ? `?catalog=${encodeURIComponent(ref.catalog)}` : ''}` })
+    }
+  }
+}
+
+/** GET /api/datasets: every agency and every dataset. */
+export async function apiList(ctx: Ctx): Promise<void> {
+  const agencies = await ctx.site.library.agencies()
+  const ambiguous = ambiguousNames(agencies)
+  const datasets: Array<Record<string, unknown>> = []
+  for (const a of agencies) {
+    for (const e of a.datasets) {
+      const ds = await e.open().catch(() => null)
+      datasets.push(summaryJson(e, ds, { name: e.summary.name, catalog: ambiguous.has(e.summary.name) ? a.catalog : null }))
+    }
+  }
+  json(ctx, {
+    agencies: agencies.map((a) => ({ catalog: a.catalog, nodeKey: a.nodeKey, name: a.name, state: a.state, error: a.error, datasets: a.datasets.length, problems: a.problems })),
+    datasets
+  })
+}
+
+/** GET /api/datasets/NAME: its summary and the provenance of its cores. */
+export async function apiInfo(ctx: RoutedCtx, name: string): Promise<void> {
+  const r = await resolve(ctx, name)
+  const { cores, headers } = await provenance(r.entry, r.dataset)
+  json(ctx, { dataset: summaryJson(r.entry, r.dataset, r.ref), provenance: { catalog: r.entry.agency.catalog, agencyNodeKey: r.entry.agency.nodeKey, cores } }, headers)
+}
+
+/** start/end of a records request against `length`: 400 when malformed, 416 when inverted or past the end. */
+function recordRange(query: URLSearchParams, length: number): { start: number; end: number } {
+  const start = intParam(query, 'start', 0)
+  const endParam = intParam(query, 'end', null)
+  if (endParam !== null && endParam < start) throw EmbassyError.rangeNotSatisfiable(`start ${start} is after end ${endParam}`)
+  if (start > length) throw EmbassyError.rangeNotSatisfiable(`start ${start} is past the verified length ${length}`)
+  return { start, end: Math.min(endParam ?? length, length) }
+}
+
+/** Block `seq`, which the caller checked is held. */
+async function getHeld(core: Hypercore, seq: number): Promise<Buffer> {
+  const block = await core.get(seq, { wait: false })
+  if (!block) throw EmbassyError.notReplicated(`record ${seq} is not held here yet`)
+  return block
+}
+
+/** GET /api/datasets/NAME/records?start=&end=&q=&limit=: records as NDJSON, streamed. */
+export async function apiRecords(ctx: RoutedCtx, name: string): Promise<void> {
+  const r = await resolveLog(ctx, name)
+  const core = r.log.core
+  const query = ctx.target.query
+  const { start, end } = recordRange(query, core.length)
+  const q = searchParam(query)
+  const limit = intParam(query, 'limit', null)
+  if (end > start && !(await core.has(start, end))) {
+    throw EmbassyError.notReplicated(`records ${start}–${end - 1} of "${name}" are not all held yet (held from the start: ${core.contiguousLength} of ${core.length}); try again shortly`)
+  }
+  // Decode the first record before answering 200: a wrong read key is a clean error, not a cut stream.
+  if (end > start) LogDataset.view(start, await getHeld(core, start))
+  const { headers } = await provenance(r.entry, r.dataset)
+  const etag = etagOf('records', headers['X-Embassy-Core-Key'] ?? '', core.fork, start, end, q ?? '', limit ?? '')
+  const h = {
+    ...headers,
+    'Content-Type': 'application/x-ndjson; charset=utf-8',
+    'Cache-Control': 'no-cache',
+    ETag: etag,
+    'X-Embassy-Start': String(start),
+    'X-Embassy-End': String(end)
+  }
+  if (etagMatches(ctx.req.headers['if-none-match'], etag)) return send(ctx, 304, h)
+  if (!begin(ctx, 200, h)) return
+  if (ctx.head) {
+    ctx.res.end()
+    return
+  }
+  const needle = q?.toLowerCase() ?? null
+  let out = ''
+  let emitted = 0
+  for (let seq = start; seq < end; seq++) {
+    if (limit !== null && emitted >= limit) break
+    const rec = LogDataset.view(seq, await getHeld(core, seq))
+    if (needle !== null && !rec.text.toLowerCase().includes(needle)) continue
+    out += JSON.stringify(rec) + '\n'
+    emitted++
+    if (out.length >= CHUNK_BYTES) {
+      if (!(await write(ctx, out))) return
+      out = ''
+    }
+  }
+  if (out && !(await write(ctx, out))) return
+  ctx.res.end()
+}
+
+/** GET /api/datasets/NAME/records/SEQ: one record (JSON). */
+export async function apiRecord(ctx: RoutedCtx, name: string, seqText: string): Promise<void> {
+  const r = await resolveLog(ctx, name)
+  const rec = await record(r.log, name, seqText)
+  const { headers } = await provenance(r.entry, r.dataset)
+  const etag = etagOf('record', headers['X-Embassy-Core-Key'] ?? '', r.log.core.fork, rec.seq)
+  const h = { ...headers, ETag: etag, 'Cache-Control': 'no-cache' }
+  if (etagMatches(ctx.req.headers['if-none-match'], etag)) return send(ctx, 304, h)
+  json(ctx, rec, h)
+}

@@ -1,0 +1,145 @@
+/**
+ * Files datasets over HTTP: a file's bytes (Range, If-Range, ETag/If-None-Match, Content-Type,
+ * sandboxed), folder listings (JSON, paged), and the entry/listing lookups the pages share.
+ * Imports: ./context.ts, ./lookup.ts, ./library.ts, ./http.ts, ./pages.ts (urls), lib/errors.
+ */
+import { EmbassyError } from '../errors.js'
+import { begin, send, json, write, type RoutedCtx } from './context.js'
+import { MAX_QUERY_LENGTH, contentDisposition, etagMatches, etagOf, mediaTypeOf, parseRange } from './http.js'
+import { readOpts, type FilesDataset } from './library.js'
+import { provenance, resolveFiles } from './lookup.js'
+import { encPath, urls, type FolderEntry } from './pages.js'
+
+/** Folder entries listed per page / per API call. */
+export const FOLDER_PAGE = 500
+
+/** Files are untrusted: never let one run script in the gateway's origin. */
+const FILE_CSP = 'sandbox; default-src \'none\'; img-src \'self\' data:; media-src \'self\'; style-src \'unsafe-inline\''
+
+export type DriveEntry = NonNullable<Awaited<ReturnType<FilesDataset['drive']['entry']>>>
+
+export interface Listing {
+  entries: FolderEntry[]
+  /** The name to list after for the next page; null on the last page. */
+  next: string | null
+}
+
+/** The entry at `path` (symlinks followed inside the dataset); 404 when a link to nothing, 503 when not held. */
+export async function fileEntry(files: FilesDataset, name: string, path: string): Promise<DriveEntry | null> {
+  const drive = files.drive
+  const entry = await drive.entry(path, { follow: true, ...readOpts(drive.core) })
+  if (entry && !entry.value.blob && entry.value.linkname) throw EmbassyError.notFound(`${path} in "${name}" is a link to nothing`)
+  return entry
+}
+
+/** A strong ETag for a file's content: changes whenever its blob (or the content core's fork) does. */
+export function fileEtag(files: FilesDataset, entry: DriveEntry): string {
+  const blob = entry.value.blob
+  const blobs = files.drive.blobs
+  return blob && blobs ? etagOf('file', blobs.core.key!.toString('hex'), blobs.core.fork, blob.blockOffset, blob.blockLength, blob.byteOffset, blob.byteLength) : etagOf('empty-file')
+}
+
+/** Up to `limit` entries of `folder` (files, links and sub-folders), after the name `after`. */
+export async function listFolder(files: FilesDataset, folder: string, after: string | null, limit = FOLDER_PAGE): Promise<Listing> {
+  const drive = files.drive
+  const prefix = folder === '/' ? '/' : folder + '/'
+  const entries: FolderEntry[] = []
+  let next: string | null = null
+  const afterBytes = after === null ? null : Buffer.from(after)
+  const stream = drive.list(folder, { recursive: false, ...readOpts(drive.core) })
+  try {
+    for await (const node of stream) {
+      const rest = node.key.slice(prefix.length)
+      const i = rest.indexOf('/')
+      const name = i === -1 ? rest : rest.slice(0, i)
+      if (afterBytes && Buffer.compare(Buffer.from(name), afterBytes) <= 0) continue
+      if (entries.length >= limit) {
+        next = entries[entries.length - 1]?.name ?? null
+        break
+      }
+      if (i === -1) entries.push({ name, path: prefix + name, type: node.value.linkname ? 'link' : 'file', size: node.value.blob ? node.value.blob.byteLength : 0 })
+      else entries.push({ name, path: prefix + name, type: 'folder', size: null })
+    }
+  } finally {
+    stream.destroy()
+  }
+  return { entries, next }
+}
+
+/** The page of `folder` the request asks for (`?after=`); 404 when the folder does not exist. */
+export async function folder(ctx: RoutedCtx, files: FilesDataset, name: string, path: string): Promise<Listing> {
+  const after = ctx.target.query.get('after')
+  if (after !== null && after.length > MAX_QUERY_LENGTH * 4) throw EmbassyError.badArgument('"after" is too long')
+  const listed = await listFolder(files, path, after)
+  if (path !== '/' && listed.entries.length === 0 && after === null) throw EmbassyError.notFound(`"${name}" has no folder ${path}`)
+  return listed
+}
+
+/** GET /api/datasets/NAME/files/[FOLDER/]: a folder listing (JSON). */
+export async function apiFolder(ctx: RoutedCtx, name: string, path: string): Promise<void> {
+  const r = await resolveFiles(ctx, name)
+  const listed = await folder(ctx, r.files, name, path)
+  const { headers } = await provenance(r.entry, r.dataset)
+  json(
+    ctx,
+    {
+      dataset: name,
+      folder: path,
+      entries: listed.entries.map((e) => ({ ...e, url: e.type === 'folder' ? `/api/datasets/${encodeURIComponent(name)}/files${encPath(e.path)}/` : urls.raw(r.ref, e.path) })),
+      next: listed.next
+    },
+    headers
+  )
+}
+
+/** GET /api/datasets/NAME/files/PATH: the file's bytes, whole or one range, streamed. */
+export async function apiFile(ctx: RoutedCtx, name: string, path: string): Promise<void> {
+  const r = await resolveFiles(ctx, name)
+  const drive = r.files.drive
+  const entry = await fileEntry(r.files, name, path)
+  if (!entry) {
+    const isFolder = (await listFolder(r.files, path, null, 1)).entries.length > 0
+    throw EmbassyError.notFound(isFolder ? `${path} is a folder of "${name}"; list it at ${path}/` : `"${name}" has no file ${path}`)
+  }
+  const blob = entry.value.blob
+  const size = blob ? blob.byteLength : 0
+  const blobs = drive.blobs
+  if (blob && !blobs) throw EmbassyError.notReplicated(`the contents of "${name}" are not replicated here yet; try again shortly`)
+  const { headers } = await provenance(r.entry, r.dataset)
+  const etag = fileEtag(r.files, entry)
+  const h: Record<string, string> = {
+    ...headers,
+    'Content-Type': mediaTypeOf(entry.key),
+    'Accept-Ranges': 'bytes',
+    ETag: etag,
+    'Cache-Control': 'no-cache',
+    'Content-Disposition': contentDisposition(ctx.target.query.get('download') ? 'attachment' : 'inline', entry.key),
+    'Content-Security-Policy': FILE_CSP
+  }
+  if (etagMatches(ctx.req.headers['if-none-match'], etag)) return send(ctx, 304, h)
+  const ifRange = ctx.req.headers['if-range']
+  const range = ifRange !== undefined && ifRange !== etag ? null : parseRange(ctx.req.headers.range, size)
+  if (blob && blobs && !(await blobs.core.has(blob.blockOffset, blob.blockOffset + blob.blockLength))) {
+    throw EmbassyError.notReplicated(`${path} of "${name}" is still replicating (its content blocks are not all held yet); try again shortly`)
+  }
+  const start = range ? range.start : 0
+  const end = range ? range.end : size - 1
+  const length = size === 0 ? 0 : end - start + 1
+  if (range) h['Content-Range'] = `bytes ${start}-${end}/${size}`
+  h['Content-Length'] = String(length)
+  if (!begin(ctx, range ? 206 : 200, h)) return
+  if (ctx.head || length === 0 || !blob || !blobs) {
+    ctx.res.end()
+    return
+  }
+  const stream = blobs.createReadStream(blob, { start, end, wait: false })
+  const onClose = (): void => stream.destroy()
+  ctx.res.once('close', onClose)
+  try {
+    for await (const chunk of stream) if (!(await write(ctx, chunk))) return
+    ctx.res.end()
+  } finally {
+    ctx.res.off('close', onClose)
+    stream.destroy()
+  }
+}
