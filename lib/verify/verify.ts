@@ -12,14 +12,19 @@
  *
  * hypercore's own `core.audit()` (and corestore's `store.audit()`) makes the same block check but
  * deletes what fails and reports only counts, so it is not used here.
+ *
+ * Owns CoreVerifier, verifyCores and the report types. May import: verify/flat-tree, data/,
+ * errors, ids (and hypercore internals, named below) — never the daemon, the roles, the gateway or
+ * the CLI. The `embassy verify` command (with its dataset-name selection) is the daemon's
+ * commands/verify.ts.
  */
 import { createRequire } from 'node:module'
 import crypto from 'hypercore-crypto'
 import type Hypercore from 'hypercore'
-import type { CommandInput, CommandIO, Handler, Host } from '../daemon/commands.js'
+import type { HeldCoreRef } from '../data/held-core.js'
 import { EmbassyError } from '../errors.js'
-import type { HeldCoreRef } from '../daemon/host.js'
 import { toZ32 } from '../ids.js'
+import { children, depth, fullRoots, leftSpan, rightSpan } from './flat-tree.js'
 
 /** Blocks re-read and checked together (one storage read batch): a subtree of 2^CHUNK_DEPTH blocks. */
 export const CHUNK_DEPTH = 10
@@ -127,47 +132,8 @@ function hypercoreCaps(): HypercoreCaps {
 
 function internals(core: Hypercore): CoreInternals {
   const c = core.core as CoreInternals | null
-  if (!c || !c.state || !c.state.storage) throw new EmbassyError('INTERNAL', 'the core is not open')
+  if (!c || !c.state || !c.state.storage) throw EmbassyError.internal('the core is not open')
   return c
-}
-
-// ---- flat-tree arithmetic (in-order node indices; safe beyond 2^31) ----
-
-function depth(index: number): number {
-  let d = 0
-  while (index % 2 === 1) {
-    index = (index - 1) / 2
-    d++
-  }
-  return d
-}
-
-function leftSpan(index: number): number {
-  return index - (2 ** depth(index) - 1)
-}
-
-function rightSpan(index: number): number {
-  return index + (2 ** depth(index) - 1)
-}
-
-function children(index: number): [number, number] {
-  const half = 2 ** (depth(index) - 1)
-  return [index - half, index + half]
-}
-
-/** The root indices of a tree of `length` blocks. */
-function fullRoots(length: number): number[] {
-  const out: number[] = []
-  let rest = length
-  let offset = 0
-  while (rest > 0) {
-    let factor = 1
-    while (factor * 2 <= rest) factor *= 2
-    out.push(offset + factor - 1)
-    offset += 2 * factor
-    rest -= factor
-  }
-  return out
 }
 
 // ---- verification ----
@@ -421,7 +387,7 @@ export async function verifyCores(refs: readonly HeldCoreRef[], opts: VerifyOpti
 /** A report for `ref` with nothing checked yet. */
 function emptyReport(ref: HeldCoreRef, length: number): CoreVerifyReport {
   return {
-    catalog: ref.catalog,
+    catalog: toZ32(ref.catalog),
     dataset: ref.dataset,
     name: ref.name,
     key: ref.core.key ? toZ32(ref.core.key) : '',
@@ -439,78 +405,4 @@ function emptyReport(ref: HeldCoreRef, length: number): CoreVerifyReport {
 
 function errored(ref: HeldCoreRef, err: Error): CoreVerifyReport {
   return { ...emptyReport(ref, ref.core.length), failures: [{ index: null, error: `could not verify: ${err.message}` }] }
-}
-
-// ---- CLI handler: `embassy verify [NAME]` ----
-
-type HostWithCores = Host & { heldCores(): Promise<HeldCoreRef[]> }
-
-/**
- * Verifies every held core (or those NAME selects: a dataset name on an agency or mirror; a core
- * key or catalog key (z32 or hex) anywhere; `catalog` for the catalog cores). Returns the report
- * when everything verifies; throws VERIFY_FAILED (exit 1) with the report as details otherwise.
- */
-export const verifyHandler: Handler = async (host: Host, input: CommandInput, io: CommandIO): Promise<VerifyReport> => {
-  const h = host as Partial<HostWithCores> & Host
-  if (typeof h.heldCores !== 'function') throw new EmbassyError('INTERNAL', 'this host cannot list its held cores')
-  const refs = await labelled(host, await h.heldCores())
-  const name = input.args[0]
-  const selected = name ? await select(host, refs, name) : refs
-  const report = await verifyCores(selected, { onProgress: (done, total) => io.progress('verify', done, total) })
-  if (!report.ok) {
-    const bad = report.cores.filter((c) => c.failures.length > 0)
-    const first = bad[0]!.failures[0]!
-    throw new EmbassyError(
-      'VERIFY_FAILED',
-      `${report.totals.failed} block(s) in ${bad.length} core(s) do not verify; first: ${bad[0]!.name}${first.index === null ? '' : ` block ${first.index}`}: ${first.error}`,
-      { details: { ...report } }
-    )
-  }
-  return report
-}
-
-/** Dataset names for a mirror's cores (heldCores labels them by key); agencies are labelled already. */
-async function labelled(host: Host, refs: HeldCoreRef[]): Promise<HeldCoreRef[]> {
-  if (host.node.role !== 'mirror') return refs
-  const names = await coreNames(host)
-  return refs.map((r) => ({ ...r, name: names.get(toZ32(r.core.key!)) ?? r.name }))
-}
-
-/** Core key (z32) → dataset label, from the catalog(s) this node can read (local only, never waits). */
-async function coreNames(host: Host): Promise<Map<string, string>> {
-  const out = new Map<string, string>()
-  const role = host.node.role
-  if (role === 'embassy') return out
-  try {
-    const readers = role === 'agency' ? [(await host.agency()).datasets] : [...(await host.mirror()).sources.values()].map((s) => s.datasets)
-    for (const datasets of readers) {
-      for (const info of await datasets.infos()) {
-        if (info.name === null) continue // a wrong read key: labelled by key
-        const [first, second] = info.cores.map(toZ32)
-        if (info.kind === 'files') {
-          if (first) out.set(first, `${info.name}/index`)
-          if (second) out.set(second, `${info.name}/content`)
-        } else if (first) out.set(first, info.name)
-      }
-    }
-  } catch {
-    // names are a convenience: without them cores are labelled by key
-  }
-  return out
-}
-
-async function select(host: Host, refs: HeldCoreRef[], name: string): Promise<HeldCoreRef[]> {
-  const names = await coreNames(host)
-  const byName = new Set([...names].filter(([, label]) => label === name || label.startsWith(`${name}/`)).map(([key]) => key))
-  const text = name.trim()
-  const wanted = /^[0-9a-f]{64}$/i.test(text) ? toZ32(Buffer.from(text, 'hex')) : text
-  const out = refs.filter((r) => {
-    const key = toZ32(r.core.key!)
-    return (name === 'catalog' && r.dataset === null) || byName.has(key) || r.name === name || key === wanted || r.catalog === wanted
-  })
-  if (out.length === 0) {
-    if (host.node.role === 'embassy') throw new EmbassyError('NOT_FOUND', `no held core or catalog has the key "${name.slice(0, 80)}"`, { details: { name } })
-    throw EmbassyError.unknownDataset(name)
-  }
-  return out
 }

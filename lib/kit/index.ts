@@ -1,0 +1,27 @@
+/**
+ * Recovery kit: everything needed to rebuild an agency node, sealed with a passphrase or split
+ * into m-of-n Shamir shares (the file format is documented in format.ts). The public API of
+ * lib/kit/; the `embassy kit export` command itself is the daemon's commands/kit.ts.
+ */
+export {
+  KIT_FORMAT,
+  SHARE_FORMAT,
+  KIT_VERSION,
+  PAYLOAD_VERSION,
+  KDF_ALG,
+  CIPHER,
+  KDF_OPSLIMIT,
+  KDF_MEMLIMIT,
+  MAX_OPSLIMIT,
+  MAX_MEMLIMIT,
+  MIN_PASSPHRASE_LENGTH,
+  MAX_KIT_FILE_BYTES,
+  MAX_SHARES,
+  inspectKit,
+  type KitContents,
+  type KitFileInfo,
+  type KdfParams
+} from './format.js'
+export { checkPassphrase, sealKit, openKit } from './passphrase.js'
+export { splitKit, combineShares, parseShareCounts } from './shares.js'
+export { kitFromNode, restoreNode, kitImport, kitNeedsPassphrase, writeKitFiles, wipeKit, type KitImportResult } from './restore.js'
