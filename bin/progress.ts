@@ -1,4 +1,11 @@
-/** A one-line progress bar on stderr, redrawn at most every 100 ms; silent unless enabled. */
+/**
+ * A one-line progress bar on stderr, redrawn at most every 100 ms; silent unless enabled.
+ *
+ * Owns: the progress line. May import: lib/index.ts.
+ */
+import * as cli from '../lib/daemon/index.js'
+
+const { fmtBytes } = cli
 
 const WIDTH = 30
 
@@ -35,14 +42,4 @@ export class ProgressBar {
     if (this.#drawn) process.stderr.write('\n')
     this.#drawn = false
   }
-}
-
-export function fmtBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
-  let i = 0
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024
-    i++
-  }
-  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`
 }

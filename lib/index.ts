@@ -1,41 +1,91 @@
-/** Data Embassy's public API: the CLI is built on exactly this. */
-export { EmbassyNode, STORE_DIR, type InitOptions, type NodeIdentity, type KeyPair } from './node/node.js'
-export { Agency, DATASET_NAME, RESTORE_GRACE_MS, type CreateDatasetOptions, type RestoreResult, type CustodyStatus, type DatasetCustody, type EmbassyCustody } from './roles/agency.js'
-export { Catalog, type DatasetInfo, type CatalogProblem } from './data/catalog.js'
-export { Datasets, datasetCoreName, type Dataset, type DatasetSummary } from './data/datasets.js'
-export { LogDataset, APPEND_BATCH, type RecordView, type ReadOptions, type Progress } from './data/log-dataset.js'
-export { FilesDataset, FILE_BLOCK_SIZE, type FileInfo, type PublishResult } from './data/files-dataset.js'
-export { EmbassyError, ExitCode, isEmbassyError, type ErrorCode } from './errors.js'
+/**
+ * Data Embassy's public API: the classes and types a program needs to run a node, publish, hold,
+ * read, verify and recover data. (The CLI's own surface — command records, runCommand — is
+ * lib/daemon/index.ts.)
+ */
+// Errors and keys at the edge
+export { EmbassyError, ExitCode, isEmbassyError, type ErrorCode, type ErrorDetails } from './errors.js'
+export { toZ32, parseKey } from './ids.js'
+
+// A node directory and its configuration
 export {
+  EmbassyNode,
+  STORE_DIR,
   defaultDir,
-  defaultConfig,
   readConfig,
   validateConfig,
   parseHostPort,
   ROLES,
+  agencyTopic,
+  type InitOptions,
+  type NodeIdentity,
+  type KeyPair,
   type NodeConfig,
-  type Role,
+  type RoleName,
   type FollowEntry,
   type SourceEntry,
   type HostPort
-} from './node/config.js'
-export { formatReadCapability, parseReadCapability } from './data/read-capability.js'
-export { handlers, type CommandIO, type CommandInput, type Host, type Handler } from './daemon/commands.js'
-export { NodeHost, type HeldCoreRef } from './daemon/host.js'
-export { Embassy, type AgencyHolding } from './roles/embassy.js'
-export { Mirror, MIRROR_WAIT_MS, type SourceStatus } from './roles/mirror.js'
-export { Holder, type HeldCore } from './roles/holder.js'
-export { Network, RECONNECT_BACKOFFS, type Peer, type NetworkOptions } from './net/network.js'
-export { CustodyChannel } from './net/custody-channel.js'
+} from './node/index.js'
+
+// Data: the catalog, datasets, readers
+export {
+  Catalog,
+  Datasets,
+  LogDataset,
+  FilesDataset,
+  FILE_BLOCK_SIZE,
+  APPEND_BATCH,
+  formatReadCapability,
+  parseReadCapability,
+  type DatasetInfo,
+  type DatasetSummary,
+  type Dataset,
+  type DatasetCore,
+  type DatasetReader,
+  type ReadableCatalog,
+  type ExportResult,
+  type RecordView,
+  type ReadOptions,
+  type Progress,
+  type FileInfo,
+  type PublishResult,
+  type HeldCoreRef
+} from './data/index.js'
+
+// The network
+export { Network, CustodyChannel, LocalDHT, RECONNECT_BACKOFFS, type Peer, type NetworkOptions, type CustodyHandlers, type LocalDHTOptions } from './net/index.js'
+
+// Custody
+export { CustodyLedger, type Alarm, type AlarmKind } from './custody/index.js'
+
+// Roles
+export { Agency, Embassy, Mirror, initNode, createRole, type Role, type Notice, type PairingResult } from './roles/index.js'
+export { DATASET_NAME, RESTORE_GRACE_MS, type CreateDatasetOptions, type RestoreResult, type CustodyStatus, type DatasetCustody, type EmbassyCustody } from './roles/agency.js'
+export type { AgencyHolding } from './roles/embassy.js'
+export { MIRROR_WAIT_MS, type SourceStatus } from './roles/mirror.js'
+export type { HeldCore } from './roles/holder.js'
+
+// Verification and recovery kits
+export { verifyCores, type VerifyReport, type CoreVerifyReport, type VerifyFailure, type VerifyOptions } from './verify/index.js'
+export {
+  sealKit,
+  openKit,
+  splitKit,
+  combineShares,
+  inspectKit,
+  kitFromNode,
+  restoreNode,
+  kitImport,
+  type KitContents,
+  type KitFileInfo,
+  type KitImportResult
+} from './kit/index.js'
+
+// Serving
+export { Gateway, RESPONSE_DEADLINE_MS, SOCKET_IDLE_MS, type GatewayOptions, type GatewayStats, type RequestInfo } from './gateway/index.js'
 export { Daemon, type DaemonOptions, type LogEvent } from './daemon/daemon.js'
-export { ControlServer, callControl, controlSocketPath } from './daemon/control.js'
-export { LocalDHT, DEFAULT_BOOTSTRAP_PORT, DEFAULT_DHT_NODES, type LocalDHTOptions } from './net/local-dht.js'
-export { runDemo, type DemoOptions } from './daemon/demo.js'
-export { agencyTopic } from './node/caps.js'
-export type { DatasetReader, ExportResult } from './data/reader.js'
-export { toZ32, parseKey } from './ids.js'
+export { NodeHost } from './daemon/host.js'
+export { callControl } from './daemon/control.js'
+export type { CommandIO } from './daemon/command.js'
+
 export * as protocol from '../protocol/index.js'
-export * from './kit/kit.js'
-export * from './verify/verify.js'
-export { Gateway, RESPONSE_DEADLINE_MS, SOCKET_IDLE_MS, type GatewayOptions, type GatewayStats, type RequestInfo } from './gateway/gateway.js'
-export { HttpError } from './gateway/http.js'

@@ -1,7 +1,10 @@
 /**
  * The control socket: a running node (`embassy run`) serves CLI commands on a Unix socket in its
- * directory, running the same handlers the CLI runs on a node it opens itself.
- * Framing: one JSON request line; JSON event lines back (progress, line, result or error).
+ * directory, running the same command records (commands/served.ts) the CLI runs on a node it opens
+ * itself. Framing (protocol/SPEC.md §7): one JSON request line; JSON event lines back (progress,
+ * line, result or error).
+ *
+ * Owns: the socket, both ends. May import: errors, command, host (types), commands/served (lookup).
  */
 import crypto from 'node:crypto'
 import fs from 'node:fs'
@@ -9,7 +12,9 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { EmbassyError, type ErrorCode } from '../errors.js'
-import type { CommandInput, CommandIO, Handler, Host } from './commands.js'
+import { runOnHost, type CommandInput, type CommandIO } from './command.js'
+import { findNodeCommand } from './commands/served.js'
+import type { Host } from './host.js'
 
 export const CONTROL_SOCKET = 'control.sock'
 /** Largest request accepted (an NDJSON import travels in one request). */
@@ -42,14 +47,12 @@ type Event =
 export class ControlServer {
   readonly path: string
   readonly host: Host
-  readonly handlers: Record<string, Handler>
   #server: net.Server | null = null
   #sockets = new Set<net.Socket>()
 
-  constructor(dir: string, host: Host, handlers: Record<string, Handler>) {
+  constructor(dir: string, host: Host) {
     this.path = controlSocketPath(dir)
     this.host = host
-    this.handlers = handlers
   }
 
   async listen(): Promise<void> {
@@ -117,15 +120,15 @@ export class ControlServer {
       socket.end()
       return
     }
-    const handler = this.handlers[req.command]
+    const command = findNodeCommand(req.command)
     const io: CommandIO = {
       json: !!req.json,
       progress: (label, done, total) => this.#send(socket, { t: 'progress', label, done, total }),
       line: (text) => this.#send(socket, { t: 'line', text })
     }
     try {
-      if (!handler) throw EmbassyError.badArgument(`unknown command "${req.command}"`)
-      const value = await handler(this.host, req.input, io)
+      if (!command) throw EmbassyError.badArgument(`unknown command "${req.command}"`)
+      const value = await runOnHost(command, this.host, req.input, io)
       this.#send(socket, { t: 'result', value })
     } catch (err) {
       const e = err instanceof EmbassyError ? err : new EmbassyError('INTERNAL', (err as Error)?.message ?? String(err), { cause: err })

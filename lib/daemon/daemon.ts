@@ -3,19 +3,15 @@
  * control socket, and reports every event that matters to an operator. Closes in reverse order.
  */
 import ReadyResource from 'ready-resource'
-import { handlers, nodeStatus } from './commands.js'
-import { Gateway } from '../gateway/gateway.js'
+import { nodeStatus } from './commands/node.js'
+import { Gateway } from '../gateway/index.js'
 import { parseHostPort } from '../node/config.js'
 import { ControlServer } from './control.js'
 import { EmbassyError } from '../errors.js'
 import { NodeHost } from './host.js'
+import { LOCK_WAIT_MS, openHost, waitForDirectory } from './lock-wait.js'
 import { toZ32 } from '../ids.js'
 import { Network } from '../net/network.js'
-import { Agency, type RestoreResult } from '../roles/agency.js'
-import { receipt as receiptCodec, type Receipt } from '../../protocol/index.js'
-import type { Alarm } from '../custody/receipts.js'
-import type { Embassy } from '../roles/embassy.js'
-import type { Mirror } from '../roles/mirror.js'
 
 export interface LogEvent {
   time: number
@@ -36,9 +32,6 @@ export interface DaemonOptions {
   /** Receives operator events (the CLI prints them). */
   log?: (event: LogEvent) => void
 }
-
-/** How long `embassy run` waits for a directory another command holds for a moment. */
-export const LOCK_WAIT_MS = 10_000
 
 export class Daemon extends ReadyResource {
   host: NodeHost
@@ -72,15 +65,8 @@ export class Daemon extends ReadyResource {
       port: this.opts.port ?? 0,
       handshake: () => role.handshake(),
       isAllowed: (key) => role.isAllowed(key),
-      dialAnyone: node.role === 'mirror',
-      messages: (peer) => [
-        {
-          codec: receiptCodec,
-          onmessage: (r: Receipt) => {
-            if (role instanceof Agency) role.onreceipt(peer, r).catch((err) => this.#log('error', 'error', `receipt: ${(err as Error).message}`))
-          }
-        }
-      ]
+      dialAnyone: role.dialsAnyone,
+      handlers: (peer) => role.handlers(peer)
     })
     network.on('peer', (p) => this.#log('info', 'peer-connected', `connected to ${p.role} ${toZ32(p.key)}`, { nodeKey: toZ32(p.key), role: p.role }))
     network.on('peer-lost', (p, reason) => this.#log('warn', 'peer-lost', `lost ${p.role} ${toZ32(p.key)}: ${reason}`, { nodeKey: toZ32(p.key), role: p.role }))
@@ -93,19 +79,10 @@ export class Daemon extends ReadyResource {
     this.network = network
     this.host.network = network
 
-    if (role instanceof Agency) {
-      role.on('alarm', (a: Alarm) => this.#log('error', 'custody-alarm', `custody alarm (${a.kind}) from ${a.peer}: ${a.detail}`, { ...a }))
-      role.on('restored', (r: RestoreResult) =>
-        this.#log('info', 'restore-complete', `restore complete: ${r.cores} cores, ${r.blocks} blocks, ${r.bytes} bytes from ${r.embassies.length} embassies in ${(r.ms / 1000).toFixed(1)} s; writes allowed`, { ...r })
-      )
-      role.on('restore-error', (err: Error) => this.#log('error', 'restore-error', `restore failed: ${err.message}`))
-      if (role.restoring) this.#log('info', 'restoring', 'restored agency: syncing every core from its embassies before accepting writes')
-    }
-    if (node.role === 'embassy') this.#watchEmbassy(role as Embassy)
-    if (node.role === 'mirror') this.#watchMirror(role as Mirror)
+    role.on('notice', (n) => this.#log(n.level, n.event, n.message, n.fields))
     await role.attach(network)
 
-    const control = new ControlServer(node.dir, this.host, handlers)
+    const control = new ControlServer(node.dir, this.host)
     await control.listen()
     this.control = control
     if (this.opts.http) {
@@ -120,35 +97,15 @@ export class Daemon extends ReadyResource {
     this.#log('info', 'started', `${id.role} ${id.nodeKey} running (bootstrap ${bootstrapText.join(',')})`, { ...id, bootstrap: bootstrapText })
   }
 
-  /** Opens the node directory, waiting a little while a one-shot command holds it. */
+  /** Opens the node directory, waiting a little while a one-shot command holds it (each try on a new host). */
   async #openHost(): Promise<void> {
-    const deadline = Date.now() + LOCK_WAIT_MS
-    for (;;) {
-      try {
-        await this.host.ready()
-        return
-      } catch (err) {
-        if ((err as EmbassyError).code !== 'DIR_LOCKED' || Date.now() > deadline) throw err
-        await this.host.close().catch(() => {})
-        this.host = new NodeHost(this.opts.dir)
-        await new Promise((r) => setTimeout(r, 200))
-      }
-    }
-  }
-
-  #watchEmbassy(embassy: Embassy): void {
-    embassy.on('catalog-learnt', (agency, catalog) => this.#log('info', 'catalog-learnt', `agency ${agency} publishes catalog ${catalog}`, { agency, catalog }))
-    embassy.on('core-added', (catalog, core) => this.#log('info', 'dataset-picked-up', `holding core ${core} of catalog ${catalog}`, { catalog, core }))
-    embassy.on('caught-up', (catalog, core, length) => this.#log('info', 'caught-up', `core ${core} complete at length ${length}`, { catalog, core, length }))
-    embassy.on('error', (err) => this.#log('error', 'error', err.message))
-  }
-
-  #watchMirror(mirror: Mirror): void {
-    for (const s of mirror.sources.values()) {
-      s.holder.on('core-added', (k) => this.#log('info', 'dataset-picked-up', `holding core ${toZ32(k)} of catalog ${s.catalogKey}`, { catalog: s.catalogKey, core: toZ32(k) }))
-      s.holder.on('caught-up', (core) => this.#log('info', 'caught-up', `core ${toZ32(core.key!)} complete at length ${core.length}`, { core: toZ32(core.key!), length: core.length }))
-      s.holder.on('error', (err) => this.#log('error', 'error', err.message))
-    }
+    await waitForDirectory(
+      () => {
+        if (this.host.closing) this.host = new NodeHost(this.opts.dir)
+        return openHost(this.host)
+      },
+      { waitMs: LOCK_WAIT_MS }
+    )
   }
 
   override async _close(): Promise<void> {

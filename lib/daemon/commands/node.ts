@@ -1,0 +1,190 @@
+/**
+ * The node itself: `embassy init`, `embassy id`, `embassy status` (and `status --watch`).
+ *
+ * Owns: these records, what `status` shows (nodeStatus, also the gateway's /api/status) and its
+ * text. May import: command, host, text, node/, roles/ (types and initNode), net/ (types).
+ */
+import path from 'node:path'
+import { EmbassyNode, type NodeIdentity } from '../../node/node.js'
+import { ROLES, type RoleName } from '../../node/config.js'
+import type { Network } from '../../net/network.js'
+import { initNode } from '../../roles/index.js'
+import type { CustodyStatus } from '../../roles/agency.js'
+import type { AgencyHolding } from '../../roles/embassy.js'
+import type { SourceStatus } from '../../roles/mirror.js'
+import { defineCommand, defineLocalCommand, noInput, parseBootstrap, strOpt, usageError, type FormatView } from '../command.js'
+import type { Host } from '../host.js'
+import { fmtBytes, short, table } from '../text.js'
+
+export type InitResult = NodeIdentity & { dir: string }
+
+export const init = defineLocalCommand({
+  name: 'init',
+  spec: {
+    usage: 'embassy init --role agency|embassy|mirror [--name NAME] [--bootstrap HOST:PORT,…]',
+    summary: 'create a node in the data directory',
+    details: [
+      '--role R              agency (publishes), embassy (holds blind copies) or mirror (reads in a crisis)',
+      '--name NAME           a human name (an agency\'s name is sealed into its catalog)',
+      '--bootstrap LIST      DHT bootstrap nodes saved in config.json (the public DHT is never used)'
+    ],
+    options: { role: { type: 'string' }, name: { type: 'string' }, bootstrap: { type: 'string' } },
+    args: [0, 0]
+  },
+  input(line): { role: RoleName; name: string | undefined; bootstrap: string[] | undefined } {
+    const role = line.opts.role
+    if (typeof role !== 'string' || !ROLES.includes(role as RoleName)) throw usageError('--role must be agency, embassy or mirror', 'init')
+    return { role: role as RoleName, name: strOpt(line, 'name'), bootstrap: parseBootstrap(strOpt(line, 'bootstrap'), 'init') }
+  },
+  async run(input, { dir }): Promise<InitResult> {
+    const id = await initNode(dir, { role: input.role, ...(input.name !== undefined ? { name: input.name } : {}) })
+    if (input.bootstrap) {
+      const bootstrap = input.bootstrap
+      const node = new EmbassyNode(dir)
+      await node.ready()
+      try {
+        node.updateConfig((c) => (c.bootstrap = bootstrap))
+      } finally {
+        await node.close()
+      }
+    }
+    return { ...id, dir: path.resolve(dir) }
+  },
+  format: (r) => `initialised ${r.role} node\nnode key:    ${r.nodeKey}\n${r.catalogKey ? `catalog key: ${r.catalogKey}\n` : ''}`
+})
+
+export const id = defineCommand({
+  name: 'id',
+  spec: {
+    usage: 'embassy id',
+    summary: 'print this node\'s role, node key and catalog key',
+    options: {},
+    args: [0, 0]
+  },
+  input: noInput,
+  handler: (host): Promise<NodeIdentity> => host.node.identity(),
+  format: (r) => `role:        ${r.role}\n${r.name ? `name:        ${r.name}\n` : ''}node key:    ${r.nodeKey}\n${r.catalogKey ? `catalog key: ${r.catalogKey}\n` : ''}`
+})
+
+/** A connected peer, as status lists it. */
+export type PeerSummary = ReturnType<Network['describePeers']>[number]
+
+interface StatusBase extends Omit<NodeIdentity, 'role'> {
+  /** True inside a running node; false when read from storage. */
+  running: boolean
+  peers: PeerSummary[]
+}
+
+/** What `embassy status` shows: the node, its peers and, per role, what it holds. */
+export type NodeStatus =
+  | (StatusBase & { role: 'agency' } & CustodyStatus)
+  | (StatusBase & { role: 'embassy'; agencies: AgencyHolding[] })
+  | (StatusBase & { role: 'mirror'; sources: SourceStatus[] })
+
+/** What `embassy status` shows, per role. */
+export async function nodeStatus(host: Host): Promise<NodeStatus> {
+  const id = await host.node.identity()
+  const peers = host.network ? host.network.describePeers() : []
+  // Role.status() is the role's part of this document (Agency: CustodyStatus; Embassy: agencies; Mirror: sources).
+  return { ...id, running: host.online, peers, ...(await (await host.role()).status()) } as NodeStatus
+}
+
+export const status = defineCommand({
+  name: 'status',
+  spec: {
+    usage: 'embassy status [--watch] [--interval SECONDS]',
+    summary: 'what this node holds, who it is connected to; on an agency, custody per dataset and embassy',
+    details: ['--watch           redraw until Ctrl-C (with --json: one JSON document per line)', '--interval S       seconds between redraws (default 1)'],
+    options: { watch: { type: 'boolean' }, interval: { type: 'string' } },
+    args: [0, 0]
+  },
+  input(line): { watch: boolean; intervalSeconds: number } {
+    if (!line.opts.watch) return { watch: false, intervalSeconds: 1 }
+    const seconds = line.opts.interval === undefined ? 1 : Number(line.opts.interval)
+    if (!(seconds >= 0.1 && seconds <= 3600)) throw usageError('--interval must be 0.1 to 3600 seconds', 'status')
+    return { watch: true, intervalSeconds: seconds }
+  },
+  handler: (host) => nodeStatus(host),
+  /** --watch: the status again and again until SIGINT/SIGTERM, each as a screen (or a JSON line). */
+  async around(input, { io, onceSignal }, once) {
+    if (!input.watch) return once()
+    let stop = false
+    onceSignal(() => (stop = true))
+    while (!stop) {
+      const s = await once()
+      io.write(io.json ? JSON.stringify(s) + '\n' : (io.tty ? '\x1b[2J\x1b[H' : '\n') + `${new Date().toISOString()}\n` + formatStatus(s, io))
+      const until = Date.now() + input.intervalSeconds * 1000
+      while (!stop && Date.now() < until) await new Promise((r) => setTimeout(r, 50))
+    }
+    return null
+  },
+  format: (s, view) => formatStatus(s, view)
+})
+
+function age(ms: number | null): string {
+  if (ms === null) return 'never'
+  if (ms < 1000) return `${ms} ms`
+  if (ms < 120_000) return `${(ms / 1000).toFixed(0)} s`
+  if (ms < 7_200_000) return `${(ms / 60_000).toFixed(0)} min`
+  return `${(ms / 3_600_000).toFixed(1)} h`
+}
+
+/** A small progress bar for status tables on a terminal (bytes or blocks held of the total). */
+function bar(view: FormatView, done: number, total: number): string {
+  if (!view.tty) return ''
+  const frac = total > 0 ? Math.min(1, done / total) : 1
+  const filled = Math.round(frac * 12)
+  return `${'█'.repeat(filled)}${'░'.repeat(12 - filled)} ${(frac * 100).toFixed(0).padStart(3)}%`
+}
+
+export function formatStatus(s: NodeStatus, view: FormatView): string {
+  const head = `${s.role}${s.name ? ` "${s.name}"` : ''} ${s.nodeKey}\n${s.running ? 'running' : 'not running (read from storage)'}, ${s.peers.length} peer(s) connected${s.peers.length ? ': ' + s.peers.map((p) => `${p.role} ${short(p.nodeKey)}`).join(', ') : ''}\n`
+  if (s.role === 'agency') {
+    const rows: string[][] = [['DATASET', 'KIND', 'LENGTH', 'SIZE', 'EMBASSY', 'HELD', 'BEHIND', 'RECEIPT AGE', 'LINK', view.tty ? 'PROVEN' : '']]
+    for (const d of s.datasets) {
+      if (d.embassies.length === 0) rows.push([d.name, d.kind, String(d.length), fmtBytes(d.byteLength), '(none)', '', '', '', '', ''])
+      for (const e of d.embassies) {
+        rows.push([
+          d.name,
+          d.kind,
+          String(d.length),
+          fmtBytes(d.byteLength),
+          short(e.nodeKey),
+          String(e.heldLength),
+          e.behindBlocks ? `${e.behindBlocks} blk / ${fmtBytes(e.behindBytes)}` : 'up to date',
+          age(e.receiptAge),
+          e.connected ? 'connected' : 'offline',
+          bar(view, d.byteLength - e.behindBytes, d.byteLength)
+        ])
+      }
+    }
+    const alarms = s.alarms.length
+      ? `\n${s.alarms.length} custody alarm(s), newest:\n` + s.alarms.slice(-5).map((a) => `  ${new Date(a.time).toISOString()} ${a.kind} from ${short(a.peer)}: ${a.detail}`).join('\n') + '\n'
+      : '\nno custody alarms\n'
+    return head + '\n' + table(rows) + alarms
+  }
+  if (s.role === 'embassy') {
+    if (s.agencies.length === 0) return head + '\nfollowing no agency yet: embassy follow AGENCY_NODE_KEY\n'
+    let out = head
+    for (const a of s.agencies) {
+      out += `\nagency ${a.nodeKey} (${a.connected ? 'connected' : 'offline'}), catalog ${a.catalogKey ?? '(not learnt yet)'}\n`
+      out += `  ${a.complete ? 'complete' : 'catching up'}; last receipt sent ${a.lastReceiptAt ? new Date(a.lastReceiptAt).toISOString() : 'never'} (${a.receiptsSent} sent)\n`
+      out += table([
+        ['  CORE', 'LENGTH', 'HELD', 'SIZE', 'PEERS', ''],
+        ...a.cores.map((c) => [`  ${c.dataset === 'catalog' ? 'catalog' : short(c.key)}`, String(c.length), String(c.contiguousLength), fmtBytes(c.byteLength), String(c.peers), bar(view, c.contiguousLength, c.length)])
+      ])
+      for (const p of a.problems) out += `  problem: ${p}\n`
+    }
+    return out
+  }
+  let out = head
+  if (s.sources.length === 0) return head + '\nreading no agency yet: embassy mirror READ_CAPABILITY\n'
+  for (const src of s.sources) {
+    out += `\nagency ${src.agencyNodeKey}, catalog ${src.catalogKey}: ${src.complete ? 'complete' : 'catching up'}\n`
+    out += table([
+      ['  CORE', 'LENGTH', 'HELD', 'SIZE', 'PEERS'],
+      ...src.cores.map((c) => [`  ${c.dataset === 'catalog' ? 'catalog' : short(c.key)}`, String(c.length), String(c.contiguousLength), fmtBytes(c.byteLength), String(c.peers)])
+    ])
+  }
+  return out
+}

@@ -1,0 +1,123 @@
+/**
+ * Commands that run until they are stopped, without a node host of their own: `embassy run` (the
+ * daemon), `embassy bootstrap` (DHT bootstrap nodes) and `embassy demo`. Signals are the caller's
+ * (Caller.untilSignal); output goes through Caller.io.
+ *
+ * Owns: these records and the text of run's log lines. May import: command, control (client),
+ * daemon, demo, node/, net/local-dht.
+ */
+import path from 'node:path'
+import { EmbassyError } from '../../errors.js'
+import { LocalDHT } from '../../net/local-dht.js'
+import { EmbassyNode } from '../../node/node.js'
+import { defineLocalCommand, noInput, parseBootstrap, parsePort, strOpt, usageError } from '../command.js'
+import { callControl } from '../control.js'
+import { Daemon, type LogEvent } from '../daemon.js'
+import { runDemo, type DemoResult } from '../demo.js'
+
+/** One operator event as a line on stderr: text, or one JSON object. */
+export function formatLogEvent(format: 'text' | 'json', e: LogEvent): string {
+  return format === 'json' ? JSON.stringify(e) : `${new Date(e.time).toISOString()} ${e.level.padEnd(5)} ${e.message}`
+}
+
+const quiet = { json: true, progress() {}, line() {} }
+
+export const run = defineLocalCommand({
+  name: 'run',
+  spec: {
+    usage: 'embassy run [--bootstrap HOST:PORT,…] [--port N] [--http HOST:PORT] [--log-format text|json]',
+    summary: 'run the node: replicate, serve peers and the control socket until SIGINT/SIGTERM',
+    details: [
+      '--bootstrap LIST      DHT bootstrap nodes (overrides config.json); required one way or the other',
+      '--port N              UDP port of this node (default: any free port)',
+      '--http HOST:PORT      serve the read-only web gateway (mirror or agency); use 127.0.0.1 unless it must be reachable',
+      '--log-format F        text (default) or json: one event per line on stderr'
+    ],
+    options: { bootstrap: { type: 'string' }, port: { type: 'string' }, http: { type: 'string' }, 'log-format': { type: 'string' } },
+    args: [0, 0]
+  },
+  /** --bootstrap and --port are checked once the directory is known to be free (run()). */
+  input(line) {
+    const format = strOpt(line, 'log-format') ?? 'text'
+    if (format !== 'text' && format !== 'json') throw usageError('--log-format must be text or json', 'run')
+    return { logFormat: format as 'text' | 'json', bootstrap: strOpt(line, 'bootstrap'), port: strOpt(line, 'port'), http: strOpt(line, 'http') }
+  },
+  async run(input, { dir, io, untilSignal }): Promise<{ stopped: true }> {
+    if (!EmbassyNode.exists(dir)) throw EmbassyError.notInitialised(dir)
+    const already = await callControl(dir, 'id', { args: [], opts: {} }, quiet)
+    if (already.running) throw EmbassyError.alreadyRunning(path.resolve(dir))
+    const bootstrap = parseBootstrap(input.bootstrap, 'run')
+    const port = parsePort(input.port, 'run')
+    const daemon = new Daemon({
+      dir,
+      ...(bootstrap ? { bootstrap } : {}),
+      ...(port !== undefined ? { port } : {}),
+      ...(input.http !== undefined ? { http: input.http } : {}),
+      log: (e) => io.notice(formatLogEvent(input.logFormat, e))
+    })
+    try {
+      await daemon.ready()
+    } catch (err) {
+      await daemon.close().catch(() => {})
+      throw err
+    }
+    await untilSignal(() => daemon.close())
+    return { stopped: true }
+  },
+  format: (r) => JSON.stringify(r, null, 2) + '\n'
+})
+
+export interface BootstrapInfo {
+  bootstrap: string[]
+  nodes: number
+}
+
+export const bootstrap = defineLocalCommand({
+  name: 'bootstrap',
+  spec: {
+    usage: 'embassy bootstrap [--host IP] [--port N] [--nodes N]',
+    summary: 'run DHT bootstrap node(s) until SIGINT/SIGTERM; prints the bootstrap address',
+    details: ['--host IP     IPv4 address to bind and advertise (default 127.0.0.1)', '--port N      UDP port (default 49737; 0 = any)', '--nodes N     DHT nodes to run, the bootstrapper included (default 5; ≥ 4 makes first dials reliable)'],
+    options: { host: { type: 'string' }, port: { type: 'string' }, nodes: { type: 'string' } },
+    args: [0, 0]
+  },
+  input(line) {
+    const host = strOpt(line, 'host') ?? '127.0.0.1'
+    const nodesText = line.opts.nodes
+    const nodes = nodesText === undefined ? undefined : Number(nodesText)
+    if (nodes !== undefined && !(Number.isInteger(nodes) && nodes >= 1 && nodes <= 64)) throw usageError('--nodes must be 1 to 64', 'bootstrap')
+    return { host, nodes, port: parsePort(strOpt(line, 'port'), 'bootstrap') }
+  },
+  /** Shows the address as soon as the nodes are up (stdout), then serves until a signal. */
+  async run({ host, nodes, port }, { io, untilSignal }): Promise<BootstrapInfo | null> {
+    const dht = new LocalDHT({ host, ...(port !== undefined ? { port } : {}), ...(nodes ? { nodes } : {}) })
+    try {
+      await dht.ready()
+    } catch (err) {
+      await dht.close().catch(() => {})
+      throw EmbassyError.badArgument(`cannot start the bootstrap node on ${host}:${dht.port}: ${(err as Error).message}`, err)
+    }
+    const info: BootstrapInfo = { bootstrap: dht.bootstrap, nodes: dht.nodes.length }
+    io.write(io.json ? JSON.stringify(info) + '\n' : `${dht.bootstrap.join(',')}\n`)
+    io.notice(`DHT bootstrap on ${dht.bootstrap.join(',')} with ${dht.nodes.length} node(s); pass --bootstrap ${dht.bootstrap.join(',')} to embassy run. Ctrl-C stops it.`)
+    await untilSignal(() => dht.close())
+    return null
+  },
+  format: (r) => `${r.bootstrap.join(',')}\n`
+})
+
+export const demo = defineLocalCommand({
+  name: 'demo',
+  spec: {
+    usage: 'embassy demo',
+    summary: 'the whole story on loopback: agency → two embassies → agency gone → mirror reads',
+    options: {},
+    args: [0, 0]
+  },
+  input: noInput,
+  run: (_input, { io }): Promise<DemoResult> => runDemo({ log: (line) => io.notice(line), progress: (label, done, total) => io.progress(label, done, total) }),
+  format: (r) =>
+    `demo complete: ${r.records} records and ${r.files} files replicated to two blind embassies in ${(r.replicationMs / 1000).toFixed(1)} s, ` +
+    `live append held in ${r.liveAppendMs} ms, read back through the embassies by a mirror in ${(r.mirrorReadMs / 1000).toFixed(1)} s; ` +
+    `plaintext in embassy storage: ${r.plaintextHits}\n`
+})

@@ -1,0 +1,112 @@
+/**
+ * `embassy verify [NAME]`: re-checks every held block (or those NAME selects) against the signed
+ * Merkle trees. The checking itself is lib/verify/; this is the command: which cores, how they
+ * are labelled, VERIFY_FAILED when anything fails, and the text of the report.
+ *
+ * Owns: the verify record. May import: command, host, text, ids, data/ (types), verify/.
+ */
+import type { HeldCoreRef } from '../../data/index.js'
+import { EmbassyError, type ErrorDetails } from '../../errors.js'
+import { toZ32 } from '../../ids.js'
+import { verifyCores, type CoreVerifyReport, type VerifyReport } from '../../verify/index.js'
+import { defineCommand, runOnHost, type CommandInput, type CommandIO } from '../command.js'
+import type { Host } from '../host.js'
+import { table } from '../text.js'
+
+/**
+ * Verifies every held core (or those NAME selects: a dataset name on an agency or mirror; a core
+ * key or catalog key (z32 or hex) anywhere; `catalog` for the catalog cores). Returns the report
+ * when everything verifies; throws VERIFY_FAILED (exit 1) with the report as details otherwise.
+ */
+export const verify = defineCommand({
+  name: 'verify',
+  spec: {
+    usage: 'embassy verify [NAME]',
+    summary: 're-check every held block against the signed Merkle tree (works blind on an embassy); exit 1 on any failure',
+    details: ['NAME   a dataset name (agency, mirror), a core or catalog key, or "catalog"; default: everything held'],
+    options: {},
+    args: [0, 1]
+  },
+  input: (line) => ({ name: line.args[0] || undefined }),
+  async handler(host, { name }, io): Promise<VerifyReport> {
+    const refs = await labelled(host, await host.heldCores())
+    const selected = name ? await select(host, refs, name) : refs
+    const report = await verifyCores(selected, { onProgress: (done, total) => io.progress('verify', done, total) })
+    if (!report.ok) {
+      const bad = report.cores.filter((c) => c.failures.length > 0)
+      const first = bad[0]!.failures[0]!
+      throw EmbassyError.verifyFailed(
+        `${report.totals.failed} block(s) in ${bad.length} core(s) do not verify; first: ${bad[0]!.name}${first.index === null ? '' : ` block ${first.index}`}: ${first.error}`,
+        { ...report }
+      )
+    }
+    return report
+  },
+  format: (r) =>
+    table([['CORE', 'LENGTH', 'CHECKED', 'FAILED', 'SIGNED'], ...r.cores.map((c) => [c.name, String(c.length), String(c.checked), String(c.failed), c.signed ? 'yes' : 'no'])]) +
+    `verified ${r.totals.checked} block(s) in ${r.cores.length} core(s): all good\n`,
+  formatError: (err) => (err.code === 'VERIFY_FAILED' ? formatVerifyFailures(err.details) : '')
+})
+
+/** `verify` on a command line, as the control socket runs it. */
+export function verifyHandler(host: Host, line: CommandInput, io: CommandIO): Promise<VerifyReport> {
+  return runOnHost(verify, host, line, io)
+}
+
+/** The per-core failures of a VERIFY_FAILED error (its details are the report). */
+export function formatVerifyFailures(details: ErrorDetails): string {
+  const cores = (details.cores ?? []) as CoreVerifyReport[]
+  let out = ''
+  for (const c of cores) {
+    if (c.failures.length === 0) continue
+    out += `  ${c.name} (${c.key}): ${c.failed} failure(s)\n`
+    for (const f of c.failures.slice(0, 20)) out += `    ${f.index === null ? 'core' : `block ${f.index}${f.end !== undefined ? `-${f.end}` : ''}`}: ${f.error}\n`
+  }
+  return out
+}
+
+/** Dataset names for a mirror's cores (heldCores labels them by key); agencies are labelled already. */
+async function labelled(host: Host, refs: HeldCoreRef[]): Promise<HeldCoreRef[]> {
+  if (host.node.role !== 'mirror') return refs
+  const names = await coreNames(host)
+  return refs.map((r) => ({ ...r, name: names.get(toZ32(r.core.key!)) ?? r.name }))
+}
+
+/** Core key (z32) → dataset label, from the catalog(s) this node can read (local only, never waits). */
+async function coreNames(host: Host): Promise<Map<string, string>> {
+  const out = new Map<string, string>()
+  const role = host.node.role
+  if (role === 'embassy') return out
+  try {
+    const readers = role === 'agency' ? [(await host.agency()).datasets] : [...(await host.mirror()).sources.values()].map((s) => s.datasets)
+    for (const datasets of readers) {
+      for (const info of await datasets.infos()) {
+        if (info.name === null) continue // a wrong read key: labelled by key
+        const [first, second] = info.cores.map(toZ32)
+        if (info.kind === 'files') {
+          if (first) out.set(first, `${info.name}/index`)
+          if (second) out.set(second, `${info.name}/content`)
+        } else if (first) out.set(first, info.name)
+      }
+    }
+  } catch {
+    // names are a convenience: without them cores are labelled by key
+  }
+  return out
+}
+
+async function select(host: Host, refs: HeldCoreRef[], name: string): Promise<HeldCoreRef[]> {
+  const names = await coreNames(host)
+  const byName = new Set([...names].filter(([, label]) => label === name || label.startsWith(`${name}/`)).map(([key]) => key))
+  const text = name.trim()
+  const wanted = /^[0-9a-f]{64}$/i.test(text) ? toZ32(Buffer.from(text, 'hex')) : text
+  const out = refs.filter((r) => {
+    const key = toZ32(r.core.key!)
+    return (name === 'catalog' && r.dataset === null) || byName.has(key) || r.name === name || key === wanted || toZ32(r.catalog) === wanted
+  })
+  if (out.length === 0) {
+    if (host.node.role === 'embassy') throw EmbassyError.notFound(`no held core or catalog has the key "${name.slice(0, 80)}"`, { name })
+    throw EmbassyError.unknownDataset(name)
+  }
+  return out
+}

@@ -1,0 +1,38 @@
+/**
+ * The CLI's entry into the library: the command table and help text, runCommand(), the daemon,
+ * and the types a front end needs. bin/ imports it directly (it is not part of lib/index.ts).
+ *
+ * Owns: nothing but these exports. May import: daemon/.
+ */
+export {
+  defineCommand,
+  defineLocalCommand,
+  runOnHost,
+  usageError,
+  type AnyCommand,
+  type Caller,
+  type CallerIO,
+  type CallerProcess,
+  type Command,
+  type CommandInput,
+  type CommandIO,
+  type CommandSpec,
+  type FormatView,
+  type LocalCommand,
+  type NodeCommand,
+  type Options
+} from './command.js'
+export { COMMANDS, GLOBAL_OPTIONS, GROUPS, commandHelp, findCommand, mainHelp } from './commands/index.js'
+export { runCommand, runOnNode } from './run-command.js'
+export { LOCK_WAIT_MS, STARTING_NODE_WAIT_MS, waitForDirectory } from './lock-wait.js'
+export { Daemon, type DaemonOptions, type LogEvent } from './daemon.js'
+export { NodeHost, type Host } from './host.js'
+export { ControlServer, callControl, controlSocketPath } from './control.js'
+export { fmtBytes } from './text.js'
+export { nodeStatus, type InitResult, type NodeStatus, type PeerSummary } from './commands/node.js'
+export type { AppendResult, ExportOutput, PublishOutput, ReadRecord, ReadResult } from './commands/data.js'
+export type { AllowResult, DenyResult, FollowResult, MirrorResult } from './commands/peers.js'
+export { kitExportHandler, type KitExportResult } from './commands/kit.js'
+export { verifyHandler, formatVerifyFailures } from './commands/verify.js'
+export { formatLogEvent, type BootstrapInfo } from './commands/run.js'
+export { runDemo, type DemoOptions, type DemoResult } from './demo.js'
