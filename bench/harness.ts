@@ -1,18 +1,20 @@
 /**
  * Benchmark harness: child processes (each in its own process group, all killed on exit),
  * temporary directories (all removed on exit), the CLI, JSON-line events, statistics.
- * Benchmarks are not tests: nothing here is used by `npm test`.
+ * Benchmarks are not tests, but they drive the product with the test helpers (test/helpers/):
+ * the CLI runner, JSON-line parsing, pairing through the CLI and the `embassy run`/`bootstrap`
+ * arguments are theirs; what is bench-only here is process groups, the run's temp root and stats.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { bootstrapArgs, CLI, cli as runCli, jsonLines, killChild, pairDirs, runArgs, type CliOptions, type CliResult } from '../test/helpers/process.js'
+
+export { CLI, type CliResult }
 
 const here = path.dirname(fileURLToPath(import.meta.url))
-/** dist/ (the harness runs compiled, from dist/bench). */
-export const DIST = path.resolve(here, '..')
-export const CLI = path.join(DIST, 'bin', 'embassy.js')
 export const RAW_WORKER = path.join(here, 'raw-worker.js')
 export const NODE_WORKER = path.join(here, 'node-worker.js')
 /** `--import` this into a product process to apply BENCH_* variants (see tune.ts). */
@@ -66,14 +68,7 @@ export function rmdir(dir: string): void {
 }
 
 function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return
-  try {
-    process.kill(-child.pid, signal)
-  } catch {
-    try {
-      child.kill(signal)
-    } catch {}
-  }
+  killChild(child, signal, true)
 }
 
 /** Kills every child process group and removes every temp dir. Synchronous: safe in 'exit'. */
@@ -234,92 +229,55 @@ export function spawnNode(script: string, args: string[], opts: SpawnOptions): P
       return cpuMs(child.pid ?? -1)
     }
   }
-  const feed = (stream: NodeJS.ReadableStream | null, parse: boolean) => {
-    if (!stream) return
-    let buf = ''
-    stream.setEncoding('utf8')
-    stream.on('data', (d: string) => {
-      buf += d
-      let nl: number
-      while ((nl = buf.indexOf('\n')) !== -1) {
-        const line = buf.slice(0, nl)
-        buf = buf.slice(nl + 1)
-        let e: Json | null = null
-        if (parse && line.startsWith('{')) {
-          try {
-            e = JSON.parse(line)
-          } catch {}
-        }
-        if (!e) {
-          proc.text += line + '\n'
-          if (proc.text.length > 65536) proc.text = proc.text.slice(-32768)
-          continue
-        }
-        events.push(e)
-        for (let i = 0; i < listeners.length; i++) {
-          const l = listeners[i]!
-          if (!l.pred(e)) continue
-          l.fn(e)
-          if (l.once) listeners.splice(i--, 1)
-        }
-      }
-    })
+  const onText = (line: string) => {
+    proc.text += line + '\n'
+    if (proc.text.length > 65536) proc.text = proc.text.slice(-32768)
   }
-  feed(child.stdout, opts.events === 'stdout')
-  feed(child.stderr, opts.events === 'stderr')
+  const onJson = (e: Json) => {
+    events.push(e)
+    for (let i = 0; i < listeners.length; i++) {
+      const l = listeners[i]!
+      if (!l.pred(e)) continue
+      l.fn(e)
+      if (l.once) listeners.splice(i--, 1)
+    }
+  }
+  jsonLines(child.stdout, opts.events === 'stdout' ? onJson : (e) => onText(JSON.stringify(e)), onText)
+  jsonLines(child.stderr, opts.events === 'stderr' ? onJson : (e) => onText(JSON.stringify(e)), onText)
   // Keep memory bounded for chatty processes (10,000 'caught-up' events are fine; millions are not).
   return proc
 }
 
-export interface CliResult {
-  code: number
-  stdout: string
-  stderr: string
-  json: any
-  ms: number
+export interface BenchCliOptions {
+  input?: string | Buffer | NodeJS.ReadableStream
+  timeoutMs?: number
+  env?: NodeJS.ProcessEnv
+  nodeArgs?: string[]
+}
+
+/** The test helpers' CLI runner, with each command in its own process group, killed on exit. */
+function cliOptions(opts: BenchCliOptions = {}): CliOptions {
+  return {
+    ...(opts.input !== undefined ? { input: opts.input } : {}),
+    ...(opts.env ? { env: opts.env } : {}),
+    ...(opts.nodeArgs ? { nodeArgs: opts.nodeArgs } : {}),
+    timeout: opts.timeoutMs ?? 120_000,
+    detached: true,
+    trimStderr: true,
+    onChild: (child) => {
+      children.add(child)
+      child.once('close', () => children.delete(child))
+    }
+  }
 }
 
 /** Runs one `embassy` command to completion (bounded by `timeoutMs`). */
-export function cli(
-  args: string[],
-  opts: { input?: string | Buffer | NodeJS.ReadableStream; timeoutMs?: number; env?: NodeJS.ProcessEnv; nodeArgs?: string[] } = {}
-): Promise<CliResult> {
-  return new Promise((resolve) => {
-    const start = performance.now()
-    const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), CLI, ...args], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      detached: true,
-      env: { ...process.env, CI: '1', ...opts.env }
-    })
-    children.add(child)
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8')
-    child.stderr.setEncoding('utf8')
-    child.stdout.on('data', (d: string) => (stdout += d))
-    child.stderr.on('data', (d: string) => {
-      stderr += d
-      if (stderr.length > 65536) stderr = stderr.slice(-32768)
-    })
-    const timer = setTimeout(() => killGroup(child, 'SIGKILL'), opts.timeoutMs ?? 120_000)
-    child.on('close', (code) => {
-      clearTimeout(timer)
-      children.delete(child)
-      let json: any = null
-      try {
-        json = JSON.parse(stdout)
-      } catch {}
-      resolve({ code: code ?? -1, stdout, stderr, json, ms: performance.now() - start })
-    })
-    child.stdin.on('error', () => {})
-    const input = opts.input
-    if (input && typeof input === 'object' && 'pipe' in input) (input as NodeJS.ReadableStream).pipe(child.stdin)
-    else child.stdin.end(input ?? '')
-  })
+export function cli(args: string[], opts: BenchCliOptions = {}): Promise<CliResult> {
+  return runCli(args, cliOptions(opts))
 }
 
 /** Like cli(), but throws with the command's stderr unless it exits 0. */
-export async function cliOk(args: string[], opts: Parameters<typeof cli>[1] = {}): Promise<CliResult> {
+export async function cliOk(args: string[], opts: BenchCliOptions = {}): Promise<CliResult> {
   const r = await cli(args, opts)
   if (r.code !== 0) throw new Error(`embassy ${args.slice(0, 3).join(' ')} exited ${r.code}: ${r.stderr.slice(-2000)}`)
   return r
@@ -327,14 +285,14 @@ export async function cliOk(args: string[], opts: Parameters<typeof cli>[1] = {}
 
 /** `embassy bootstrap` with a local DHT of `nodes` nodes (≥ 4: see DESIGN.md on first dials). */
 export async function startBootstrap(nodes = 5): Promise<{ proc: Proc; bootstrap: string[] }> {
-  const proc = spawnNode(CLI, ['bootstrap', '--port', '0', '--nodes', String(nodes), '--json'], { events: 'stdout', label: 'bootstrap' })
+  const proc = spawnNode(CLI, bootstrapArgs(nodes), { events: 'stdout', label: 'bootstrap' })
   const e = await proc.waitEvent((x) => Array.isArray(x.bootstrap), 30_000, 'bootstrap address')
   return { proc, bootstrap: e.bootstrap as string[] }
 }
 
 /** `embassy run --log-format json` on `dir`; resolves once it logged 'started'. */
 export async function startRun(dir: string, bootstrap: string[], label = 'run', opts: { nodeArgs?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<Proc> {
-  const proc = spawnNode(CLI, ['run', '--dir', dir, '--bootstrap', bootstrap.join(','), '--log-format', 'json'], { events: 'stderr', label, ...opts })
+  const proc = spawnNode(CLI, runArgs(dir, bootstrap), { events: 'stderr', label, ...opts })
   await proc.waitEvent((e) => e.event === 'started', 60_000, 'started')
   return proc
 }
@@ -361,8 +319,7 @@ export async function initNode(dir: string, role: 'agency' | 'embassy' | 'mirror
 
 /** Agency allows the embassy; the embassy follows the agency (both through the CLI). */
 export async function pair(agencyDir: string, agencyKey: string, embassyDir: string, embassyKey: string): Promise<void> {
-  await cliOk(['allow', embassyKey, '--dir', agencyDir, '--json'])
-  await cliOk(['follow', agencyKey, '--dir', embassyDir, '--json'])
+  await pairDirs({ dir: agencyDir, nodeKey: agencyKey }, { dir: embassyDir, nodeKey: embassyKey }, cliOptions())
 }
 
 /** System-wide UDP datagrams dropped for a full receive buffer (RcvbufErrors in /proc/net/snmp). */
@@ -408,17 +365,6 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
 }
 
-/** Polls `fn` until it returns a non-null value, or throws after `timeoutMs`. */
-export async function until<T>(what: string, fn: () => Promise<T | null> | T | null, timeoutMs = 60_000, everyMs = 100): Promise<T> {
-  const end = Date.now() + timeoutMs
-  for (;;) {
-    const v = await fn()
-    if (v !== null && v !== undefined) return v
-    if (Date.now() > end) throw new Error(`${what}: not after ${timeoutMs} ms`)
-    await sleep(everyMs)
-  }
-}
-
 /** Information about this machine for the JSON document. */
 export function machine(): Json {
   const cpus = os.cpus()
@@ -440,4 +386,4 @@ export function result(r: Omit<Result, 'ratio'> & { ratio?: number | null }): Re
 }
 
 /** Deterministic pseudo-random bytes (xorshift), so raw and product runs move the same kind of bytes. */
-export { pseudoRandom } from '../test/helpers.js'
+export { pseudoRandom } from '../test/helpers/files.js'

@@ -24,7 +24,7 @@ import './tune.js'
 import { RECONNECT_BACKOFFS } from '../lib/net/network.js'
 import { udxWithLargeBuffers } from '../lib/net/udp.js'
 import { closers, out, runRole, shutdown, startWorker, workerConfig } from './worker-io.js'
-import { pseudoRandom } from '../test/helpers.js'
+import { pseudoRandom } from '../test/helpers/files.js'
 
 interface RawConfig {
   role: 'writer' | 'reader' | 'connect-server' | 'connect-client'

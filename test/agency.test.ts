@@ -2,7 +2,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import test from 'brittle'
 import { Agency, Catalog, Datasets, EmbassyError, EmbassyNode, LogDataset, NodeHost, readConfig, toZ32 } from '../lib/index.js'
-import { makeTree, openAgency, readTree } from './helpers.js'
+import { makeTree, openAgency, readTree } from './helpers/index.js'
 
 test('agency: create a log, append, read back in order', async (t) => {
   const { host } = await openAgency(t)

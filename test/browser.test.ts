@@ -8,8 +8,8 @@ import fs from 'node:fs'
 import path from 'node:path'
 import test from 'brittle'
 import { chromium, type Browser, type Page } from 'playwright-core'
-import { Gateway } from '../lib/gateway/gateway.js'
-import { makeTree, openAgency } from './helpers.js'
+import { Gateway } from '../lib/index.js'
+import { makeTree, openAgency } from './helpers/index.js'
 
 const CHROMIUM = '/usr/bin/chromium'
 const HAVE_CHROMIUM = fs.existsSync(CHROMIUM)

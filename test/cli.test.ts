@@ -2,7 +2,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import test from 'brittle'
 import { NodeHost } from '../lib/index.js'
-import { cli, makeTree, readTree } from './helpers.js'
+import { cli, makeTree, readTree } from './helpers/index.js'
 
 test('cli: init, id, dataset create, append (args and NDJSON), list, read, export', async (t) => {
   const dir = path.join(await t.tmp(), 'agency')

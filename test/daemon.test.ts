@@ -1,7 +1,6 @@
 import path from 'node:path'
 import test from 'brittle'
-import { cli, eventually } from './helpers.js'
-import { spawnBootstrap, spawnRun } from './process-helpers.js'
+import { cli, eventually, spawnBootstrap, spawnRun } from './helpers/index.js'
 
 test('processes: agency, embassy and mirror through the CLI; commands go through the control socket', async (t) => {
   const { bootstrap } = await spawnBootstrap(t)
@@ -96,8 +95,8 @@ test('processes: a command racing a starting node: neither fails (the command wa
   const dir = path.join(await t.tmp(), 'agency')
   await cli(['init', '--role', 'agency', '--dir', dir])
   const { spawn } = await import('node:child_process')
-  const { CLI } = await import('./helpers.js')
-  const { track } = await import('./process-helpers.js')
+  const { CLI } = await import('./helpers/index.js')
+  const { track } = await import('./helpers/index.js')
   const proc = track(t, spawn(process.execPath, [CLI, 'run', '--dir', dir, '--bootstrap', bootstrap.join(','), '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] }))
   const status = await cli(['status', '--dir', dir, '--json'])
   t.is(status.code, 0, status.stderr)
@@ -118,8 +117,11 @@ test('daemon: run waits for a directory a one-shot command holds for a moment; a
   await busy.ready()
   const daemon = new Daemon({ dir, bootstrap })
   t.teardown(() => daemon.close(), { force: true })
+  const firstHost = daemon.host
   const starting = daemon.ready()
-  await new Promise((r) => setTimeout(r, 1000))
+  starting.catch(() => {}) // awaited below; never left to the teardown
+  // Proof that it is waiting (not a fixed sleep): a DIR_LOCKED try replaces its host and retries.
+  await eventually('the daemon found the directory locked and waits for it', () => daemon.host !== firstHost, 30_000, 10)
   await busy.close()
   await starting
   t.ok(daemon.opened, 'started once the directory was free')

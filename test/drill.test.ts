@@ -1,8 +1,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import test from 'brittle'
-import { cli, eventually } from './helpers.js'
-import { spawnBootstrap, spawnRun } from './process-helpers.js'
+import { cli, eventually, pairDirs, spawnBootstrap, spawnRun } from './helpers/index.js'
 
 const PASS = { EMBASSY_PASSPHRASE: 'correct horse battery staple' }
 
@@ -20,8 +19,7 @@ test('drill: agency destroyed → kit import → sync from the embassy → appen
   await cli(['dataset', 'create', 'ledger', '--dir', agencyDir])
   const lines = Array.from({ length: 1000 }, (_, i) => JSON.stringify({ entry: i }))
   t.is((await cli(['append', 'ledger', '--dir', agencyDir], { input: lines.join('\n') + '\n' })).code, 0)
-  await cli(['allow', embId.nodeKey, '--dir', agencyDir])
-  await cli(['follow', agencyId.nodeKey, '--dir', embDir])
+  await pairDirs({ dir: agencyDir, nodeKey: agencyId.nodeKey }, { dir: embDir, nodeKey: embId.nodeKey })
   const agency = await spawnRun(t, agencyDir, bootstrap)
   await spawnRun(t, embDir, bootstrap)
   await eventually('embassy holds the ledger, proven by a receipt', async () => {

@@ -6,7 +6,6 @@ import { EmbassyError, EmbassyNode, NodeHost, toZ32, type CommandIO, type NodeId
 import {
   combineShares,
   inspectKit,
-  kitExportHandler,
   kitFromNode,
   kitImport,
   kitNeedsPassphrase,
@@ -15,11 +14,11 @@ import {
   restoreNode,
   sealKit,
   splitKit,
-  type KitContents,
-  type KitExportResult
-} from '../lib/kit/kit.js'
+  type KitContents
+} from '../lib/kit/index.js'
+import { kitExportHandler, type KitExportResult } from '../lib/daemon/commands/kit.js'
 import sodium from 'sodium-universal'
-import { openAgency } from './helpers.js'
+import { openAgency } from './helpers/index.js'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 /** Frozen v1 vectors (compiled tests run from dist/test; the fixture stays in test/fixtures). */

@@ -2,8 +2,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import test from 'brittle'
 import { Agency, Embassy, Mirror, Network, NodeHost, EmbassyError, toZ32, type Daemon } from '../lib/index.js'
-import { eventually, makeTree, readTree } from './helpers.js'
-import { initDir, startDaemon, testnet } from './network-helpers.js'
+import { eventually, initDir, makeTree, pair, readTree, startDaemon, testnet } from './helpers/index.js'
 
 const MARKER = 'PLAINTEXT-MARKER-7f3a9c'
 
@@ -31,14 +30,8 @@ async function agencyWithData(t: test.Assert): Promise<Cluster> {
 }
 
 async function pairEmbassy(t: test.Assert, c: Cluster, name: string): Promise<Daemon> {
-  const dir = await initDir(t, 'embassy', name)
-  const daemon = await startDaemon(t, dir, c.bootstrap)
-  const embassy = (await daemon.host.embassy()) as Embassy
-  const agency = (await c.agency.host.agency()) as Agency
-  await agency.node.ready()
-  c.agency.host.node.updateConfig((cfg) => cfg.allow.push(toZ32(daemon.host.node.nodeKey)))
-  c.agency.network?.readmit(daemon.host.node.nodeKey)
-  await embassy.follow(toZ32(c.agency.host.node.nodeKey))
+  const daemon = await startDaemon(t, await initDir(t, 'embassy', name), c.bootstrap)
+  await pair(c.agency, daemon)
   return daemon
 }
 
@@ -110,11 +103,8 @@ test('replication: blind embassy storage holds no plaintext; a mirror reads ever
   const mirrorDir = await initDir(t, 'mirror', 'mirror')
   const mirrorDaemon = await startDaemon(t, mirrorDir, c.bootstrap)
   const mirror = (await mirrorDaemon.host.mirror()) as Mirror
-  for (const emb of [embA, embB]) {
-    emb.host.node.updateConfig((cfg) => cfg.allow.push(toZ32(mirrorDaemon.host.node.nodeKey)))
-    emb.network?.readmit(mirrorDaemon.host.node.nodeKey)
-  }
-  await mirror.add(capability)
+  await pair(embA, mirrorDaemon, { capability })
+  await pair(embB, mirrorDaemon)
   const records: string[] = []
   for await (const r of mirror.read('register')) records.push(r.text)
   t.is(records.length, 50)
@@ -130,10 +120,8 @@ test('replication: blind embassy storage holds no plaintext; a mirror reads ever
   await embA.close()
   const m2Dir = await initDir(t, 'mirror', 'mirror-2')
   const m2Daemon = await startDaemon(t, m2Dir, c.bootstrap)
-  embB.host.node.updateConfig((cfg) => cfg.allow.push(toZ32(m2Daemon.host.node.nodeKey)))
-  embB.network?.readmit(m2Daemon.host.node.nodeKey)
+  await pair(embB, m2Daemon, { capability })
   const m2 = (await m2Daemon.host.mirror()) as Mirror
-  await m2.add(capability)
   let n = 0
   for await (const _ of m2.read('register')) n++
   t.is(n, 50, 'second mirror reads every record through embassy B alone')
@@ -147,42 +135,70 @@ test('replication: an embassy restarted mid-way resumes without re-downloading',
   const blob = 'x'.repeat(8000)
   for (let i = 0; i < N; i += 2000) await agency.append('bulk', Array.from({ length: 2000 }, (_, j) => ({ i: i + j, blob })))
   const bulk = await agency.datasets.openLog('bulk')
-  const bulkKey = toZ32(bulk.core.key!)
+  const bulkHex = bulk.core.key!.toString('hex')
   const stats = (bulk.core as unknown as { replicator: { stats: { wireData: { tx: number } } } }).replicator.stats.wireData
+
+  // "Mid-way" by construction, not by timing: once the agency has uploaded K blocks of the bulk log
+  // it stops reading from its peers (every connection paused, and any new one at once), so at most
+  // one request window more (hypercore keeps ≤ 512 requests in flight per peer) can still arrive.
+  const K = 200
+  const swarm = c.agency.network!.swarm
+  type Conn = (typeof swarm.connections extends Set<infer C> ? C : never)
+  const paused = new Set<Conn>()
+  const hold = (conn: Conn) => {
+    conn.pause()
+    paused.add(conn)
+  }
+  const holdNew = (conn: Conn) => hold(conn)
+  let uploads = 0
+  const reachedK = new Promise<void>((resolve) => {
+    const onupload = () => {
+      if (++uploads !== K) return
+      bulk.core.off('upload', onupload)
+      for (const conn of swarm.connections) hold(conn)
+      swarm.on('connection', holdNew)
+      resolve()
+    }
+    bulk.core.on('upload', onupload)
+  })
+
   const emb = await pairEmbassy(t, c, 'embassy-a')
   const embDir = emb.host.node.dir
-  const heldBulk = (e: Embassy) => e.holdings()[0]?.cores.find((x) => x.key === bulkKey)?.contiguousLength ?? 0
-  await eventually('some blocks arrived', async () => heldBulk((await emb.host.embassy()) as Embassy) > 100, 20_000, 2)
+  await reachedK
+  // The K blocks sent before the pause arrive (the embassy side is not paused): wait for them.
+  const embCore = async () => [...((await emb.host.embassy()) as Embassy).holders.values()][0]?.cores.get(bulkHex)?.core ?? null
+  const countHeld = async (core: { has(i: number): Promise<boolean> }) => {
+    let n = 0
+    for (let i = 0; i < N; i++) if (await core.has(i)) n++
+    return n
+  }
+  await eventually(`the ${K} blocks sent before the pause arrived`, async () => {
+    const core = await embCore()
+    return core !== null && (await countHeld(core)) >= K
+  }, 60_000, 100)
   await emb.close()
+  swarm.off('connection', holdNew)
+  for (const conn of paused) conn.destroy() // their queued requests are never served
 
   // Every block the embassy stored (downloads run in parallel: not only a prefix), network off.
   const offline = new NodeHost(embDir)
   await offline.ready()
   const core = offline.node.store.get({ key: bulk.core.key! })
   await core.ready()
-  let held = 0
-  for (let i = 0; i < N; i++) if (await core.has(i)) held++
+  const held = await countHeld(core)
   await core.close()
   await offline.close()
-  t.ok(held > 0 && held < N, `stopped mid-way, holding ${held} of ${N} blocks`)
+  t.ok(held >= K && held <= K + 512 + 64, `stopped mid-way, holding ${held} of ${N} blocks (K = ${K} plus at most one request window)`)
 
   // From now on the agency may send only what is missing.
   const sentBefore = stats.tx
   const reopened = await startDaemon(t, embDir, c.bootstrap)
   await eventually('embassy completes after restart', () => holdsAll(c.agency, reopened), 60_000)
-  t.is(heldBulk((await reopened.host.embassy()) as Embassy), N)
+  t.is((((await reopened.host.embassy()) as Embassy).holdings()[0]?.cores.find((x) => x.key === toZ32(bulk.core.key!))?.contiguousLength), N)
   const sent = stats.tx - sentBefore
   const missing = N - held
   t.ok(sent >= missing && sent <= missing + 50, `sent ${sent} data messages for ${missing} missing blocks: the ${held} held were not sent again`)
 })
-
-/** Blocks the embassy holds contiguously, over every core. */
-async function embassyHeldBlocks(d: Daemon): Promise<number> {
-  const e = (await d.host.embassy()) as Embassy
-  let n = 0
-  for (const hold of e.holdings()) for (const c of hold.cores) n += c.contiguousLength
-  return n
-}
 
 test('hostile: a peer not on the allowlist is refused; no bootstrap refuses to start', async (t) => {
   const c = await agencyWithData(t)
@@ -213,9 +229,7 @@ test('hostile: a mirror with a wrong read key gets a clear error', async (t) => 
   const wrong = formatReadCapability({ ...cap, readKey: Buffer.alloc(32, 7) })
   const mirrorDir = await initDir(t, 'mirror', 'mirror')
   const m = await startDaemon(t, mirrorDir, c.bootstrap)
-  c.agency.host.node.updateConfig((cfg) => cfg.allow.push(toZ32(m.host.node.nodeKey)))
-  c.agency.network?.readmit(m.host.node.nodeKey)
+  await pair(c.agency, m, { capability: wrong })
   const mirror = (await m.host.mirror()) as Mirror
-  await mirror.add(wrong)
   await t.exception(mirror.list(), /WRONG_READ_KEY/)
 })

@@ -1,9 +1,8 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import test from 'brittle'
-import { EmbassyNode, NodeHost, toZ32, type Agency, type Embassy, type RestoreResult } from '../lib/index.js'
-import { eventually, makeTree, readTree } from './helpers.js'
-import { initDir, startDaemon, testnet } from './network-helpers.js'
+import { Daemon, EmbassyNode, NodeHost, toZ32, type Agency, type Embassy, type RestoreResult } from '../lib/index.js'
+import { eventually, initDir, makeTree, pair, readTree, startDaemon, testnet } from './helpers/index.js'
 
 test('restore: agency destroyed → rebuilt from its keys → synced from an embassy → appends continue on the same feeds', async (t) => {
   const bootstrap = await testnet(t)
@@ -20,9 +19,7 @@ test('restore: agency destroyed → rebuilt from its keys → synced from an emb
   const embDir = await initDir(t, 'embassy', 'embassy')
   const embD = await startDaemon(t, embDir, bootstrap)
   const embKey = toZ32(embD.host.node.nodeKey)
-  agencyD.host.node.updateConfig((c) => c.allow.push(embKey))
-  agencyD.network!.readmit(embD.host.node.nodeKey)
-  await ((await embD.host.embassy()) as Embassy).follow(toZ32(agencyD.host.node.nodeKey))
+  await pair(agencyD, embD)
   await eventually('embassy holds everything', async () => {
     const s = await agency.custody()
     return s.datasets.every((d) => d.embassies.find((e) => e.nodeKey === embKey)?.behindBlocks === 0)
@@ -42,17 +39,23 @@ test('restore: agency destroyed → rebuilt from its keys → synced from an emb
   t.is(id.catalogKey, before.catalogKey, 'same catalog key')
   const offline = new NodeHost(restoredDir)
   await offline.ready()
-  offline.node.updateConfig((c) => c.allow.push(embKey))
+  ;(await offline.role()).allow(embD.host.node.nodeKey) // offline: persisted only
   const early = await (await offline.agency()).append('register', [{ too: 'early' }]).catch((e) => e)
   t.is(early.code, 'NOT_SYNCED', 'appends refused until synced')
   await offline.close()
 
-  const restoredD = await startDaemon(t, restoredDir, bootstrap)
+  // Listen before the daemon goes online: the restore may finish while ready() is still running.
+  const restoredD = new Daemon({ dir: restoredDir, bootstrap })
+  t.teardown(() => restoredD.close(), { order: 0, force: true })
+  await restoredD.host.ready()
   const restored = (await restoredD.host.agency()) as Agency
-  const result = await new Promise<RestoreResult>((resolve, reject) => {
+  const done = new Promise<RestoreResult>((resolve, reject) => {
     restored.once('restored', resolve)
     restored.once('restore-error', reject)
   })
+  done.catch(() => {}) // awaited below; never left to the teardown
+  await restoredD.ready()
+  const result = await done
   t.ok(result.blocks > 300, `synced ${result.blocks} blocks from ${result.embassies.length} embassy`)
   t.absent(restored.restoring, 'no longer restoring')
   t.absent(restoredD.host.node.config.restoring, 'flag cleared in config.json')

@@ -3,10 +3,9 @@ import test from 'brittle'
 import Corestore from 'corestore'
 import type Hypercore from 'hypercore'
 import { EmbassyError, NodeHost, STORE_DIR, parseKey, toZ32, type Agency, type CommandIO, type Daemon, type Embassy, type Mirror } from '../lib/index.js'
-import { verifyCores, verifyHandler, type VerifyReport } from '../lib/verify/verify.js'
-import { eventually, makeTree, openAgency } from './helpers.js'
-import { initDir, startDaemon, testnet } from './network-helpers.js'
-import { corruptBlock, corruptTreeNode, rawStorage } from './tamper.js'
+import { verifyCores, type VerifyReport } from '../lib/verify/index.js'
+import { verifyHandler } from '../lib/daemon/commands/verify.js'
+import { corruptBlock, corruptTreeNode, eventually, initDir, makeTree, openAgency, pair, rawStorage, startDaemon, testnet } from './helpers/index.js'
 
 function recorder(): CommandIO & { calls: Array<[string, number, number]> } {
   const calls: Array<[string, number, number]> = []
@@ -197,10 +196,8 @@ test('verify: a blind embassy verifies its ciphertext copy without any read key 
 
   const embassyDir = await initDir(t, 'embassy', 'embassy')
   const embassyDaemon: Daemon = await startDaemon(t, embassyDir, bootstrap)
-  agencyDaemon.host.node.updateConfig((c) => c.allow.push(toZ32(embassyDaemon.host.node.nodeKey)))
-  agencyDaemon.network?.readmit(embassyDaemon.host.node.nodeKey)
+  await pair(agencyDaemon, embassyDaemon)
   const embassy = (await embassyDaemon.host.embassy()) as Embassy
-  await embassy.follow(toZ32(agencyDaemon.host.node.nodeKey))
 
   const want = await agencyDaemon.host.heldCores()
   const lengths = new Map(want.map((r) => [toZ32(r.core.key!), r.core.length]))
@@ -241,12 +238,10 @@ test('verify: a blind embassy verifies its ciphertext copy without any read key 
   // A mirror (it holds the read key) verifies too, and names its cores by dataset.
   const mirrorDir = await initDir(t, 'mirror', 'mirror')
   const mirrorDaemon = await startDaemon(t, mirrorDir, bootstrap)
-  agencyDaemon.host.node.updateConfig((c) => c.allow.push(toZ32(mirrorDaemon.host.node.nodeKey)))
-  agencyDaemon.network?.readmit(mirrorDaemon.host.node.nodeKey)
+  await pair(agencyDaemon, mirrorDaemon)
   const mirror = (await mirrorDaemon.host.mirror()) as Mirror
-  await mirror.add(agency.capability())
   await eventually('the mirror holds every core in full', () => {
-    const held = mirror.status().flatMap((s) => s.cores)
+    const held = mirror.sourceStatus().flatMap((s) => s.cores)
     return held.length === lengths.size && held.every((c) => lengths.get(c.key) === c.contiguousLength)
   })
   const mirrored = await verify(mirrorDaemon.host)

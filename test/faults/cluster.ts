@@ -1,10 +1,8 @@
 /** A lab cluster: bootstrap, agency, embassies (and a mirror) as real processes on their own hosts. */
-import fs from 'node:fs'
 import path from 'node:path'
 import type test from 'brittle'
 import { callControl, type CommandIO } from '../../lib/index.js'
-import { cli } from '../helpers.js'
-import type { Proc } from '../process-helpers.js'
+import { cli, pairDirs, report, type Proc } from '../helpers/index.js'
 import { Lab } from './lab.js'
 
 type Test = test.Assert
@@ -49,8 +47,7 @@ export async function startCluster(t: Test, opts: ClusterOptions = {}): Promise<
     const dir = path.join(root, `emb${i}`)
     await mustCli(['init', '--role', 'embassy', '--dir', dir])
     const key = (await mustCli(['id', '--dir', dir, '--json'])).json.nodeKey as string
-    await mustCli(['follow', agencyKey, '--dir', dir])
-    await mustCli(['allow', key, '--dir', agencyDir])
+    await pairDirs({ dir: agencyDir, nodeKey: agencyKey }, { dir, nodeKey: key })
     embassyDirs.push(dir)
     embassyKeys.push(key)
   }
@@ -164,14 +161,6 @@ export async function checkLog(
   return { lost, duplicated, length: seqs.length }
 }
 
-/** One row of TESTING.md: printed as a TAP comment and collected in the report file. */
-export function report(t: Test, row: { scenario: string; runs: number; lost: number; recoverMs: number | null; notes?: string }): void {
-  t.comment(`FAULT-RESULT ${JSON.stringify(row)}`)
-  const file = process.env.FAULTS_REPORT
-  if (!file) return
-  const all = fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as unknown[]) : []
-  all.push({ ...row, at: new Date().toISOString() })
-  fs.writeFileSync(file, JSON.stringify(all, null, 2) + '\n')
-}
+export { report }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))

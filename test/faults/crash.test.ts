@@ -2,7 +2,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import test from 'brittle'
 import { NodeHost } from '../../lib/index.js'
-import { cli, pseudoRandom } from '../helpers.js'
+import { cli, pseudoRandom } from '../helpers/index.js'
 import { appender, checkLog, control, mustCli, report, sleep, startCluster, waitCaughtUp } from './cluster.js'
 import { canRunLab } from './lab.js'
 

@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process'
 import crypto from 'node:crypto'
 import type test from 'brittle'
-import { spawnBootstrap, spawnRun, type Proc } from '../process-helpers.js'
+import { spawnBootstrap, spawnRun, type Proc } from '../helpers/index.js'
 
 type Test = test.Assert
 

@@ -19,11 +19,16 @@ interface Row {
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, '..', '..', '..')
 const write = process.argv.includes('--write')
-const files = fs
-  .readdirSync(here)
-  .filter((f) => f.endsWith('.test.js'))
-  .sort()
-  .map((f) => path.relative(root, path.join(here, f)))
+/** Scenarios that need no root live in the unit suite (`npm test`) but still report rows here. */
+const UNIT_SCENARIOS = ['hostile.test.js']
+const files = [
+  ...fs
+    .readdirSync(here)
+    .filter((f) => f.endsWith('.test.js'))
+    .sort()
+    .map((f) => path.relative(root, path.join(here, f))),
+  ...UNIT_SCENARIOS.map((f) => path.relative(root, path.join(here, '..', f)))
+]
 const report = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'embassy-faults-')), 'report.json')
 
 const child = spawn(process.execPath, [path.join(root, 'node_modules', 'brittle', 'brittle-node.js'), '--timeout', '900000', ...files], {

@@ -1,7 +1,7 @@
-/** Helpers for networked tests: a local testnet and in-process daemons with teardown. */
+/** Networked tests: a local testnet, in-process daemons with teardown, and pairing them. */
 import path from 'node:path'
 import createTestnet from '@hyperswarm/testnet'
-import { Daemon, EmbassyNode, type Role } from '../lib/index.js'
+import { Daemon, EmbassyNode, toZ32, type Agency, type Embassy, type Mirror, type RoleName } from '../../lib/index.js'
 import type test from 'brittle'
 
 type Test = test.Assert
@@ -13,7 +13,7 @@ export async function testnet(t: Test, size = 5): Promise<string[]> {
   return net.bootstrap.map((b: { host: string; port: number }) => `${b.host}:${b.port}`)
 }
 
-export async function initDir(t: Test, role: Role, name: string = role): Promise<string> {
+export async function initDir(t: Test, role: RoleName, name: string = role): Promise<string> {
   const dir = path.join(await t.tmp(), name)
   await EmbassyNode.init(dir, { role, name })
   return dir
@@ -25,4 +25,40 @@ export async function startDaemon(t: Test, dir: string, bootstrap: string[]): Pr
   t.teardown(() => daemon.close(), { order: 0, force: true })
   await daemon.ready()
   return daemon
+}
+
+/** Admits `peer` on the running `holder`: the role's pairing API (config.allow + re-admission on its live network). */
+export async function allow(holder: Daemon, peer: Daemon): Promise<void> {
+  const role = await holder.host.role()
+  role.allow(peer.host.node.nodeKey)
+}
+
+export interface PairOptions {
+  /**
+   * A mirror peer adds this read capability (an agency holder's own is used when not given;
+   * an embassy holder has none: without it the mirror is only admitted).
+   */
+  capability?: string
+}
+
+/**
+ * Pairs two running daemons the way operators do:
+ * - `pair(agency, embassy)`: the agency allows the embassy, the embassy follows the agency;
+ * - `pair(agency, mirror)`: the agency allows the mirror, the mirror adds the agency's capability;
+ * - `pair(embassy, mirror, { capability })`: the embassy allows the mirror, the mirror adds
+ *   `capability` (without it the mirror is only admitted: it already has a source).
+ */
+export async function pair(holder: Daemon, peer: Daemon, opts: PairOptions = {}): Promise<void> {
+  await allow(holder, peer)
+  const holderRole = holder.host.node.role
+  const peerRole = peer.host.node.role
+  if (peerRole === 'embassy') {
+    if (holderRole !== 'agency') throw new Error(`pair: an embassy pairs with an agency, not with a ${holderRole}`)
+    await ((await peer.host.embassy()) as Embassy).follow(toZ32(holder.host.node.nodeKey))
+  } else if (peerRole === 'mirror') {
+    const capability = opts.capability ?? (holderRole === 'agency' ? ((await holder.host.agency()) as Agency).capability() : null)
+    if (capability) await ((await peer.host.mirror()) as Mirror).add(capability)
+  } else {
+    throw new Error(`pair: a ${peerRole} is never paired as a peer`)
+  }
 }
