@@ -60,7 +60,8 @@ export { CustodyLedger, type Alarm, type AlarmKind } from './custody/index.js'
 
 // Roles
 export { Agency, Embassy, Mirror, initNode, createRole, type Role, type Notice, type PairingResult } from './roles/index.js'
-export { DATASET_NAME, RESTORE_GRACE_MS, type CreateDatasetOptions, type RestoreResult, type CustodyStatus, type DatasetCustody, type EmbassyCustody } from './roles/agency.js'
+export { DATASET_NAME, RESTORE_GRACE_MS, type CreateDatasetOptions, type RestoreResult } from './roles/agency.js'
+export type { CustodyStatus, DatasetCustody, EmbassyCustody } from './roles/agency-custody.js'
 export type { AgencyHolding } from './roles/embassy.js'
 export { MIRROR_WAIT_MS, type SourceStatus } from './roles/mirror.js'
 export type { HeldCore } from './roles/holder.js'

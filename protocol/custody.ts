@@ -4,14 +4,14 @@
  * Messages are numbered by their order in CUSTODY_MESSAGES: new ones only ever go at the end.
  */
 import c from 'compact-encoding'
-import type { Codec } from './codecs.js'
+import { decode, encode, type Codec } from './codecs.js'
 
 /** Protomux protocol name of the channel. */
 export const CUSTODY_PROTOCOL = 'data-embassy/custody/1'
 
 /** Major and minor version this build speaks. A peer with another major gets an error, then close. */
 export const CUSTODY_MAJOR = 1
-export const CUSTODY_MINOR = 0
+export const CUSTODY_MINOR = 1
 
 /** Largest message we accept on the channel (bytes). */
 export const MAX_CUSTODY_MESSAGE = 64 * 1024
@@ -178,10 +178,222 @@ export function receiptSignable(m: Omit<Receipt, 'signature'>): Buffer {
   return state.buffer as Buffer
 }
 
+/**
+ * A head a holder verified and witnesses: the agency-signed state of one core (`length`, `fork`,
+ * Merkle `treeHash` and the agency's `agencySignature` over them, checkable with the core's own
+ * manifest), cosigned by the holder (`witness`, `signature`). Two agency-signed heads that cannot
+ * both be true are self-verifying evidence of equivocation. (minor 1)
+ */
+export interface WitnessedHead {
+  core: Uint8Array
+  length: number
+  fork: number
+  treeHash: Uint8Array
+  /** The agency's signature over Hypercore's tree signable for this head (as Hypercore stores it). */
+  agencySignature: Uint8Array
+  /** Node key of the holder that cosigned it. */
+  witness: Uint8Array
+  /** Milliseconds since the epoch, the witness's clock (informative only). */
+  time: number
+  /** The witness's Ed25519 signature over headSignable(...). */
+  signature: Uint8Array
+}
+
+/** Largest agency signature a head may carry (Hypercore's assembled signature is 68 bytes). */
+export const MAX_HEAD_SIGNATURE = 1024
+
+function boundedBuffer(state: Parameters<Codec<unknown>['decode']>[0], max: number, what: string): Buffer {
+  const b = c.buffer.decode(state) as Buffer | null
+  if (!b || b.byteLength === 0) throw new Error(`empty ${what}`)
+  if (b.byteLength > max) throw new Error(`${what} of ${b.byteLength} bytes (at most ${max})`)
+  return b
+}
+
+/** The signed fields of a witnessed head, in wire order. */
+const headBody: Codec<Omit<WitnessedHead, 'signature'>> = {
+  preencode(state, m) {
+    c.fixed32.preencode(state, m.core)
+    c.uint.preencode(state, m.length)
+    c.uint.preencode(state, m.fork)
+    c.fixed32.preencode(state, m.treeHash)
+    c.buffer.preencode(state, m.agencySignature)
+    c.fixed32.preencode(state, m.witness)
+    c.uint.preencode(state, m.time)
+  },
+  encode(state, m) {
+    c.fixed32.encode(state, m.core)
+    c.uint.encode(state, m.length)
+    c.uint.encode(state, m.fork)
+    c.fixed32.encode(state, m.treeHash)
+    c.buffer.encode(state, m.agencySignature)
+    c.fixed32.encode(state, m.witness)
+    c.uint.encode(state, m.time)
+  },
+  decode(state) {
+    return {
+      core: c.fixed32.decode(state),
+      length: c.uint.decode(state),
+      fork: c.uint.decode(state),
+      treeHash: c.fixed32.decode(state),
+      agencySignature: boundedBuffer(state, MAX_HEAD_SIGNATURE, 'agency signature'),
+      witness: c.fixed32.decode(state),
+      time: c.uint.decode(state)
+    }
+  }
+}
+
+export const witnessedHead: Codec<WitnessedHead> = {
+  preencode(state, m) {
+    c.uint.preencode(state, 0) // flags
+    headBody.preencode(state, m)
+    c.fixed64.preencode(state, m.signature)
+  },
+  encode(state, m) {
+    c.uint.encode(state, 0)
+    headBody.encode(state, m)
+    c.fixed64.encode(state, m.signature)
+  },
+  decode(state) {
+    c.uint.decode(state)
+    const m = { ...headBody.decode(state), signature: c.fixed64.decode(state) }
+    state.start = state.end // fields of later minors
+    return m
+  }
+}
+
+/** Namespace of the bytes a witness signs for a head (domain separation). */
+export const HEAD_SIGNING_NAMESPACE = 'data-embassy/custody/head/1'
+
+/** The exact bytes a witness's head signature covers. */
+export function headSignable(m: Omit<WitnessedHead, 'signature'>): Buffer {
+  const state = c.state()
+  c.string.preencode(state, HEAD_SIGNING_NAMESPACE)
+  headBody.preencode(state, m)
+  state.buffer = Buffer.allocUnsafe(state.end)
+  c.string.encode(state, HEAD_SIGNING_NAMESPACE)
+  headBody.encode(state, m)
+  return state.buffer as Buffer
+}
+
+/** Alarm kinds a holder reports to its agency and to the other holders. (minor 1) */
+export const AlarmCode = {
+  HISTORY_REWRITE: 1,
+  EQUIVOCATION: 2
+} as const
+export type AlarmCodeValue = (typeof AlarmCode)[keyof typeof AlarmCode]
+
+/**
+ * A holder refused a signed rewrite of a core's history (a higher fork, or a head that conflicts
+ * with one it verified) and keeps what it verified. Sent to the agency and to the other holders.
+ * `heads` carries the signed evidence: for a rewrite, the kept head (and the offered one when the
+ * holder has its signature); for an equivocation, the two heads that cannot both be true. (minor 1)
+ */
+export interface AlarmReport {
+  code: number
+  core: Uint8Array
+  /** Length and fork the holder keeps. */
+  length: number
+  fork: number
+  /** Length and fork it was offered. */
+  offeredLength: number
+  offeredFork: number
+  /** Node key of the peer that offered the rewrite (zeros when unknown). */
+  offeredBy: Uint8Array
+  time: number
+  heads: WitnessedHead[]
+}
+
+/** Most heads one alarm report carries. */
+export const MAX_REPORT_HEADS = 4
+
+export const alarmReport: Codec<AlarmReport> = {
+  preencode(state, m) {
+    c.uint.preencode(state, 0) // flags
+    c.uint.preencode(state, m.code)
+    c.fixed32.preencode(state, m.core)
+    c.uint.preencode(state, m.length)
+    c.uint.preencode(state, m.fork)
+    c.uint.preencode(state, m.offeredLength)
+    c.uint.preencode(state, m.offeredFork)
+    c.fixed32.preencode(state, m.offeredBy)
+    c.uint.preencode(state, m.time)
+    c.array(c.buffer).preencode(state, m.heads.map((h) => encode(witnessedHead, h)))
+  },
+  encode(state, m) {
+    c.uint.encode(state, 0)
+    c.uint.encode(state, m.code)
+    c.fixed32.encode(state, m.core)
+    c.uint.encode(state, m.length)
+    c.uint.encode(state, m.fork)
+    c.uint.encode(state, m.offeredLength)
+    c.uint.encode(state, m.offeredFork)
+    c.fixed32.encode(state, m.offeredBy)
+    c.uint.encode(state, m.time)
+    c.array(c.buffer).encode(state, m.heads.map((h) => encode(witnessedHead, h)))
+  },
+  decode(state) {
+    c.uint.decode(state)
+    const code = c.uint.decode(state)
+    const core = c.fixed32.decode(state)
+    const length = c.uint.decode(state)
+    const fork = c.uint.decode(state)
+    const offeredLength = c.uint.decode(state)
+    const offeredFork = c.uint.decode(state)
+    const offeredBy = c.fixed32.decode(state)
+    const time = c.uint.decode(state)
+    // Each head is length-prefixed, so a head of a later minor (longer) still decodes here.
+    const raw = c.array(c.buffer).decode(state) as Array<Uint8Array | null>
+    if (raw.length > MAX_REPORT_HEADS) throw new Error(`${raw.length} heads in one report (at most ${MAX_REPORT_HEADS})`)
+    const heads = raw.map((b) => decode(witnessedHead, b ?? new Uint8Array(0)))
+    state.start = state.end // fields of later minors
+    return { code, core, length, fork, offeredLength, offeredFork, offeredBy, time, heads }
+  }
+}
+
+/**
+ * The holders of one agency's data that the agency admitted (its embassies), so they can find,
+ * admit and cross-check each other (agency → embassy). The connection authenticates the sender as
+ * the agency. (minor 1)
+ */
+export interface HolderList {
+  catalog: Uint8Array
+  holders: Uint8Array[]
+}
+
+/** Most holders one list names. */
+export const MAX_HOLDERS = 256
+
+export const holderList: Codec<HolderList> = {
+  preencode(state, m) {
+    c.uint.preencode(state, 0) // flags
+    c.fixed32.preencode(state, m.catalog)
+    c.array(c.fixed32).preencode(state, m.holders)
+  },
+  encode(state, m) {
+    c.uint.encode(state, 0)
+    c.fixed32.encode(state, m.catalog)
+    c.array(c.fixed32).encode(state, m.holders)
+  },
+  decode(state) {
+    c.uint.decode(state)
+    const catalog = c.fixed32.decode(state)
+    const holders = c.array(c.fixed32).decode(state)
+    if (holders.length > MAX_HOLDERS) throw new Error(`${holders.length} holders (at most ${MAX_HOLDERS})`)
+    state.start = state.end // fields of later minors
+    return { catalog, holders }
+  }
+}
+
 /** Every message of the custody channel, by name, with its value type. */
 export interface CustodyMessages {
   error: ErrorMessage
   receipt: Receipt
+  /** minor 1 */
+  head: WitnessedHead
+  /** minor 1 */
+  alarm: AlarmReport
+  /** minor 1 */
+  holders: HolderList
 }
 export type CustodyMessageName = keyof CustodyMessages
 
@@ -194,11 +406,20 @@ export type CustodyMessageSpec = { [N in CustodyMessageName]: { name: N; codec: 
  */
 export const CUSTODY_MESSAGES: readonly CustodyMessageSpec[] = [
   { name: 'error', codec: errorMessage },
-  { name: 'receipt', codec: receipt }
+  { name: 'receipt', codec: receipt },
+  { name: 'head', codec: witnessedHead },
+  { name: 'alarm', codec: alarmReport },
+  { name: 'holders', codec: holderList }
 ]
 
 /** Message indices on the custody channel (positions in CUSTODY_MESSAGES). */
 export const CustodyMessage = {
   ERROR: 0,
-  RECEIPT: 1
+  RECEIPT: 1,
+  HEAD: 2,
+  ALARM: 3,
+  HOLDERS: 4
 } as const
+
+/** The first minor version that has each message (a peer on an older minor is not sent it). */
+export const MESSAGE_SINCE_MINOR: Record<CustodyMessageName, number> = { error: 0, receipt: 0, head: 1, alarm: 1, holders: 1 }

@@ -17,6 +17,10 @@ import {
   errorMessage,
   receipt,
   receiptSignable,
+  witnessedHead,
+  alarmReport,
+  holderList,
+  headSignable,
   type CatalogBlock,
   type Codec
 } from '../protocol/index.js'
@@ -24,7 +28,7 @@ import { formatReadCapability, parseReadCapability } from '../lib/index.js'
 
 const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'fixtures')
 
-const CODECS: Record<string, Codec<any>> = { catalogBlock, logRecord, datasetMeta, agencyMeta, readCapability, handshake, errorMessage, receipt }
+const CODECS: Record<string, Codec<any>> = { catalogBlock, logRecord, datasetMeta, agencyMeta, readCapability, handshake, errorMessage, receipt, witnessedHead, alarmReport, holderList }
 
 /** Turns decoded values into JSON-comparable form (bytes as hex). */
 function plain(v: unknown): unknown {
@@ -34,15 +38,32 @@ function plain(v: unknown): unknown {
   return v
 }
 
-test('frozen v1 vectors decode forever and re-encode to the same bytes', (t) => {
-  const vectors = JSON.parse(fs.readFileSync(path.join(fixtures, 'protocol-v1.json'), 'utf8')) as Array<{
-    name: string
-    codec: string
-    hex: string
-    decoded: unknown
-  }>
-  t.ok(vectors.length >= 6, 'vectors present')
-  for (const v of vectors) {
+test('frozen v1 and v1.1 vectors decode forever and re-encode to the same bytes', (t) => {
+  const load = (file: string) =>
+    JSON.parse(fs.readFileSync(path.join(fixtures, file), 'utf8')) as Array<{
+      name: string
+      codec: string
+      hex: string
+      decoded: unknown
+    }>
+  const v1 = load('protocol-v1.json')
+  const v11 = load('protocol-v1.1.json')
+  t.ok(v1.length >= 6 && v11.length >= 5, 'vectors present')
+  for (const v of [...v1, ...v11]) {
+    if (v.codec === 'headSignable') {
+      const d = v.decoded as Record<string, string | number>
+      const bytes = headSignable({
+        core: Buffer.from(d.core as string, 'hex'),
+        length: d.length as number,
+        fork: d.fork as number,
+        treeHash: Buffer.from(d.treeHash as string, 'hex'),
+        agencySignature: Buffer.from(d.agencySignature as string, 'hex'),
+        witness: Buffer.from(d.witness as string, 'hex'),
+        time: d.time as number
+      })
+      t.is(bytes.toString('hex'), v.hex, 'head signing bytes are frozen')
+      continue
+    }
     if (v.codec === 'receiptSignable') {
       const d = v.decoded as { core: string; length: number; treeHash: string; fork: number; time: number }
       const bytes = receiptSignable({ core: Buffer.from(d.core, 'hex'), length: d.length, treeHash: Buffer.from(d.treeHash, 'hex'), fork: d.fork, time: d.time })

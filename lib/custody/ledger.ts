@@ -9,10 +9,9 @@ import { writeJsonAtomic } from '../node/config.js'
 import { toZ32 } from '../ids.js'
 import type { Receipt } from '../../protocol/index.js'
 import type { Alarm, AlarmKind, StoredReceipt } from './receipts.js'
+import { AlarmList } from './alarms.js'
 
 export const CUSTODY_FILE = 'custody.json'
-/** Alarms kept in custody.json (newest last). */
-export const MAX_ALARMS = 200
 /** custody.json is written at most this often (ms); receipts are re-sent on reconnect anyway. */
 export const LEDGER_FLUSH_MS = 500
 
@@ -30,11 +29,13 @@ interface LedgerFile {
 export class CustodyLedger {
   readonly file: string
   #data: LedgerFile
+  #alarms: AlarmList
   #timer: NodeJS.Timeout | null = null
 
   constructor(dir: string) {
     this.file = path.join(dir, CUSTODY_FILE)
     this.#data = load(this.file)
+    this.#alarms = new AlarmList(this.#data.alarms, this.#data.alarmCounts)
   }
 
   get(embassy: string, core: string): StoredReceipt | null {
@@ -65,11 +66,23 @@ export class CustodyLedger {
     return this.#data.alarmCounts
   }
 
-  /** Keeps `r` when it is newer than what is stored for (embassy, core). */
-  record(embassy: string, core: string, r: Receipt, receivedAt = Date.now()): boolean {
+  /**
+   * Keeps `r`, a verified receipt, as what (embassy, core) holds now: a newer one replaces it, and
+   * so does one for less (the embassy says it lost data: custody goes down, `regressed`). The same
+   * or an older statement changes nothing.
+   */
+  record(embassy: string, core: string, r: Receipt, receivedAt = Date.now()): 'new' | 'regressed' | 'same' {
     const byCore = (this.#data.receipts[embassy] ??= {})
     const prev = byCore[core]
-    if (prev && (prev.length > r.length || (prev.length === r.length && prev.time >= r.time))) return false
+    if (prev && prev.fork === r.fork && prev.length === r.length && prev.treeHash === Buffer.from(r.treeHash).toString('hex')) {
+      // The same head again: only its freshness changes.
+      prev.receivedAt = receivedAt
+      prev.time = r.time
+      prev.signature = Buffer.from(r.signature).toString('hex')
+      this.#schedule()
+      return 'same'
+    }
+    const regressed = !!prev && prev.fork === r.fork && r.length < prev.length
     byCore[core] = {
       length: r.length,
       treeHash: Buffer.from(r.treeHash).toString('hex'),
@@ -79,14 +92,14 @@ export class CustodyLedger {
       signature: Buffer.from(r.signature).toString('hex')
     }
     this.#schedule()
-    return true
+    return regressed ? 'regressed' : 'new'
   }
 
-  alarm(a: Alarm): void {
-    this.#data.alarms.push(a)
-    if (this.#data.alarms.length > MAX_ALARMS) this.#data.alarms.splice(0, this.#data.alarms.length - MAX_ALARMS)
-    this.#data.alarmCounts[a.kind] = (this.#data.alarmCounts[a.kind] ?? 0) + 1
+  /** Records an alarm; true when it is listed (worth a log line), false when folded into a repeat. */
+  alarm(a: Alarm): boolean {
+    const listed = this.#alarms.add(a)
     this.#schedule()
+    return listed
   }
 
   #schedule(): void {

@@ -11,16 +11,52 @@ import { toZ32 } from '../ids.js'
 import type { KeyPair } from '../node/node.js'
 import { receiptSignable, type Receipt } from '../../protocol/index.js'
 
-export type AlarmKind = 'bad-signature' | 'tree-mismatch' | 'length-beyond' | 'unknown-core' | 'fork-mismatch' | 'malformed'
+export type AlarmKind =
+  | 'bad-signature'
+  | 'tree-mismatch'
+  | 'length-beyond'
+  | 'unknown-core'
+  | 'fork-mismatch'
+  | 'malformed'
+  /** A signed truncation or fork of history a holder verified (the holder kept its history). */
+  | 'history-rewrite'
+  /** Two writer-signed heads of one core that cannot both be true. */
+  | 'equivocation'
+  /** An embassy reported holding less of a core than it proved before. */
+  | 'custody-regressed'
+  /** A receipt dated further ahead than the allowed clock skew (refused). */
+  | 'future-receipt'
+  /** A receipt from a peer the agency did not admit as an embassy (ignored). */
+  | 'not-an-embassy'
+
+/** A head in an alarm's evidence (keys and hashes as hex; signatures as hex). */
+export interface HeadEvidence {
+  length: number
+  fork: number
+  treeHash: string
+  signature: string | null
+  /** Node key (z32) of the holder that witnessed it, when known. */
+  witness: string | null
+}
 
 export interface Alarm {
   time: number
   kind: AlarmKind
-  /** Node key (z32) of the peer that sent it. */
+  /** Node key (z32) of the peer that sent it (or offered the rewrite). */
   peer: string
   /** Core key (z32), when known. */
   core: string | null
   detail: string
+  /** history-rewrite: what the holder verified and keeps. */
+  held?: { length: number; fork: number; treeHash: string | null }
+  /** history-rewrite: what it was offered. */
+  offered?: { length: number; fork: number }
+  /** Node key (z32) of the holder that reported it, when it came from another node. */
+  reportedBy?: string
+  /** equivocation: the signed heads that cannot both be true (self-verifying with the writer's key). */
+  evidence?: HeadEvidence[]
+  /** Further alarms of the same kind from the same peer about the same core within the quiet window. */
+  repeats?: number
 }
 
 export interface StoredReceipt {
@@ -47,18 +83,24 @@ export function verifyReceiptSignature(r: Receipt, publicKey: Uint8Array): boole
   }
 }
 
-export type ReceiptVerdict = { ok: true } | { ok: false; kind: AlarmKind; detail: string }
+export type ReceiptVerdict = { ok: true; preRewrite: boolean } | { ok: false; kind: AlarmKind; detail: string }
 
-/** Checks a receipt against the agency's own core: signature, length, fork and tree hash. */
+/**
+ * Checks a receipt against the agency's own core: signature, fork, length and tree hash. A receipt
+ * for an older fork than ours is from a holder that kept the history from before our rewrite
+ * (append-only holders refuse rewrites): it is valid as a statement, shown as pre-rewrite history,
+ * and cannot be checked against our tree.
+ */
 export async function checkReceipt(r: Receipt, sender: Uint8Array, core: Hypercore | null): Promise<ReceiptVerdict> {
   if (!verifyReceiptSignature(r, sender)) return { ok: false, kind: 'bad-signature', detail: 'signature does not verify with the sender\'s node key' }
   if (!core) return { ok: false, kind: 'unknown-core', detail: `core ${toZ32(r.core)} is not one of this agency's` }
-  if (r.length > core.length) return { ok: false, kind: 'length-beyond', detail: `claims length ${r.length}; the agency's own length is ${core.length}` }
+  if (r.fork < core.fork) return { ok: true, preRewrite: true }
   if (r.fork !== core.fork) return { ok: false, kind: 'fork-mismatch', detail: `claims fork ${r.fork}; the agency is on fork ${core.fork}` }
-  if (r.length === 0) return { ok: true }
+  if (r.length > core.length) return { ok: false, kind: 'length-beyond', detail: `claims length ${r.length}; the agency's own length is ${core.length}` }
+  if (r.length === 0) return { ok: true, preRewrite: false }
   const own = await core.treeHash(r.length)
   if (!Buffer.from(own).equals(Buffer.from(r.treeHash))) {
     return { ok: false, kind: 'tree-mismatch', detail: `tree hash at length ${r.length} differs from the agency's (a lie or a fork)` }
   }
-  return { ok: true }
+  return { ok: true, preRewrite: false }
 }

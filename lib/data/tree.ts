@@ -1,4 +1,4 @@
-/** Merkle-tree facts Hypercore keeps but does not expose publicly. */
+/** Merkle-tree and signature facts Hypercore keeps but does not expose publicly (pinned by tests). */
 import type Hypercore from 'hypercore'
 import { createRequire } from 'node:module'
 
@@ -34,4 +34,59 @@ export async function byteLengthAt(core: Hypercore, length: number): Promise<num
     }
   }
   return Math.round((core.byteLength / Math.max(1, core.length)) * length)
+}
+
+/** An agency-signed head of a core: its length, fork, Merkle tree hash and the signature over them. */
+export interface SignedHead {
+  length: number
+  fork: number
+  treeHash: Buffer
+  /** The writer's signature, as Hypercore stores it (its assembled multisig form). */
+  signature: Buffer
+}
+
+interface TreeSignableModule {
+  treeSignable(manifestHash: Uint8Array, treeHash: Uint8Array, length: number, fork: number): Buffer
+}
+
+interface HeadVerifier {
+  verify(batch: { length: number; fork: number; signable(ns: Uint8Array): Buffer }, signature: Uint8Array): boolean
+}
+
+let caps: TreeSignableModule | null = null
+try {
+  caps = require('hypercore/lib/caps.js') as TreeSignableModule
+} catch {
+  caps = null
+}
+
+/**
+ * The newest head this node verified for `core` (what it can witness), with the writer's signature
+ * from Hypercore's own state; null for an empty core or when Hypercore's internals moved.
+ */
+export async function signedHead(core: Hypercore): Promise<SignedHead | null> {
+  const state = (core as unknown as { state?: { length: number; fork: number; signature: Buffer | null } }).state
+  if (!state || !state.signature || state.length === 0) return null
+  const length = state.length
+  const fork = state.fork
+  const signature = Buffer.from(state.signature)
+  const treeHash = Buffer.from(await core.treeHash(length))
+  // A concurrent append moved the head while we hashed: the caller asks again later.
+  if (state.length !== length || state.fork !== fork) return null
+  return { length, fork, treeHash, signature }
+}
+
+/**
+ * True when `head` carries a valid signature of `core`'s writer (checked with the core's own
+ * manifest): a self-verifying statement that the writer published that head.
+ */
+export function verifySignedHead(core: Hypercore, head: { length: number; fork: number; treeHash: Uint8Array; signature: Uint8Array }): boolean {
+  const verifier = (core as unknown as { core?: { verifier?: HeadVerifier | null } }).core?.verifier
+  if (!caps || !verifier) return false
+  const t = caps
+  try {
+    return verifier.verify({ length: head.length, fork: head.fork, signable: (ns) => t.treeSignable(ns, head.treeHash, head.length, head.fork) }, head.signature)
+  } catch {
+    return false
+  }
 }

@@ -13,6 +13,8 @@ import {
   CUSTODY_PROTOCOL,
   ChannelError,
   MAX_CUSTODY_MESSAGE,
+  MAX_HANDSHAKE_CATALOGS,
+  MESSAGE_SINCE_MINOR,
   decode,
   encode,
   handshake as handshakeCodec,
@@ -22,6 +24,12 @@ import {
   type ErrorMessage,
   type Handshake
 } from '../../protocol/index.js'
+
+/**
+ * Largest handshake decoded (bytes): MAX_HANDSHAKE_CATALOGS 32-byte keys plus room for the
+ * version, role and capability names. Checked before decoding.
+ */
+export const MAX_HANDSHAKE_BYTES = MAX_HANDSHAKE_CATALOGS * 32 + 16 * 1024
 
 /** Bytes as they came: decoding happens here, where a failure can close only this channel. */
 const raw = c.raw as unknown as Codec<Buffer>
@@ -88,9 +96,14 @@ export class CustodyChannel extends EventEmitter<CustodyChannelEvents> {
     return this.sendRaw(name, encode(spec.codec as Codec<CustodyMessages[N]>, value))
   }
 
+  /** True when the remote speaks a minor version that has message `name`. */
+  supports(name: CustodyMessageName): boolean {
+    return !!this.remote && this.remote.minor >= MESSAGE_SINCE_MINOR[name]
+  }
+
   /** Sends bytes as message `name` without encoding them (tests of hostile input use it). */
   sendRaw(name: CustodyMessageName, bytes: Buffer): boolean {
-    if (this.closed || !this.remote) return false
+    if (this.closed || !this.remote || !this.supports(name)) return false
     return this.#senders.get(name)!.send(bytes)
   }
 
@@ -107,6 +120,8 @@ export class CustodyChannel extends EventEmitter<CustodyChannelEvents> {
   #onopen(raw: Buffer): void {
     let remote: Handshake
     try {
+      // Size first: a handshake is small (MAX_HANDSHAKE_CATALOGS keys at most); never decode a huge one.
+      if (raw.byteLength > MAX_HANDSHAKE_BYTES) throw new Error(`handshake of ${raw.byteLength} bytes is over ${MAX_HANDSHAKE_BYTES}`)
       remote = decode(handshakeCodec, raw)
     } catch (err) {
       this.#refuse(EmbassyError.badPeerMessage(`malformed handshake: ${(err as Error).message}`, ChannelError.BAD_MESSAGE))

@@ -21,6 +21,11 @@ export interface FollowEntry {
   nodeKey: string
   /** Its catalog key (z32), learnt from the agency over the custody channel; null until then. */
   catalogKey: string | null
+  /**
+   * The other holders of its data the agency listed (node keys, z32): admitted, dialled and
+   * cross-checked (witnessed heads). Omitted when none.
+   */
+  holders?: string[]
 }
 
 /** An agency a mirror reads (its read key is in keys.json). */
@@ -52,6 +57,11 @@ export interface NodeConfig {
    * Omitted when false.
    */
   restoring?: boolean
+  /**
+   * Holders (embassy, mirror): rewrites of history the operator accepted, core key (z32) → the
+   * highest fork taken (`embassy accept-rewrite`). A rewrite is never taken otherwise. Omitted when empty.
+   */
+  acceptRewrites?: Record<string, number>
 }
 
 export interface NodeKeys {
@@ -74,7 +84,7 @@ export function defaultConfig(role: RoleName, name = ''): NodeConfig {
   return { version: CONFIG_VERSION, role, name, bootstrap: [], allow: [], follow: [], sources: [], peers: [] }
 }
 
-const FIELDS = new Set(['version', 'role', 'name', 'bootstrap', 'allow', 'follow', 'sources', 'peers', 'restoring'])
+const FIELDS = new Set(['version', 'role', 'name', 'bootstrap', 'allow', 'follow', 'sources', 'peers', 'restoring', 'acceptRewrites'])
 
 /** Validates a parsed config object; throws BAD_CONFIG naming the field. */
 export function validateConfig(raw: unknown, file = CONFIG_FILE): NodeConfig {
@@ -117,7 +127,16 @@ export function validateConfig(raw: unknown, file = CONFIG_FILE): NodeConfig {
       if (typeof catalogKey !== 'string') return bad(`"follow[${i}].catalogKey" must be a string or null`)
       checkKey(catalogKey, `follow[${i}].catalogKey`, bad)
     }
-    return { nodeKey: f.nodeKey, catalogKey: catalogKey as string | null }
+    const entry: FollowEntry = { nodeKey: f.nodeKey, catalogKey: catalogKey as string | null }
+    if (f.holders !== undefined) {
+      if (!Array.isArray(f.holders)) return bad(`"follow[${i}].holders" must be an array`)
+      entry.holders = f.holders.map((h, j) => {
+        if (typeof h !== 'string') return bad(`"follow[${i}].holders[${j}]" must be a string`)
+        checkKey(h, `follow[${i}].holders[${j}]`, bad)
+        return h
+      })
+    }
+    return entry
   })
   const sources = objects(o, 'sources', bad).map((s, i) => {
     if (typeof s.catalogKey !== 'string') return bad(`"sources[${i}].catalogKey" must be a string`)
@@ -129,6 +148,17 @@ export function validateConfig(raw: unknown, file = CONFIG_FILE): NodeConfig {
   if (o.restoring !== undefined && typeof o.restoring !== 'boolean') bad('"restoring" must be true or false')
   const config: NodeConfig = { version: CONFIG_VERSION, role: o.role as RoleName, name: name as string, bootstrap, allow, follow, sources, peers }
   if (o.restoring === true) config.restoring = true
+  if (o.acceptRewrites !== undefined) {
+    const a = o.acceptRewrites
+    if (a === null || typeof a !== 'object' || Array.isArray(a)) return bad('"acceptRewrites" must be an object of core key → fork')
+    const out: Record<string, number> = {}
+    for (const [k, v] of Object.entries(a as Record<string, unknown>)) {
+      checkKey(k, `acceptRewrites["${k.slice(0, 60)}"]`, bad)
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) return bad(`"acceptRewrites" values must be fork numbers ≥ 0`)
+      out[k] = v
+    }
+    if (Object.keys(out).length > 0) config.acceptRewrites = out
+  }
   return config
 }
 
@@ -182,11 +212,17 @@ export function readConfig(dir: string): NodeConfig {
   return validateConfig(parsed, file)
 }
 
-/** Writes atomically (temp file + rename), so a crash never leaves half a config. */
-export function writeJsonAtomic(file: string, value: unknown, mode = 0o644): void {
+/**
+ * Writes atomically (temp file + rename), so a crash never leaves half a config. Mode 0600 unless
+ * told otherwise: everything in a node directory is its owner's only (config.json, keys.json,
+ * custody.json).
+ */
+export function writeJsonAtomic(file: string, value: unknown, mode = 0o600): void {
   const tmp = `${file}.${process.pid}.tmp`
   const fd = fs.openSync(tmp, 'w', mode)
   try {
+    // A temp file left by a crash keeps its old mode on open: set it.
+    if (process.platform !== 'win32') fs.fchmodSync(fd, mode)
     fs.writeSync(fd, JSON.stringify(value, null, 2) + '\n')
     fs.fsyncSync(fd)
   } finally {

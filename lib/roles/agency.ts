@@ -3,7 +3,7 @@
  * records, publishes file trees, and hands out the read capability mirrors need.
  */
 import { CATALOG_CORE_NAME, agencyTopic, keyCheck, metadataKey, randomKey } from '../node/caps.js'
-import { Catalog } from '../data/catalog.js'
+import { CORES_PER_KIND, Catalog } from '../data/catalog.js'
 import { Datasets, type DatasetSummary } from '../data/datasets.js'
 import { EmbassyError } from '../errors.js'
 import { FilesDataset, type PublishResult } from '../data/files-dataset.js'
@@ -16,38 +16,12 @@ import type { HeldCoreRef } from '../data/held-core.js'
 import { seal } from '../node/seal.js'
 import { BaseRole } from './role.js'
 import type Hypercore from 'hypercore'
-import { CustodyLedger, checkReceipt, type Alarm } from '../custody/index.js'
-import { byteLengthAt } from '../data/tree.js'
+import type { Alarm, CustodyLedger, HeadBook } from '../custody/index.js'
 import { formatReadCapability } from '../data/read-capability.js'
 import { DATASET_ID_BYTES, agencyMeta, encode, kindCode, type DatasetKindName, type Receipt } from '../../protocol/index.js'
+import { CustodyDesk, type CustodyStatus } from './agency-custody.js'
 
-/** One embassy's custody of one dataset, as `embassy status` shows it. */
-export interface EmbassyCustody {
-  nodeKey: string
-  /** Blocks the embassy proved it holds (summed over the dataset's cores). */
-  heldLength: number
-  /** Blocks it lacks. */
-  behindBlocks: number
-  /** Bytes it lacks. */
-  behindBytes: number
-  /** Newest verified receipt (ms since epoch, the embassy's clock), null if none. */
-  receiptAt: number | null
-  /** Age of that receipt at the time of asking (ms), null if none. */
-  receiptAge: number | null
-  connected: boolean
-}
-
-export interface DatasetCustody {
-  name: string
-  kind: DatasetKindName
-  /** Blocks, summed over the dataset's cores (a log: its records). */
-  length: number
-  byteLength: number
-  embassies: EmbassyCustody[]
-}
-
-/** Receipts kept while restoring (one per sender and core); more are dropped (they are re-sent). */
-export const MAX_DEFERRED_RECEIPTS = 100_000
+export { MAX_RECEIPT_SKEW_MS, MAX_DEFERRED_RECEIPTS, type CustodyStatus, type DatasetCustody, type EmbassyCustody } from './agency-custody.js'
 
 /** How long a restoring agency waits for more embassies after the first one connects. */
 export const RESTORE_GRACE_MS = 2000
@@ -59,12 +33,6 @@ export interface RestoreResult {
   /** Embassies connected when the lengths were taken. */
   embassies: string[]
   ms: number
-}
-
-export interface CustodyStatus {
-  datasets: DatasetCustody[]
-  alarms: Alarm[]
-  alarmCounts: Record<string, number>
 }
 
 /** Dataset names: used in file names and URLs, so kept plain. */
@@ -83,10 +51,8 @@ export class Agency extends BaseRole {
   readonly name = 'agency'
   #catalog: Catalog | null = null
   #datasets: Datasets | null = null
-  #ledger: CustodyLedger | null = null
+  #desk: CustodyDesk | null = null
   #cores: { length: number; map: Map<string, { core: Hypercore; dataset: string | null }> } | null = null
-  /** While restoring, receipts wait here (newest per sender and core) until our catalog is back. */
-  #deferred = new Map<string, { peer: Peer; receipt: Receipt }>()
 
   constructor(node: EmbassyNode) {
     super(node)
@@ -107,11 +73,11 @@ export class Agency extends BaseRole {
     }
     if (core.length > 0) await this.#catalog.checkReadKey(readKey)
     this.#datasets = new Datasets(this.node.store, this.#catalog, readKey, { writable: true })
-    this.#ledger = new CustodyLedger(this.node.dir)
+    this.#desk = new CustodyDesk(this)
   }
 
   override async _close(): Promise<void> {
-    if (this.#ledger) this.#ledger.close()
+    if (this.#desk) this.#desk.close()
     if (this.#datasets) await this.#datasets.close()
     if (this.#catalog) await this.#catalog.core.close()
   }
@@ -157,6 +123,12 @@ export class Agency extends BaseRole {
     if (kind !== 'log' && kind !== 'files') throw EmbassyError.badArgument(`--kind must be log or files, not "${kind}"`)
     const existing = await this.datasets.infos()
     if (existing.some((d) => d.name === name)) throw EmbassyError.datasetExists(name)
+    // Holders refuse an agency that lists more cores than the cap: refuse here, before they would.
+    const listed = existing.reduce((n, d) => n + d.cores.length, 0)
+    const adding = CORES_PER_KIND[kindCode(kind)] ?? 1
+    if (listed + adding > this.catalog.maxCores) {
+      throw EmbassyError.badArgument(`this agency already lists ${listed} cores; holders hold at most ${this.catalog.maxCores} per agency`)
+    }
 
     const id = randomKey(DATASET_ID_BYTES)
     const info = { id: id.toString('hex'), kind, cores: [], name, description: null, contentType: null, retired: false, seq: -1 }
@@ -219,11 +191,31 @@ export class Agency extends BaseRole {
   }
 
   override handlers(peer: Peer): CustodyHandlers {
-    return {
-      receipt: (r) => {
-        this.onreceipt(peer, r).catch((err) => this.notice('error', 'error', `receipt: ${(err as Error).message}`))
-      }
-    }
+    return this.desk.handlers(peer)
+  }
+
+  get desk(): CustodyDesk {
+    if (!this.#desk) throw EmbassyError.closed()
+    return this.#desk
+  }
+
+  get ledger(): CustodyLedger {
+    return this.desk.ledger
+  }
+
+  /** Heads holders witnessed, cross-checked against our own tree. */
+  get heads(): HeadBook {
+    return this.desk.heads
+  }
+
+  /** A receipt from a peer (see CustodyDesk.onreceipt). */
+  onreceipt(peer: Peer, r: Receipt): Promise<void> {
+    return this.desk.onreceipt(peer, r)
+  }
+
+  /** Per dataset and embassy: what it proved it holds, how far behind, how fresh the proof is. */
+  custody(now = Date.now()): Promise<CustodyStatus> {
+    return this.desk.custody(now)
   }
 
   reader(): Datasets {
@@ -266,12 +258,15 @@ export class Agency extends BaseRole {
       )
     }
     for (const info of await this.datasets.infos()) await this.datasets.open(info)
-    network.on('peer', (peer) => this.ledger.setRole(toZ32(peer.key), peer.role))
+    network.on('peer', (peer) => {
+      this.ledger.setRole(toZ32(peer.key), peer.role)
+      if (peer.role === 'embassy') this.desk.sendHolders()
+    })
     // Dial the embassies we know too: after an outage on our side, we find them as soon as our
     // network is back, without waiting for their back-off.
     for (const key of this.node.config.allow) if (this.ledger.role(key) === 'embassy') network.joinPeer(parseKeyZ(key))
     network.on('channel-error', (peer, err) => {
-      this.#alarm({ time: Date.now(), kind: 'malformed', peer: toZ32(peer.key), core: null, detail: err.message })
+      this.desk.alarm({ time: Date.now(), kind: 'malformed', peer: toZ32(peer.key), core: null, detail: err.message })
     })
     await network.join(agencyTopic(this.catalog.key), { server: true, client: false })
   }
@@ -318,16 +313,10 @@ export class Agency extends BaseRole {
     this.node.updateConfig((c) => {
       delete c.restoring
     })
-    const deferred = [...this.#deferred.values()]
-    this.#deferred.clear()
-    for (const { peer, receipt } of deferred) await this.onreceipt(peer, receipt)
+    await this.desk.replayDeferred()
     return { cores: cores.size, blocks, bytes, embassies: embassies().map((p) => toZ32(p.key)), ms: Date.now() - started }
   }
 
-  get ledger(): CustodyLedger {
-    if (!this.#ledger) throw EmbassyError.closed()
-    return this.#ledger
-  }
 
   /** Every core of this agency by hex key: the catalog and each dataset's cores. */
   async cores(): Promise<Map<string, { core: Hypercore; dataset: string | null }>> {
@@ -343,76 +332,6 @@ export class Agency extends BaseRole {
     const out = new Map<string, { core: Hypercore; dataset: string | null }>()
     for (const ref of await this.heldCores()) out.set(ref.core.key!.toString('hex'), { core: ref.core, dataset: ref.dataset })
     return out
-  }
-
-  /**
-   * A receipt from a peer: verified against our own tree, then kept (newest per embassy and core)
-   * or turned into an alarm. Emits 'receipt' or 'alarm'.
-   */
-  async onreceipt(peer: Peer, r: Receipt): Promise<void> {
-    const hex = Buffer.from(r.core).toString('hex')
-    if (this.restoring) {
-      // Our own cores are not back yet: we cannot judge the receipt now, so keep it for later.
-      const id = `${peer.id}/${hex}`
-      if (this.#deferred.size < MAX_DEFERRED_RECEIPTS || this.#deferred.has(id)) this.#deferred.set(id, { peer, receipt: r })
-      return
-    }
-    const own = (await this.cores()).get(hex)?.core ?? null
-    const verdict = await checkReceipt(r, peer.key, own)
-    const sender = toZ32(peer.key)
-    const core = toZ32(r.core)
-    if (!verdict.ok) {
-      this.#alarm({ time: Date.now(), kind: verdict.kind, peer: sender, core, detail: verdict.detail })
-      return
-    }
-    if (this.ledger.record(sender, core, r)) this.emit('receipt', { embassy: sender, core, length: r.length, time: r.time })
-  }
-
-  #alarm(a: Alarm): void {
-    this.ledger.alarm(a)
-    this.emit('alarm', a)
-  }
-
-  /** Per dataset and embassy: what it proved it holds, how far behind, how fresh the proof is. */
-  async custody(now = Date.now()): Promise<CustodyStatus> {
-    // Rows: every peer that proved custody, and every allowed peer not known to be a mirror.
-    const embassies = [...new Set([...this.ledger.embassies(), ...this.node.config.allow.filter((k) => this.ledger.role(k) !== 'mirror')])]
-    const datasets: DatasetCustody[] = []
-    const infos = await this.datasets.infos()
-    const cores = await this.cores()
-    for (const info of infos) {
-      const own = info.cores.map((k) => cores.get(k.toString('hex'))?.core).filter((c): c is Hypercore => !!c)
-      const length = own.reduce((n, c) => n + c.length, 0)
-      const byteLength = own.reduce((n, c) => n + c.byteLength, 0)
-      const rows: EmbassyCustody[] = []
-      for (const nodeKey of embassies) {
-        let held = 0
-        let behindBytes = 0
-        let newest: number | null = null
-        let any = false
-        for (const core of own) {
-          const r = this.ledger.get(nodeKey, toZ32(core.key!))
-          const h = r ? Math.min(r.length, core.length) : 0
-          if (r) {
-            any = true
-            newest = newest === null ? r.time : Math.min(newest, r.time)
-          }
-          held += h
-          behindBytes += core.byteLength - (await byteLengthAt(core, h))
-        }
-        rows.push({
-          nodeKey,
-          heldLength: held,
-          behindBlocks: length - held,
-          behindBytes,
-          receiptAt: any ? newest : null,
-          receiptAge: any && newest !== null ? Math.max(0, now - newest) : null,
-          connected: !!this.network?.connectedTo(parseKeyZ(nodeKey))
-        })
-      }
-      datasets.push({ name: info.name ?? info.id, kind: info.kind, length, byteLength, embassies: rows })
-    }
-    return { datasets, alarms: [...this.ledger.alarms], alarmCounts: { ...this.ledger.alarmCounts } as Record<string, number> }
   }
 }
 

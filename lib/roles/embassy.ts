@@ -12,6 +12,10 @@ import type Hypercore from 'hypercore'
 import { signReceipt } from '../custody/receipts.js'
 import type { HeldCoreRef } from '../data/held-core.js'
 import { BaseRole } from './role.js'
+import { GUARD_TICK_MS, HistoryGuard } from './guard.js'
+import type { CustodyHandlers } from '../net/custody-channel.js'
+import type { Alarm, AlarmKind } from '../custody/index.js'
+import type { HolderList } from '../../protocol/index.js'
 
 /** At most one receipt per core per this many ms while catching up; at once when caught up. */
 export const RECEIPT_INTERVAL_MS = 1000
@@ -46,6 +50,8 @@ export class Embassy extends BaseRole {
   /** The length each core last caught up at (hex key → length). */
   #caughtUpAt = new Map<string, number>()
   #timer: NodeJS.Timeout | null = null
+  #guardTimer: NodeJS.Timeout | null = null
+  #guard: HistoryGuard | null = null
   #receiptsByAgency = new Map<string, { at: number; count: number }>()
 
   constructor(node: EmbassyNode) {
@@ -54,14 +60,38 @@ export class Embassy extends BaseRole {
 
   override async _open(): Promise<void> {
     await this.openNode()
+    this.#guard = new HistoryGuard({
+      node: this.node,
+      network: () => this.network,
+      holders: () => this.holders.values(),
+      notice: (level, event, message, fields) => this.notice(level, event, message, fields)
+    })
     for (const f of this.node.config.follow) if (f.catalogKey) await this.#hold(f.nodeKey, f.catalogKey)
   }
 
   override async _close(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer)
+    if (this.#guardTimer) clearInterval(this.#guardTimer)
     this.#timer = null
+    this.#guardTimer = null
     for (const h of this.holders.values()) await h.close()
     this.holders.clear()
+    this.#guard?.close()
+  }
+
+  get guard(): HistoryGuard {
+    if (!this.#guard) throw EmbassyError.closed()
+    return this.#guard
+  }
+
+  /** The operator takes the refused rewrite of one held core (explicit, persisted). */
+  acceptRewrite(coreKey: Buffer, fork?: number): { core: Buffer; fork: number } {
+    return this.guard.acceptRewrite(coreKey, fork)
+  }
+
+  /** This embassy's alarms (refused rewrites, equivocations, bad heads), newest last. */
+  get alarms(): readonly Alarm[] {
+    return this.guard.alarms.alarms
   }
 
   /** Follows an agency by node key: allows it, dials it, learns its catalog key from it. */
@@ -74,10 +104,36 @@ export class Embassy extends BaseRole {
     return { nodeKey: z, catalogKey: existing?.catalogKey ?? null, added: !existing }
   }
 
-  /** Admission rule: followed agencies, besides explicitly allowed peers. */
+  /** Admission rule: followed agencies and the other holders they listed, besides explicitly allowed peers. */
   protected override trusts(key: Buffer): boolean {
     const z = toZ32(key)
-    return this.node.config.follow.some((f) => f.nodeKey === z)
+    return this.node.config.follow.some((f) => f.nodeKey === z || (f.holders ?? []).includes(z))
+  }
+
+  override handlers(peer: Peer): CustodyHandlers {
+    return {
+      ...this.guard.handlers(peer),
+      holders: (list) => this.#onHolders(peer, list)
+    }
+  }
+
+  /** The agency lists its embassies: admit them, dial them, cross-check heads with them. */
+  #onHolders(peer: Peer, list: HolderList): void {
+    const agency = toZ32(peer.key)
+    const f = this.node.config.follow.find((x) => x.nodeKey === agency)
+    if (!f || !f.catalogKey || !parseKey(f.catalogKey).equals(Buffer.from(list.catalog))) return
+    const own = this.node.nodeKey
+    const holders = [...new Set(list.holders.filter((k) => !own.equals(Buffer.from(k))).map((k) => toZ32(k)))].sort()
+    if (JSON.stringify(holders) !== JSON.stringify([...(f.holders ?? [])].sort())) {
+      this.node.updateConfig((c) => {
+        const entry = c.follow.find((x) => x.nodeKey === agency)
+        if (!entry) return
+        if (holders.length > 0) entry.holders = holders
+        else delete entry.holders
+      })
+      this.notice('info', 'holders-learnt', `agency ${agency} lists ${holders.length} other holder(s) of its data`, { agency, holders })
+    }
+    for (const h of holders) this.network?.joinPeer(parseKey(h))
   }
 
   protected handshakeCatalogs(): Buffer[] {
@@ -90,7 +146,7 @@ export class Embassy extends BaseRole {
   }
 
   async status(): Promise<Record<string, unknown>> {
-    return { agencies: this.holdings() }
+    return { agencies: this.holdings(), alarms: [...this.guard.alarms.alarms], alarmCounts: { ...this.guard.alarms.counts } as Record<AlarmKind, number> }
   }
 
   /** Every held core (ciphertext), labelled by its key. */
@@ -105,10 +161,20 @@ export class Embassy extends BaseRole {
     this.on('core-added', (catalog, core) => this.notice('info', 'dataset-picked-up', `holding core ${core} of catalog ${catalog}`, { catalog, core }))
     this.on('caught-up', (catalog, core, length) => this.notice('info', 'caught-up', `core ${core} complete at length ${length}`, { catalog, core, length }))
     this.on('error', (err) => this.notice('error', 'error', err.message))
-    network.on('peer', (peer) => this.#onpeer(peer))
+    network.on('peer', (peer) => {
+      this.#onpeer(peer)
+      this.guard.greet(peer)
+    })
     this.#timer = setInterval(() => this.#tick(), RECEIPT_INTERVAL_MS / 4)
     this.#timer.unref?.()
-    for (const f of this.node.config.follow) network.joinPeer(parseKey(f.nodeKey))
+    this.#guardTimer = setInterval(() => {
+      this.guard.tick().catch((err) => this.notice('error', 'error', `history guard: ${(err as Error).message}`))
+    }, GUARD_TICK_MS)
+    this.#guardTimer.unref?.()
+    for (const f of this.node.config.follow) {
+      network.joinPeer(parseKey(f.nodeKey))
+      for (const h of f.holders ?? []) network.joinPeer(parseKey(h))
+    }
     for (const h of this.holders.values()) void network.join(agencyTopic(h.key), { server: true, client: true })
   }
 
@@ -142,8 +208,9 @@ export class Embassy extends BaseRole {
     const hex = key.toString('hex')
     const have = this.holders.get(hex)
     if (have) return have
-    const holder = new Holder(this.node.store, key)
+    const holder = new Holder(this.node.store, key, this.guard.accepted())
     this.holders.set(hex, holder)
+    this.guard.watch(holder)
     holder.on('core-added', (k) => {
       this.emit('core-added', catalogKey, toZ32(k))
       // An empty core never downloads anything: tell the agency right away that it is held.
@@ -242,7 +309,7 @@ export class Embassy extends BaseRole {
         lastReceiptAt: this.#receiptsByAgency.get(f.nodeKey)?.at ?? null,
         receiptsSent: this.#receiptsByAgency.get(f.nodeKey)?.count ?? 0,
         complete: holder ? holder.complete : false,
-        cores: holder ? holder.held() : [],
+        cores: holder ? holder.held().map((c) => ({ ...c, head: this.guard.heads.newest(parseKey(c.key)) })) : [],
         problems
       }
     })

@@ -2,6 +2,12 @@
  * Holder: keeps a full, live copy of everything one agency's catalog lists — the catalog itself
  * and every dataset core, present and future. It never needs the read key (embassies are blind).
  * One session and one live download range per held core; no per-core timers.
+ *
+ * Append-only: every held core is opened with Hypercore's `allowFork: false`, so a signed
+ * truncation or fork offered by any peer (the writer's stolen key included) is never applied: the
+ * verified history stays, and is still served. checkForks() (called by the role's single timer)
+ * finds peers that offer a higher fork and reports each rewrite once; only acceptRewrite(), an
+ * explicit operator act, lets one core take it.
  */
 import { EventEmitter } from 'node:events'
 import type Corestore from 'corestore'
@@ -9,6 +15,7 @@ import type Hypercore from 'hypercore'
 import { Catalog } from '../data/catalog.js'
 import { toZ32 } from '../ids.js'
 import type { HeldCoreRef } from '../data/held-core.js'
+import type { HeadSummary } from '../custody/heads.js'
 
 export interface HeldCore {
   key: string
@@ -18,6 +25,30 @@ export interface HeldCore {
   contiguousLength: number
   byteLength: number
   peers: number
+  /** The fork of the history held (verified and kept). */
+  fork: number
+  /** A higher fork a peer offers and this holder refused (history it keeps instead), if any. */
+  offered?: { length: number; fork: number }
+  /** The newest writer-signed head known for the core and how many holders cosigned it. */
+  head?: HeadSummary | null
+}
+
+/** A rewrite of a held core's history that this holder refused. */
+export interface RewriteOffer {
+  core: Hypercore
+  /** What this holder verified and keeps. */
+  length: number
+  fork: number
+  treeHash: Buffer | null
+  /** What it was offered, and by whom (the peer's node key). */
+  offeredLength: number
+  offeredFork: number
+  offeredBy: Buffer
+}
+
+interface ReplicatorInternals {
+  allowFork: boolean
+  _updateFork?(peer: unknown): boolean
 }
 
 export interface HolderEvents {
@@ -27,6 +58,12 @@ export interface HolderEvents {
   progress: [core: Hypercore]
   /** A core's contiguous length reached its known length. */
   'caught-up': [core: Hypercore]
+  /** A peer offered a truncation or fork of a held core; it was refused (once per core and fork). */
+  'history-rewrite': [offer: RewriteOffer]
+  /** Hypercore found two writer-signed heads at one length (it closes that core). */
+  conflict: [core: Hypercore, length: number, fork: number]
+  /** An accepted rewrite was applied: the core is now on `fork`. */
+  'rewrite-accepted': [core: Hypercore, fork: number]
   error: [err: Error]
 }
 
@@ -37,11 +74,17 @@ export class Holder extends EventEmitter<HolderEvents> {
   #refreshing: Promise<void> | null = null
   #again = false
   #closed = false
+  /** Core (hex) → highest fork the operator accepted for it. */
+  #accepted: Map<string, number>
+  /** Core (hex) → highest fork already reported as refused. */
+  #reported = new Map<string, number>()
 
-  constructor(store: Corestore, catalogKey: Uint8Array) {
+  /** @param accepted rewrites the operator accepted: core key (hex) → fork */
+  constructor(store: Corestore, catalogKey: Uint8Array, accepted: Map<string, number> = new Map()) {
     super()
     this.store = store
-    this.catalog = new Catalog(store.get({ key: Buffer.from(catalogKey) }))
+    this.#accepted = accepted
+    this.catalog = new Catalog(store.get({ key: Buffer.from(catalogKey), allowFork: false }))
   }
 
   get key(): Buffer {
@@ -51,6 +94,7 @@ export class Holder extends EventEmitter<HolderEvents> {
   async open(): Promise<void> {
     const core = this.catalog.core
     await core.ready()
+    this.#appendOnly(core)
     core.download({ start: 0, end: -1 })
     core.on('append', () => this.refresh())
     core.on('download', () => {
@@ -88,9 +132,10 @@ export class Holder extends EventEmitter<HolderEvents> {
         if (this.#closed) return
         const hex = key.toString('hex')
         if (this.cores.has(hex)) continue
-        const core = this.store.get({ key })
+        const core = this.store.get({ key, allowFork: false })
         this.cores.set(hex, { core, dataset: d.id })
         await core.ready()
+        this.#appendOnly(core)
         core.download({ start: 0, end: -1 })
         let caughtUpAt = -1
         core.on('download', () => {
@@ -103,6 +148,77 @@ export class Holder extends EventEmitter<HolderEvents> {
         this.emit('core-added', key, d.id)
       }
     }
+  }
+
+  /** Every held core, the catalog first. */
+  allCores(): Hypercore[] {
+    return [this.catalog.core, ...[...this.cores.values()].map((c) => c.core)]
+  }
+
+  /**
+   * Holds `core` append-only (also when another session opened it first), and listens for what
+   * Hypercore itself detects: two writer-signed heads at one length.
+   */
+  #appendOnly(core: Hypercore): void {
+    const r = replicator(core)
+    if (r) r.allowFork = false
+    core.on('conflict', (length, fork) => this.emit('conflict', core, length, fork))
+    core.on('truncate', () => {
+      // Only an accepted rewrite gets here: hold the core append-only again on its new fork.
+      const rr = replicator(core)
+      if (rr) rr.allowFork = false
+      this.#reported.delete(core.key!.toString('hex'))
+      this.emit('rewrite-accepted', core, core.fork)
+    })
+  }
+
+  /**
+   * Finds peers that offer a higher fork of a held core than the one held, and reports each
+   * refused rewrite once per core and fork (an accepted one is let through). O(held cores).
+   */
+  async checkForks(): Promise<void> {
+    for (const core of this.allCores()) {
+      if (this.#closed || core.closing || !core.opened) continue
+      let offer: { length: number; fork: number; by: Buffer } | null = null
+      for (const peer of core.peers) {
+        if (peer.remoteFork > core.fork && (!offer || peer.remoteFork > offer.fork)) offer = { length: peer.remoteLength, fork: peer.remoteFork, by: Buffer.from(peer.remotePublicKey) }
+      }
+      if (!offer) continue
+      const hex = core.key!.toString('hex')
+      const accepted = this.#accepted.get(hex) ?? -1
+      if (accepted >= offer.fork) {
+        this.#allowRewrite(core)
+        continue
+      }
+      if ((this.#reported.get(hex) ?? -1) >= offer.fork) continue
+      this.#reported.set(hex, offer.fork)
+      let treeHash: Buffer | null = null
+      try {
+        treeHash = core.length > 0 ? Buffer.from(await core.treeHash(core.length)) : null
+      } catch {
+        treeHash = null
+      }
+      this.emit('history-rewrite', { core, length: core.length, fork: core.fork, treeHash, offeredLength: offer.length, offeredFork: offer.fork, offeredBy: offer.by })
+    }
+  }
+
+  /** The operator accepts rewrites of `coreKey` up to `fork`: the next check lets it through. */
+  acceptRewrite(coreKey: Buffer, fork: number): void {
+    this.#accepted.set(coreKey.toString('hex'), fork)
+  }
+
+  #allowRewrite(core: Hypercore): void {
+    const r = replicator(core)
+    if (!r || r.allowFork) return
+    r.allowFork = true
+    for (const peer of core.peers) r._updateFork?.(peer)
+  }
+
+  /** The held core with key `key`, if any (the catalog included). */
+  find(key: Uint8Array): Hypercore | null {
+    const hex = Buffer.from(key).toString('hex')
+    if (this.catalog.key.toString('hex') === hex) return this.catalog.core
+    return this.cores.get(hex)?.core ?? null
   }
 
   /** Every held core as a reference (for verification), labelled by its key. */
@@ -136,12 +252,23 @@ export class Holder extends EventEmitter<HolderEvents> {
 }
 
 function describe(core: Hypercore, dataset: string): HeldCore {
-  return {
+  const out: HeldCore = {
     key: toZ32(core.key!),
     dataset,
     length: core.length,
     contiguousLength: core.contiguousLength,
     byteLength: core.byteLength,
-    peers: core.peers.length
+    peers: core.peers.length,
+    fork: core.fork
   }
+  let offered: { length: number; fork: number } | null = null
+  for (const p of core.peers) if (p.remoteFork > core.fork && (!offered || p.remoteFork > offered.fork)) offered = { length: p.remoteLength, fork: p.remoteFork }
+  if (offered) out.offered = offered
+  return out
+}
+
+/** Hypercore's replicator of a core (internal: `allowFork` is its public option, settable live). */
+function replicator(core: Hypercore): ReplicatorInternals | null {
+  const r = (core as unknown as { core?: { replicator?: ReplicatorInternals } }).core?.replicator
+  return r && typeof r.allowFork === 'boolean' ? r : null
 }

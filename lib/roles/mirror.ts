@@ -16,6 +16,10 @@ import type { EmbassyNode } from '../node/node.js'
 import type { DatasetReader, ExportResult, ReadableCatalog } from '../data/datasets.js'
 import type { HeldCoreRef } from '../data/held-core.js'
 import { BaseRole } from './role.js'
+import { GUARD_TICK_MS, HistoryGuard } from './guard.js'
+import type { CustodyHandlers } from '../net/custody-channel.js'
+import type { Peer } from '../net/network.js'
+import type { AlarmKind } from '../custody/index.js'
 
 /** How long an online mirror waits for a catalog header or a block before saying so. */
 export const MIRROR_WAIT_MS = 15_000
@@ -44,17 +48,43 @@ export class Mirror extends BaseRole implements DatasetReader {
     super(node)
   }
 
+  #guard: HistoryGuard | null = null
+  #guardTimer: NodeJS.Timeout | null = null
+
   override async _open(): Promise<void> {
     await this.openNode()
+    this.#guard = new HistoryGuard({
+      node: this.node,
+      network: () => this.network,
+      holders: () => [...this.sources.values()].map((s) => s.holder),
+      notice: (level, event, message, fields) => this.notice(level, event, message, fields)
+    })
     for (const s of this.node.config.sources) await this.#openSource(s.catalogKey, s.agencyNodeKey)
   }
 
   override async _close(): Promise<void> {
+    if (this.#guardTimer) clearInterval(this.#guardTimer)
+    this.#guardTimer = null
     for (const s of this.sources.values()) {
       await s.datasets.close()
       await s.holder.close()
     }
     this.sources.clear()
+    this.#guard?.close()
+  }
+
+  get guard(): HistoryGuard {
+    if (!this.#guard) throw EmbassyError.closed()
+    return this.#guard
+  }
+
+  /** The operator takes the refused rewrite of one held core (explicit, persisted). */
+  acceptRewrite(coreKey: Buffer, fork?: number): { core: Buffer; fork: number } {
+    return this.guard.acceptRewrite(coreKey, fork)
+  }
+
+  override handlers(peer: Peer): CustodyHandlers {
+    return this.guard.handlers(peer)
   }
 
   /** Adds an agency from its read capability (persisted: config + keys.json). */
@@ -77,7 +107,8 @@ export class Mirror extends BaseRole implements DatasetReader {
     if (have) return have
     const hex = this.node.keys.readKeys?.[catalogKey]
     if (!hex) throw EmbassyError.badConfig(`keys.json has no read key for catalog ${catalogKey}; run \`embassy mirror READ_CAPABILITY\` again`)
-    const holder = new Holder(this.node.store, parseKey(catalogKey))
+    const holder = new Holder(this.node.store, parseKey(catalogKey), this.guard.accepted())
+    this.guard.watch(holder)
     await holder.open()
     const datasets = new Datasets(this.node.store, holder.catalog, Buffer.from(hex, 'hex'), { writable: false })
     const source = { catalogKey, agencyNodeKey, holder, datasets }
@@ -100,7 +131,7 @@ export class Mirror extends BaseRole implements DatasetReader {
   }
 
   async status(): Promise<Record<string, unknown>> {
-    return { sources: this.sourceStatus() }
+    return { sources: this.sourceStatus(), alarms: [...this.guard.alarms.alarms], alarmCounts: { ...this.guard.alarms.counts } as Record<AlarmKind, number> }
   }
 
   /** Every held core (a full copy), labelled by its key. */
@@ -110,6 +141,11 @@ export class Mirror extends BaseRole implements DatasetReader {
 
   async attach(network: Network): Promise<void> {
     this.network = network
+    this.#guardTimer = setInterval(() => {
+      this.guard.tick().catch((err) => this.notice('error', 'error', `history guard: ${(err as Error).message}`))
+    }, GUARD_TICK_MS)
+    this.#guardTimer.unref?.()
+    network.on('peer', (peer) => this.guard.greet(peer))
     for (const s of this.sources.values()) this.#goOnline(s)
     for (const p of this.node.config.peers) network.joinPeer(parseKey(p))
   }

@@ -74,7 +74,8 @@ export abstract class BaseRole extends ReadyResource implements Role {
   abstract readonly name: RoleName
   readonly node: EmbassyNode
   readonly dialsAnyone: boolean = false
-  protected network: Network | null = null
+  /** The network this role is attached to (null until `attach`). */
+  network: Network | null = null
 
   constructor(node: EmbassyNode) {
     super()
@@ -135,7 +136,8 @@ export abstract class BaseRole extends ReadyResource implements Role {
     return { nodeKey, allowed, changed, allow: this.node.config.allow.map((k) => parseKey(k)) }
   }
 
-  protected notice(level: Notice['level'], event: string, message: string, fields: Record<string, unknown> = {}): void {
+  /** Emits a notice (the daemon logs it). */
+  notice(level: Notice['level'], event: string, message: string, fields: Record<string, unknown> = {}): void {
     this.emit('notice', { level, event, message, fields })
   }
 }

@@ -14,6 +14,7 @@ import { allow, capability, deny, follow, mirror } from './peers.js'
 import { bootstrap, demo, run } from './run.js'
 import { NODE_COMMANDS } from './served.js'
 import { verify } from './verify.js'
+import { acceptRewrite } from './history.js'
 
 export const COMMANDS: readonly AnyCommand[] = [
   init,
@@ -28,6 +29,7 @@ export const COMMANDS: readonly AnyCommand[] = [
   deny,
   follow,
   mirror,
+  acceptRewrite,
   status,
   run,
   bootstrap,

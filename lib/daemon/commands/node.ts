@@ -10,11 +10,13 @@ import { ROLES, type RoleName } from '../../node/config.js'
 import type { Network } from '../../net/network.js'
 import { initNode } from '../../roles/index.js'
 import type { CustodyStatus } from '../../roles/agency.js'
+import type { Alarm } from '../../custody/index.js'
 import type { AgencyHolding } from '../../roles/embassy.js'
 import type { SourceStatus } from '../../roles/mirror.js'
+import type { HeldCore } from '../../roles/holder.js'
 import { defineCommand, defineLocalCommand, noInput, parseBootstrap, strOpt, usageError, type FormatView } from '../command.js'
 import type { Host } from '../host.js'
-import { fmtBytes, short, table } from '../text.js'
+import { escapeText, fmtBytes, short, table } from '../text.js'
 
 export type InitResult = NodeIdentity & { dir: string }
 
@@ -63,7 +65,7 @@ export const id = defineCommand({
   },
   input: noInput,
   handler: (host): Promise<NodeIdentity> => host.node.identity(),
-  format: (r) => `role:        ${r.role}\n${r.name ? `name:        ${r.name}\n` : ''}node key:    ${r.nodeKey}\n${r.catalogKey ? `catalog key: ${r.catalogKey}\n` : ''}`
+  format: (r) => `role:        ${r.role}\n${r.name ? `name:        ${escapeText(r.name)}\n` : ''}node key:    ${r.nodeKey}\n${r.catalogKey ? `catalog key: ${r.catalogKey}\n` : ''}`
 })
 
 /** A connected peer, as status lists it. */
@@ -75,11 +77,17 @@ interface StatusBase extends Omit<NodeIdentity, 'role'> {
   peers: PeerSummary[]
 }
 
+/** A holder's own alarms (refused rewrites, equivocations, bad heads). */
+interface HolderAlarms {
+  alarms: Alarm[]
+  alarmCounts: Record<string, number>
+}
+
 /** What `embassy status` shows: the node, its peers and, per role, what it holds. */
 export type NodeStatus =
   | (StatusBase & { role: 'agency' } & CustodyStatus)
-  | (StatusBase & { role: 'embassy'; agencies: AgencyHolding[] })
-  | (StatusBase & { role: 'mirror'; sources: SourceStatus[] })
+  | (StatusBase & { role: 'embassy'; agencies: AgencyHolding[] } & HolderAlarms)
+  | (StatusBase & { role: 'mirror'; sources: SourceStatus[] } & HolderAlarms)
 
 /** What `embassy status` shows, per role. */
 export async function nodeStatus(host: Host): Promise<NodeStatus> {
@@ -138,30 +146,34 @@ function bar(view: FormatView, done: number, total: number): string {
 }
 
 export function formatStatus(s: NodeStatus, view: FormatView): string {
-  const head = `${s.role}${s.name ? ` "${s.name}"` : ''} ${s.nodeKey}\n${s.running ? 'running' : 'not running (read from storage)'}, ${s.peers.length} peer(s) connected${s.peers.length ? ': ' + s.peers.map((p) => `${p.role} ${short(p.nodeKey)}`).join(', ') : ''}\n`
+  // Names, kinds, alarm details and problems come from catalogs and peers: escaped (text.ts).
+  const head = `${s.role}${s.name ? ` "${escapeText(s.name)}"` : ''} ${s.nodeKey}\n${s.running ? 'running' : 'not running (read from storage)'}, ${s.peers.length} peer(s) connected${s.peers.length ? ': ' + s.peers.map((p) => `${p.role} ${short(p.nodeKey)}`).join(', ') : ''}\n`
   if (s.role === 'agency') {
     const rows: string[][] = [['DATASET', 'KIND', 'LENGTH', 'SIZE', 'EMBASSY', 'HELD', 'BEHIND', 'RECEIPT AGE', 'LINK', view.tty ? 'PROVEN' : '']]
     for (const d of s.datasets) {
-      if (d.embassies.length === 0) rows.push([d.name, d.kind, String(d.length), fmtBytes(d.byteLength), '(none)', '', '', '', '', ''])
+      const name = escapeText(d.name)
+      const kind = escapeText(d.kind)
+      if (d.embassies.length === 0) rows.push([name, kind, String(d.length), fmtBytes(d.byteLength), '(none)', '', '', '', '', ''])
       for (const e of d.embassies) {
         rows.push([
-          d.name,
-          d.kind,
+          name,
+          kind,
           String(d.length),
           fmtBytes(d.byteLength),
           short(e.nodeKey),
           String(e.heldLength),
-          e.behindBlocks ? `${e.behindBlocks} blk / ${fmtBytes(e.behindBytes)}` : 'up to date',
+          e.preRewrite.length
+            ? `keeps pre-rewrite history (${e.preRewrite.map((p) => `${p.length} blk, fork ${p.fork}`).join('; ')})`
+            : e.behindBlocks
+              ? `${e.behindBlocks} blk / ${fmtBytes(e.behindBytes)}`
+              : 'up to date',
           age(e.receiptAge),
           e.connected ? 'connected' : 'offline',
           bar(view, d.byteLength - e.behindBytes, d.byteLength)
         ])
       }
     }
-    const alarms = s.alarms.length
-      ? `\n${s.alarms.length} custody alarm(s), newest:\n` + s.alarms.slice(-5).map((a) => `  ${new Date(a.time).toISOString()} ${a.kind} from ${short(a.peer)}: ${a.detail}`).join('\n') + '\n'
-      : '\nno custody alarms\n'
-    return head + '\n' + table(rows) + alarms
+    return head + '\n' + table(rows) + formatAlarms(s.alarms, 'custody alarm')
   }
   if (s.role === 'embassy') {
     if (s.agencies.length === 0) return head + '\nfollowing no agency yet: embassy follow AGENCY_NODE_KEY\n'
@@ -170,21 +182,41 @@ export function formatStatus(s: NodeStatus, view: FormatView): string {
       out += `\nagency ${a.nodeKey} (${a.connected ? 'connected' : 'offline'}), catalog ${a.catalogKey ?? '(not learnt yet)'}\n`
       out += `  ${a.complete ? 'complete' : 'catching up'}; last receipt sent ${a.lastReceiptAt ? new Date(a.lastReceiptAt).toISOString() : 'never'} (${a.receiptsSent} sent)\n`
       out += table([
-        ['  CORE', 'LENGTH', 'HELD', 'SIZE', 'PEERS', ''],
-        ...a.cores.map((c) => [`  ${c.dataset === 'catalog' ? 'catalog' : short(c.key)}`, String(c.length), String(c.contiguousLength), fmtBytes(c.byteLength), String(c.peers), bar(view, c.contiguousLength, c.length)])
+        ['  CORE', 'LENGTH', 'HELD', 'SIZE', 'PEERS', 'HISTORY', ''],
+        ...a.cores.map((c) => [`  ${c.dataset === 'catalog' ? 'catalog' : short(c.key)}`, String(c.length), String(c.contiguousLength), fmtBytes(c.byteLength), String(c.peers), history(c), bar(view, c.contiguousLength, c.length)])
       ])
-      for (const p of a.problems) out += `  problem: ${p}\n`
+      for (const p of a.problems) out += `  problem: ${escapeText(p)}\n`
     }
-    return out
+    return out + formatAlarms(s.alarms, 'alarm')
   }
   let out = head
   if (s.sources.length === 0) return head + '\nreading no agency yet: embassy mirror READ_CAPABILITY\n'
   for (const src of s.sources) {
     out += `\nagency ${src.agencyNodeKey}, catalog ${src.catalogKey}: ${src.complete ? 'complete' : 'catching up'}\n`
     out += table([
-      ['  CORE', 'LENGTH', 'HELD', 'SIZE', 'PEERS'],
-      ...src.cores.map((c) => [`  ${c.dataset === 'catalog' ? 'catalog' : short(c.key)}`, String(c.length), String(c.contiguousLength), fmtBytes(c.byteLength), String(c.peers)])
+      ['  CORE', 'LENGTH', 'HELD', 'SIZE', 'PEERS', 'HISTORY'],
+      ...src.cores.map((c) => [`  ${c.dataset === 'catalog' ? 'catalog' : short(c.key)}`, String(c.length), String(c.contiguousLength), fmtBytes(c.byteLength), String(c.peers), history(c)])
     ])
   }
-  return out
+  return out + formatAlarms(s.alarms, 'alarm')
+}
+
+/** A held core's history column: its fork, cosigners, and a rewrite it refused. */
+function history(c: HeldCore): string {
+  const parts = [`fork ${c.fork}`]
+  if (c.head && c.head.length === c.length && c.head.fork === c.fork) parts.push(`${c.head.cosigners} witness(es)`)
+  if (c.offered) parts.push(`REFUSED rewrite to ${c.offered.length} blk, fork ${c.offered.fork}`)
+  return parts.join(', ')
+}
+
+function formatAlarms(alarms: readonly Alarm[], what: string): string {
+  if (alarms.length === 0) return `\nno ${what}s\n`
+  return (
+    `\n${alarms.length} ${what}(s), newest:\n` +
+    alarms
+      .slice(-5)
+      .map((a) => `  ${new Date(a.time).toISOString()} ${escapeText(a.kind)}${a.peer ? ` from ${escapeText(short(a.peer))}` : ''}: ${escapeText(a.detail)}${a.repeats ? ` (and ${a.repeats} more)` : ''}`)
+      .join('\n') +
+    '\n'
+  )
 }

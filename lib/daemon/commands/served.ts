@@ -12,6 +12,7 @@ import { kitExport } from './kit.js'
 import { id, status } from './node.js'
 import { allow, capability, deny, follow, mirror } from './peers.js'
 import { verify } from './verify.js'
+import { acceptRewrite } from './history.js'
 
 export const NODE_COMMANDS: readonly NodeCommand<unknown, unknown>[] = [
   id,
@@ -28,7 +29,8 @@ export const NODE_COMMANDS: readonly NodeCommand<unknown, unknown>[] = [
   status,
   verify,
   kitExport,
-  capability
+  capability,
+  acceptRewrite
 ]
 
 const BY_NAME = new Map(NODE_COMMANDS.map((c) => [c.name, c]))

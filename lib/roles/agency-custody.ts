@@ -1,0 +1,300 @@
+/**
+ * The agency's custody desk: everything the agency does with what its holders tell it — receipts
+ * (checked against its own tree, kept in the ledger, custody-regressed / future-receipt /
+ * not-an-embassy), witnessed heads (cosigners; a head its own tree contradicts is equivocation),
+ * alarm reports (refused rewrites, equivocations with evidence), the holder list it sends its
+ * embassies, and the custody status per dataset and embassy.
+ *
+ * Owns: agency custody. May import: custody/, data/, net/ (types), node/, errors, ids, protocol/.
+ */
+import type Hypercore from 'hypercore'
+import { EmbassyError } from '../errors.js'
+import { parseKey as parseKeyZ, toZ32 } from '../ids.js'
+import { byteLengthAt, verifySignedHead } from '../data/tree.js'
+import type { Catalog } from '../data/catalog.js'
+import type { Datasets } from '../data/datasets.js'
+import { CustodyLedger, HeadBook, checkReceipt, headEvidence, verifyWitnessSignature, type Alarm } from '../custody/index.js'
+import type { CustodyHandlers } from '../net/custody-channel.js'
+import type { Network, Peer } from '../net/network.js'
+import type { EmbassyNode } from '../node/node.js'
+import { AlarmCode, type AlarmReport, type DatasetKindName, type Receipt, type WitnessedHead } from '../../protocol/index.js'
+import type { Notice } from './role.js'
+
+/** One embassy's custody of one dataset, as `embassy status` shows it. */
+export interface EmbassyCustody {
+  nodeKey: string
+  /** Blocks the embassy proved it holds (summed over the dataset's cores). */
+  heldLength: number
+  /** Blocks it lacks. */
+  behindBlocks: number
+  /** Bytes it lacks. */
+  behindBytes: number
+  /**
+   * When the agency received and verified the embassy's newest receipt (ms since epoch, the
+   * agency's clock; the oldest over the dataset's cores), null if none.
+   */
+  receiptAt: number | null
+  /** Age of that receipt at the time of asking (ms, the agency's clock), null if none. */
+  receiptAge: number | null
+  connected: boolean
+  /**
+   * Cores of which the embassy holds history from before a rewrite (an older fork than the
+   * agency's): it refused the rewrite and keeps what it verified. Such a core counts as not held.
+   */
+  preRewrite: Array<{ core: string; length: number; fork: number }>
+}
+
+export interface DatasetCustody {
+  name: string
+  kind: DatasetKindName
+  /** Blocks, summed over the dataset's cores (a log: its records). */
+  length: number
+  byteLength: number
+  embassies: EmbassyCustody[]
+  /** Per core: the agency's head and how many holders cosigned exactly that head. */
+  heads: Array<{ core: string; length: number; fork: number; cosigners: number }>
+}
+
+/** A receipt dated further ahead of the agency's clock than this is refused (future-receipt). */
+export const MAX_RECEIPT_SKEW_MS = 5 * 60_000
+
+/** Receipts kept while restoring (one per sender and core); more are dropped (they are re-sent). */
+export const MAX_DEFERRED_RECEIPTS = 100_000
+
+export interface CustodyStatus {
+  datasets: DatasetCustody[]
+  alarms: Alarm[]
+  alarmCounts: Record<string, number>
+}
+
+/** What the desk needs from its agency. */
+export interface DeskAgency {
+  readonly node: EmbassyNode
+  readonly restoring: boolean
+  readonly network: Network | null
+  readonly catalog: Catalog
+  readonly datasets: Datasets
+  isAllowed(key: Buffer): boolean
+  cores(): Promise<Map<string, { core: Hypercore; dataset: string | null }>>
+  notice(level: Notice['level'], event: string, message: string, fields?: Record<string, unknown>): void
+  emit(event: 'alarm' | 'receipt', value: unknown): boolean
+}
+
+export class CustodyDesk {
+  readonly ledger: CustodyLedger
+  /** Heads holders witnessed, cross-checked against our own tree. */
+  readonly heads = new HeadBook()
+  readonly #agency: DeskAgency
+  /** While restoring, receipts wait here (newest per sender and core) until our catalog is back. */
+  #deferred = new Map<string, { peer: Peer; receipt: Receipt }>()
+
+  constructor(agency: DeskAgency) {
+    this.#agency = agency
+    this.ledger = new CustodyLedger(agency.node.dir)
+  }
+
+  handlers(peer: Peer): CustodyHandlers {
+    const fail = (what: string) => (err: unknown) => this.#agency.notice('error', 'error', `${what} from ${toZ32(peer.key)}: ${(err as Error).message}`)
+    return {
+      receipt: (r) => {
+        this.onreceipt(peer, r).catch(fail('receipt'))
+      },
+      head: (h) => {
+        this.#onHead(peer, h).catch(fail('head'))
+      },
+      alarm: (r) => {
+        this.#onReport(peer, r).catch(fail('alarm'))
+      }
+    }
+  }
+
+  /** The embassies this agency admitted (allowed, and known to be embassies). */
+  #embassyKeys(): Buffer[] {
+    return this.#agency.node.config.allow.filter((k) => this.ledger.role(k) === 'embassy').map((k) => parseKeyZ(k))
+  }
+
+  /** Tells every connected embassy who the other holders are, so they admit and cross-check each other. */
+  sendHolders(): void {
+    const holders = this.#embassyKeys()
+    for (const p of this.#agency.network?.peers.values() ?? []) {
+      if (p.role === 'embassy') p.channel.send('holders', { catalog: this.#agency.catalog.key, holders })
+    }
+  }
+
+  /**
+   * A head a holder witnessed: a head signed with our key that our own tree contradicts means the
+   * key signs histories we did not write (equivocation); a consistent one counts as a cosignature.
+   */
+  async #onHead(peer: Peer, h: WitnessedHead): Promise<void> {
+    if (this.#agency.restoring) return
+    const own = (await this.#agency.cores()).get(Buffer.from(h.core).toString('hex'))?.core
+    if (!own) return
+    const sender = toZ32(peer.key)
+    if (!verifyWitnessSignature(h) || !verifySignedHead(own, { ...h, signature: h.agencySignature })) {
+      this.#alarm({ time: Date.now(), kind: 'bad-signature', peer: sender, core: toZ32(h.core), detail: 'a witnessed head whose signatures do not verify' })
+      return
+    }
+    if (h.fork === own.fork && h.length <= own.length && h.length > 0) {
+      const ours = Buffer.from(await own.treeHash(h.length))
+      if (!ours.equals(Buffer.from(h.treeHash))) {
+        this.#alarm({
+          time: Date.now(),
+          kind: 'equivocation',
+          peer: sender,
+          core: toZ32(h.core),
+          detail: `a head signed with this agency's key (length ${h.length}, fork ${h.fork}) contradicts the agency's own history: someone else holds the key`,
+          evidence: [headEvidence(h), { length: h.length, fork: own.fork, treeHash: ours.toString('hex'), signature: null, witness: null }]
+        })
+        return
+      }
+    }
+    this.heads.add(h)
+  }
+
+  /** An alarm an admitted holder reports (refused rewrite, equivocation with its evidence). */
+  async #onReport(peer: Peer, r: AlarmReport): Promise<void> {
+    const sender = toZ32(peer.key)
+    if (!this.#agency.isAllowed(peer.key)) return
+    const core = toZ32(r.core)
+    if (r.code === AlarmCode.HISTORY_REWRITE) {
+      this.#alarm({
+        time: Date.now(),
+        kind: 'history-rewrite',
+        peer: r.offeredBy.every((x) => x === 0) ? sender : toZ32(r.offeredBy),
+        core,
+        detail: `${peer.role} ${sender} refused a rewrite of core ${core} (offered length ${r.offeredLength}, fork ${r.offeredFork}) and keeps the history it verified: length ${r.length}, fork ${r.fork}`,
+        held: { length: r.length, fork: r.fork, treeHash: null },
+        offered: { length: r.offeredLength, fork: r.offeredFork },
+        reportedBy: sender
+      })
+      return
+    }
+    if (r.code === AlarmCode.EQUIVOCATION && r.heads.length >= 2) {
+      const own = (await this.#agency.cores()).get(Buffer.from(r.core).toString('hex'))?.core
+      const [a, b] = r.heads as [WitnessedHead, WitnessedHead]
+      if (!own || ![a, b].every((h) => verifySignedHead(own, { ...h, signature: h.agencySignature }))) return
+      if (a.length !== b.length || a.fork !== b.fork || Buffer.from(a.treeHash).equals(Buffer.from(b.treeHash))) return
+      this.#alarm({
+        time: Date.now(),
+        kind: 'equivocation',
+        peer: sender,
+        core,
+        detail: `two heads signed with this agency's key at length ${a.length} (fork ${a.fork}) differ: someone else holds the key`,
+        evidence: [headEvidence(a), headEvidence(b)],
+        reportedBy: sender
+      })
+    }
+  }
+
+  /**
+   * A receipt from a peer: verified against our own tree, then kept (newest per embassy and core)
+   * or turned into an alarm. Emits 'receipt' or 'alarm'.
+   */
+  async onreceipt(peer: Peer, r: Receipt): Promise<void> {
+    const hex = Buffer.from(r.core).toString('hex')
+    if (this.#agency.restoring) {
+      // Our own cores are not back yet: we cannot judge the receipt now, so keep it for later.
+      const id = `${peer.id}/${hex}`
+      if (this.#deferred.size < MAX_DEFERRED_RECEIPTS || this.#deferred.has(id)) this.#deferred.set(id, { peer, receipt: r })
+      return
+    }
+    const sender = toZ32(peer.key)
+    const core = toZ32(r.core)
+    const now = Date.now()
+    // Custody counts only from peers this agency admitted as embassies.
+    if (peer.role !== 'embassy') {
+      this.#alarm({ time: now, kind: 'not-an-embassy', peer: sender, core, detail: `a receipt from a ${peer.role}, not an embassy: ignored (only embassies hold custody)` })
+      return
+    }
+    if (r.time > now + MAX_RECEIPT_SKEW_MS) {
+      this.#alarm({ time: now, kind: 'future-receipt', peer: sender, core, detail: `receipt dated ${new Date(r.time).toISOString()}, more than ${MAX_RECEIPT_SKEW_MS / 60_000} min ahead of this agency's clock: refused` })
+      return
+    }
+    const own = (await this.#agency.cores()).get(hex)?.core ?? null
+    const verdict = await checkReceipt(r, peer.key, own)
+    if (!verdict.ok) {
+      this.#alarm({ time: now, kind: verdict.kind, peer: sender, core, detail: verdict.detail })
+      return
+    }
+    const prev = this.ledger.get(sender, core)
+    const change = this.ledger.record(sender, core, r, now)
+    if (change === 'regressed' && prev) {
+      this.#alarm({ time: now, kind: 'custody-regressed', peer: sender, core, detail: `embassy now holds ${r.length} block(s) of core ${core}, down from ${prev.length}` })
+    }
+    this.#agency.emit('receipt', { embassy: sender, core, length: r.length, time: r.time, receivedAt: now, preRewrite: verdict.preRewrite })
+  }
+
+  /** Records an alarm; only a listed one (not a repeat inside the quiet window) is an event and a log line. */
+  #alarm(a: Alarm): void {
+    if (this.ledger.alarm(a)) this.#agency.emit('alarm', a)
+  }
+
+  /** Receipts that arrived while restoring, judged now that our own cores are back. */
+  async replayDeferred(): Promise<void> {
+    const deferred = [...this.#deferred.values()]
+    this.#deferred.clear()
+    for (const { peer, receipt } of deferred) await this.onreceipt(peer, receipt)
+  }
+
+  /** Records an alarm the agency itself raised (a malformed channel message). */
+  alarm(a: Alarm): void {
+    this.#alarm(a)
+  }
+
+  /** Per dataset and embassy: what it proved it holds, how far behind, how fresh the proof is. */
+  async custody(now = Date.now()): Promise<CustodyStatus> {
+    // Rows: every peer that proved custody, and every allowed peer not known to be a mirror.
+    const embassies = [...new Set([...this.ledger.embassies(), ...this.#agency.node.config.allow.filter((k) => this.ledger.role(k) !== 'mirror')])]
+    const datasets: DatasetCustody[] = []
+    const infos = await this.#agency.datasets.infos()
+    const cores = await this.#agency.cores()
+    for (const info of infos) {
+      const own = info.cores.map((k) => cores.get(k.toString('hex'))?.core).filter((c): c is Hypercore => !!c)
+      const length = own.reduce((n, c) => n + c.length, 0)
+      const byteLength = own.reduce((n, c) => n + c.byteLength, 0)
+      const rows: EmbassyCustody[] = []
+      for (const nodeKey of embassies) {
+        let held = 0
+        let behindBytes = 0
+        let newest: number | null = null
+        let any = false
+        const preRewrite: EmbassyCustody['preRewrite'] = []
+        for (const core of own) {
+          const r = this.ledger.get(nodeKey, toZ32(core.key!))
+          // History from before our rewrite is kept by the embassy, but it is not our history.
+          const pre = !!r && r.fork < core.fork
+          if (r && pre) preRewrite.push({ core: toZ32(core.key!), length: r.length, fork: r.fork })
+          const h = r && !pre ? Math.min(r.length, core.length) : 0
+          if (r) {
+            any = true
+            // Ages are the agency's: when it received and verified the receipt, never the sender's clock.
+            newest = newest === null ? r.receivedAt : Math.min(newest, r.receivedAt)
+          }
+          held += h
+          behindBytes += core.byteLength - (await byteLengthAt(core, h))
+        }
+        rows.push({
+          nodeKey,
+          heldLength: held,
+          behindBlocks: length - held,
+          behindBytes,
+          receiptAt: any ? newest : null,
+          receiptAge: any && newest !== null ? Math.max(0, now - newest) : null,
+          connected: !!this.#agency.network?.connectedTo(parseKeyZ(nodeKey)),
+          preRewrite
+        })
+      }
+      const heads: DatasetCustody['heads'] = []
+      for (const core of own) {
+        const n = this.heads.newest(core.key!)
+        heads.push({ core: toZ32(core.key!), length: core.length, fork: core.fork, cosigners: n && n.length === core.length && n.fork === core.fork ? n.cosigners : 0 })
+      }
+      datasets.push({ name: info.name ?? info.id, kind: info.kind, length, byteLength, embassies: rows, heads })
+    }
+    return { datasets, alarms: [...this.ledger.alarms], alarmCounts: { ...this.ledger.alarmCounts } as Record<string, number> }
+  }
+
+  close(): void {
+    this.ledger.close()
+  }
+}

@@ -1,0 +1,303 @@
+/**
+ * HistoryGuard: what makes a holder (embassy, mirror) a witness that outlives the writer's key.
+ * For every Holder of its role it
+ *   - reports each refused rewrite of held history (`history-rewrite`): in its own alarms
+ *     (alarms.json, `status --json`), as a notice (the log), and to the agency and the other
+ *     holders of that agency (protocol `alarm`);
+ *   - cosigns the newest writer-signed head it verified for every held core and gossips it
+ *     (protocol `head`) to the agency and the other holders;
+ *   - checks every head it receives against what it holds and every head it knows (HeadBook):
+ *     two writer-signed heads that cannot both be true raise `equivocation`, with both as evidence,
+ *     here and — through an `alarm` report carrying both heads — on every holder and the agency;
+ *   - lets the operator accept a rewrite of one core (`embassy accept-rewrite`), persisted.
+ * One timer per role (the role's tick), no per-core timers.
+ */
+import type Hypercore from 'hypercore'
+import { EmbassyError } from '../errors.js'
+import { parseKey, toZ32 } from '../ids.js'
+import { signedHead, verifySignedHead } from '../data/tree.js'
+import { AlarmLog, HeadBook, headEvidence, signWitnessedHead, verifyWitnessSignature, type Alarm } from '../custody/index.js'
+import type { CustodyHandlers } from '../net/custody-channel.js'
+import type { Network, Peer } from '../net/network.js'
+import type { EmbassyNode } from '../node/node.js'
+import { AlarmCode, type AlarmReport, type WitnessedHead } from '../../protocol/index.js'
+import type { Holder, RewriteOffer } from './holder.js'
+import type { Notice } from './role.js'
+
+/** How often held cores are checked for offered rewrites and new heads to witness. */
+export const GUARD_TICK_MS = 1000
+
+const ZERO_KEY = Buffer.alloc(32)
+
+/** What the guard needs from its role. */
+export interface GuardHost {
+  readonly node: EmbassyNode
+  network(): Network | null
+  holders(): Iterable<Holder>
+  notice(level: Notice['level'], event: string, message: string, fields?: Record<string, unknown>): void
+}
+
+/** A core's witnessed state, as `status --json` shows it. */
+export interface WitnessStatus {
+  core: string
+  /** The newest writer-signed head known for the core, and how many holders cosigned it. */
+  head: { length: number; fork: number; treeHash: string; cosigners: number } | null
+}
+
+export class HistoryGuard {
+  readonly alarms: AlarmLog
+  readonly heads = new HeadBook()
+  readonly #host: GuardHost
+  /** Core (hex) → the head we last witnessed (and gossiped). */
+  #mine = new Map<string, WitnessedHead>()
+  /** Core (hex) → highest fork a peer offered (for accept-rewrite). */
+  #offered = new Map<string, number>()
+  #ticking = false
+
+  constructor(host: GuardHost) {
+    this.#host = host
+    this.alarms = new AlarmLog(host.node.dir)
+  }
+
+  /** Rewrites the operator accepted, by core key (hex) → fork. */
+  accepted(): Map<string, number> {
+    const out = new Map<string, number>()
+    for (const [k, fork] of Object.entries(this.#host.node.config.acceptRewrites ?? {})) out.set(parseKey(k).toString('hex'), fork)
+    return out
+  }
+
+  watch(holder: Holder): void {
+    holder.on('history-rewrite', (offer) => this.#onRewrite(holder, offer))
+    holder.on('conflict', (core, length, fork) => {
+      this.#raise({
+        time: Date.now(),
+        kind: 'equivocation',
+        peer: '',
+        core: toZ32(core.key!),
+        detail: `Hypercore found two writer-signed heads at length ${length} (fork ${fork}) of this core and closed it`
+      })
+    })
+    holder.on('rewrite-accepted', (core, fork) => {
+      this.heads.forget(core.key!)
+      this.#mine.delete(core.key!.toString('hex'))
+      this.#host.notice('warn', 'rewrite-accepted', `accepted rewrite of core ${toZ32(core.key!)}: now at length ${core.length}, fork ${fork}`, { core: toZ32(core.key!), length: core.length, fork })
+    })
+  }
+
+  /** Checks forks and witnesses new heads; the role calls it from its one timer. */
+  async tick(): Promise<void> {
+    if (this.#ticking) return
+    this.#ticking = true
+    try {
+      for (const holder of this.#host.holders()) {
+        await holder.checkForks()
+        for (const core of holder.allCores()) await this.#witness(holder, core)
+      }
+    } finally {
+      this.#ticking = false
+    }
+  }
+
+  /** Cosigns and gossips the newest head of `core` when it changed since we last did. */
+  async #witness(holder: Holder, core: Hypercore): Promise<void> {
+    if (core.closing || !core.opened || core.length === 0) return
+    const hex = core.key!.toString('hex')
+    const last = this.#mine.get(hex)
+    if (last && last.length === core.length && last.fork === core.fork) return
+    const head = await signedHead(core).catch(() => null)
+    if (!head) return
+    const node = this.#host.node
+    const h = signWitnessedHead(node.keyPair, { core: core.key!, length: head.length, fork: head.fork, treeHash: head.treeHash, agencySignature: head.signature, time: Date.now() })
+    this.#mine.set(hex, h)
+    this.heads.add(h)
+    for (const peer of this.#peersOf(holder)) peer.channel.send('head', h)
+  }
+
+  /** A peer connected: it gets the heads we witnessed for the agencies we share with it. */
+  greet(peer: Peer): void {
+    const catalogs = peer.handshake?.catalogs ?? []
+    for (const holder of this.#host.holders()) {
+      if (!catalogs.some((c) => holder.key.equals(Buffer.from(c)))) continue
+      for (const core of holder.allCores()) {
+        const h = core.key ? this.#mine.get(core.key.toString('hex')) : undefined
+        if (h) peer.channel.send('head', h)
+      }
+    }
+  }
+
+  /** Connected peers that take part in `holder`'s agency: the agency itself and its other holders. */
+  #peersOf(holder: Holder): Peer[] {
+    const network = this.#host.network()
+    if (!network) return []
+    const out: Peer[] = []
+    for (const p of network.peers.values()) {
+      if (p.handshake?.catalogs.some((c) => holder.key.equals(Buffer.from(c)))) out.push(p)
+    }
+    return out
+  }
+
+  #holderOf(coreKey: Uint8Array): { holder: Holder; core: Hypercore } | null {
+    for (const holder of this.#host.holders()) {
+      const core = holder.find(coreKey)
+      if (core) return { holder, core }
+    }
+    return null
+  }
+
+  #onRewrite(holder: Holder, o: RewriteOffer): void {
+    const core = toZ32(o.core.key!)
+    const hex = o.core.key!.toString('hex')
+    this.#offered.set(hex, Math.max(this.#offered.get(hex) ?? -1, o.offeredFork))
+    this.#raise({
+      time: Date.now(),
+      kind: 'history-rewrite',
+      peer: toZ32(o.offeredBy),
+      core,
+      detail: `refused a rewrite of core ${core} to length ${o.offeredLength}, fork ${o.offeredFork}; keeping the verified length ${o.length}, fork ${o.fork} (embassy accept-rewrite ${core} takes it)`,
+      held: { length: o.length, fork: o.fork, treeHash: o.treeHash ? o.treeHash.toString('hex') : null },
+      offered: { length: o.offeredLength, fork: o.offeredFork }
+    })
+    const report: AlarmReport = {
+      code: AlarmCode.HISTORY_REWRITE,
+      core: o.core.key!,
+      length: o.length,
+      fork: o.fork,
+      offeredLength: o.offeredLength,
+      offeredFork: o.offeredFork,
+      offeredBy: o.offeredBy,
+      time: Date.now(),
+      heads: []
+    }
+    for (const peer of this.#peersOf(holder)) peer.channel.send('alarm', report)
+  }
+
+  /** The custody messages a holder handles. */
+  handlers(peer: Peer): CustodyHandlers {
+    return {
+      head: (h) => {
+        this.#onHead(peer, h).catch((err) => this.#host.notice('error', 'error', `head from ${toZ32(peer.key)}: ${(err as Error).message}`))
+      },
+      alarm: (r) => this.#onReport(peer, r)
+    }
+  }
+
+  async #onHead(peer: Peer, h: WitnessedHead): Promise<void> {
+    const held = this.#holderOf(h.core)
+    if (!held) return // not a core we hold: nothing to cross-check
+    const sender = toZ32(peer.key)
+    if (!verifyWitnessSignature(h) || !verifySignedHead(held.core, { ...h, signature: h.agencySignature })) {
+      this.#raise({ time: Date.now(), kind: 'bad-signature', peer: sender, core: toZ32(h.core), detail: 'a witnessed head whose signatures do not verify' })
+      return
+    }
+    let conflict: WitnessedHead | null = null
+    const verdict = this.heads.add(h)
+    if (verdict.kind !== 'ok') conflict = verdict.known
+    else if (h.fork === held.core.fork && h.length <= held.core.length && h.length > 0) {
+      // Compare with our own verified tree at that length.
+      const own = Buffer.from(await held.core.treeHash(h.length))
+      if (!own.equals(Buffer.from(h.treeHash))) {
+        const ours = await signedHead(held.core)
+        if (ours) conflict = signWitnessedHead(this.#host.node.keyPair, { core: h.core, length: ours.length, fork: ours.fork, treeHash: ours.treeHash, agencySignature: ours.signature, time: Date.now() })
+      }
+    }
+    if (!conflict) return
+    const kind = verdict.kind === 'history-rewrite' ? 'history-rewrite' : 'equivocation'
+    this.#equivocation(held.holder, sender, h, conflict, kind)
+  }
+
+  #equivocation(holder: Holder, from: string, a: WitnessedHead, b: WitnessedHead, kind: 'equivocation' | 'history-rewrite', reportedBy?: string): void {
+    const core = toZ32(a.core)
+    const alarm: Alarm = {
+      time: Date.now(),
+      kind,
+      peer: from,
+      core,
+      detail:
+        kind === 'equivocation'
+          ? `two writer-signed heads of core ${core} cannot both be true: length ${a.length} fork ${a.fork} and length ${b.length} fork ${b.fork} with different trees`
+          : `a writer-signed head on fork ${a.fork} rewrites witnessed history (length ${b.length}, fork ${b.fork})`,
+      evidence: [headEvidence(a), headEvidence(b)]
+    }
+    if (reportedBy) alarm.reportedBy = reportedBy
+    if (!this.#raise(alarm) || reportedBy) return
+    const report: AlarmReport = {
+      code: kind === 'equivocation' ? AlarmCode.EQUIVOCATION : AlarmCode.HISTORY_REWRITE,
+      core: a.core,
+      length: b.length,
+      fork: b.fork,
+      offeredLength: a.length,
+      offeredFork: a.fork,
+      offeredBy: ZERO_KEY,
+      time: Date.now(),
+      heads: [a, b]
+    }
+    for (const peer of this.#peersOf(holder)) peer.channel.send('alarm', report)
+  }
+
+  /** An alarm another node reports: equivocations are checked (their heads are evidence). */
+  #onReport(peer: Peer, r: AlarmReport): void {
+    const sender = toZ32(peer.key)
+    const held = this.#holderOf(r.core)
+    if (r.code === AlarmCode.EQUIVOCATION && held && r.heads.length >= 2) {
+      const [a, b] = r.heads as [WitnessedHead, WitnessedHead]
+      const valid = [a, b].every((h) => verifySignedHead(held.core, { ...h, signature: h.agencySignature }))
+      if (valid && a.length === b.length && a.fork === b.fork && !Buffer.from(a.treeHash).equals(Buffer.from(b.treeHash))) {
+        this.heads.add(a)
+        this.heads.add(b)
+        this.#equivocation(held.holder, sender, a, b, 'equivocation', sender)
+      }
+      return
+    }
+    if (r.code === AlarmCode.HISTORY_REWRITE) {
+      const core = toZ32(r.core)
+      this.#raise({
+        time: Date.now(),
+        kind: 'history-rewrite',
+        peer: r.offeredBy.every((x) => x === 0) ? sender : toZ32(r.offeredBy),
+        core,
+        detail: `holder ${sender} refused a rewrite of core ${core} to length ${r.offeredLength}, fork ${r.offeredFork}; it keeps length ${r.length}, fork ${r.fork}`,
+        held: { length: r.length, fork: r.fork, treeHash: null },
+        offered: { length: r.offeredLength, fork: r.offeredFork },
+        reportedBy: sender
+      })
+    }
+  }
+
+  /** Records an alarm; a listed one is also a notice (the log). */
+  #raise(a: Alarm): boolean {
+    const listed = this.alarms.add(a)
+    if (listed) this.#host.notice('error', a.kind, `${a.kind}: ${a.detail}`, { ...a })
+    return listed
+  }
+
+  /** The operator takes the rewrite of `coreKey` offered so far (or up to `fork`). */
+  acceptRewrite(coreKey: Buffer, fork?: number): { core: Buffer; fork: number } {
+    const hex = coreKey.toString('hex')
+    const target = fork ?? this.#offered.get(hex) ?? this.#offeredFromAlarms(toZ32(coreKey))
+    if (target === undefined) throw EmbassyError.notFound(`no rewrite of core ${toZ32(coreKey)} was offered to this node; pass --fork N to accept one in advance`, { core: toZ32(coreKey) })
+    const held = this.#holderOf(coreKey)
+    if (!held) throw EmbassyError.notFound(`this node holds no core ${toZ32(coreKey)}`, { core: toZ32(coreKey) })
+    this.#host.node.updateConfig((c) => {
+      c.acceptRewrites = { ...(c.acceptRewrites ?? {}), [toZ32(coreKey)]: target }
+    })
+    held.holder.acceptRewrite(coreKey, target)
+    return { core: coreKey, fork: target }
+  }
+
+  #offeredFromAlarms(core: string): number | undefined {
+    let fork: number | undefined
+    for (const a of this.alarms.alarms) if (a.core === core && a.offered && (fork === undefined || a.offered.fork > fork)) fork = a.offered.fork
+    return fork
+  }
+
+  /** Per held core: the newest head known and its cosigners. */
+  witnessStatus(): WitnessStatus[] {
+    const out: WitnessStatus[] = []
+    for (const holder of this.#host.holders()) for (const core of holder.allCores()) if (core.key) out.push({ core: toZ32(core.key), head: this.heads.newest(core.key) })
+    return out
+  }
+
+  close(): void {
+    this.alarms.close()
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * Custody status that tells the truth: ages by the agency's clock, future-dated receipts refused,
+ * regressions shown, only embassies count, alarms rate-limited; and a peer on the older minor
+ * version of the custody channel still works.
+ */
+import test from 'brittle'
+import NoiseSecretStream from '@hyperswarm/secret-stream'
+import Protomux from 'protomux'
+import { CustodyChannel, toZ32, type Agency, type Daemon } from '../lib/index.js'
+import { signReceipt } from '../lib/custody/receipts.js'
+import { PeerRole, type Handshake, type Receipt, type WitnessedHead } from '../protocol/index.js'
+import { eventually, initDir, pair, startDaemon, testnet } from './helpers/index.js'
+
+async function agencyWithEmbassy(t: test.Assert) {
+  const bootstrap = await testnet(t)
+  const agencyD = await startDaemon(t, await initDir(t, 'agency', 'agency'), bootstrap)
+  const agency = (await agencyD.host.agency()) as Agency
+  await agency.createDataset('register')
+  await agency.append('register', Array.from({ length: 20 }, (_, i) => ({ i })))
+  const embD = await startDaemon(t, await initDir(t, 'embassy', 'embassy'), bootstrap)
+  await pair(agencyD, embD)
+  const key = toZ32(embD.host.node.nodeKey)
+  await eventually('full receipt', async () => (await row(agency, key))?.heldLength === 20)
+  const peer = await eventually('embassy sees the agency', () => embD.network!.connectedTo(agencyD.host.node.nodeKey))
+  const log = await agency.datasets.openLog('register')
+  return { bootstrap, agencyD, agency, embD, key, peer, log }
+}
+
+async function row(agency: Agency, embassyKey: string) {
+  return (await agency.custody()).datasets.find((d) => d.name === 'register')?.embassies.find((e) => e.nodeKey === embassyKey) ?? null
+}
+
+function alarmsOf(agency: Agency, kind: string): number {
+  return agency.ledger.alarmCounts[kind as keyof typeof agency.ledger.alarmCounts] ?? 0
+}
+
+test('custody truth: a receipt dated ten years ahead is refused; ages are the agency\'s clock', async (t) => {
+  const { agency, embD, key, peer, log } = await agencyWithEmbassy(t)
+  const kp = embD.host.node.keyPair
+  const treeHash = await log.core.treeHash(20)
+  const before = await row(agency, key)
+  const future = signReceipt(kp, { core: log.core.key!, length: 20, treeHash, fork: 0, time: Date.now() + 10 * 365 * 24 * 3600_000 })
+  peer.channel.send('receipt', future)
+  await eventually('future-receipt alarm', () => alarmsOf(agency, 'future-receipt') === 1)
+  const after = await row(agency, key)
+  t.is(after?.receiptAt, before?.receiptAt, 'custody unchanged by the future-dated receipt')
+
+  // A receipt dated an hour ago (the sender's clock is slow) is fresh by the agency's clock.
+  const sentAt = Date.now()
+  const slow = signReceipt(kp, { core: log.core.key!, length: 20, treeHash, fork: 0, time: Date.now() - 3600_000 })
+  peer.channel.send('receipt', slow)
+  const fresh = await eventually('receipt kept', async () => {
+    const r = await row(agency, key)
+    return r && r.receiptAt !== null && r.receiptAt >= sentAt ? r : null
+  })
+  t.ok(fresh.receiptAge !== null && fresh.receiptAge < 3600_000, 'its age is from when the agency verified it, not the sender\'s hour-old clock')
+})
+
+test('custody truth: an embassy that reports holding less lowers its custody and raises custody-regressed', async (t) => {
+  const { agency, embD, peer, log } = await agencyWithEmbassy(t)
+  const kp = embD.host.node.keyPair
+  // Custody is at 20 (waited for above); a valid receipt for 5 is a regression whenever it lands.
+  const events: Array<{ kind: string; detail: string }> = []
+  agency.on('alarm', (a: { kind: string; detail: string }) => events.push(a))
+  const lower = signReceipt(kp, { core: log.core.key!, length: 5, treeHash: await log.core.treeHash(5), fork: 0, time: Date.now() })
+  peer.channel.send('receipt', lower)
+  const alarm = await eventually('custody-regressed alarm', () => events.find((a) => a.kind === 'custody-regressed'))
+  t.ok(/now holds 5 block\(s\).*down from 20/.test(alarm.detail), alarm.detail)
+  t.ok(alarmsOf(agency, 'custody-regressed') >= 1)
+})
+
+test('custody truth: a mirror\'s receipt is ignored and noted; only embassies hold custody', async (t) => {
+  const { bootstrap, agencyD, agency, log } = await agencyWithEmbassy(t)
+  const mirrorD: Daemon = await startDaemon(t, await initDir(t, 'mirror', 'mirror'), bootstrap)
+  await pair(agencyD, mirrorD)
+  const peer = await eventually('mirror sees the agency', () => mirrorD.network!.connectedTo(agencyD.host.node.nodeKey))
+  const r = signReceipt(mirrorD.host.node.keyPair, { core: log.core.key!, length: 20, treeHash: await log.core.treeHash(20), fork: 0, time: Date.now() })
+  peer.channel.send('receipt', r)
+  await eventually('not-an-embassy noted', () => alarmsOf(agency, 'not-an-embassy') === 1)
+  const rows = (await agency.custody()).datasets.find((d) => d.name === 'register')!.embassies
+  t.absent(rows.find((e) => e.nodeKey === toZ32(mirrorD.host.node.nodeKey)), 'the mirror has no custody row')
+})
+
+test('custody truth: alarms are rate-limited per peer and kind; counts keep counting', async (t) => {
+  const { agency, embD, peer, log } = await agencyWithEmbassy(t)
+  const kp = embD.host.node.keyPair
+  const treeHash = await log.core.treeHash(20)
+  const events: string[] = []
+  agency.on('alarm', (a: { kind: string }) => events.push(a.kind))
+  for (let i = 0; i < 50; i++) {
+    const forged = { ...signReceipt(kp, { core: log.core.key!, length: 20, treeHash, fork: 0, time: Date.now() }), signature: Buffer.alloc(64, i + 1) }
+    peer.channel.send('receipt', forged)
+  }
+  await eventually('all 50 counted', () => alarmsOf(agency, 'bad-signature') === 50)
+  t.is(events.filter((k) => k === 'bad-signature').length, 1, 'one alarm event (one log line)')
+  const listed = agency.ledger.alarms.filter((a) => a.kind === 'bad-signature')
+  t.is(listed.length, 1, 'one listed alarm')
+  t.is(listed[0]!.repeats, 49, 'the repeats are folded into it')
+})
+
+function channelPair(): [Protomux, Protomux, () => void] {
+  const a = new NoiseSecretStream(true)
+  const b = new NoiseSecretStream(false)
+  a.rawStream!.pipe(b.rawStream!).pipe(a.rawStream!)
+  return [Protomux.from(a), Protomux.from(b), () => {
+    a.destroy()
+    b.destroy()
+  }]
+}
+
+test('custody channel: a peer on minor 0 still exchanges receipts; minor-1 messages are not sent to it', async (t) => {
+  const [ma, mb, done] = channelPair()
+  t.teardown(done)
+  const hello = (minor: number): Handshake => ({ major: 1, minor, role: PeerRole.EMBASSY, capabilities: [], catalogs: [] })
+  const got: Receipt[] = []
+  const heads: WitnessedHead[] = []
+  const current = new CustodyChannel(ma, hello(1), { receipt: (r) => got.push(r), head: (h) => heads.push(h) })
+  const old = new CustodyChannel(mb, hello(0), { receipt: (r) => got.push(r) })
+  const opened = Promise.all([new Promise((r) => current.once('open', r)), new Promise((r) => old.once('open', r))])
+  current.open()
+  old.open()
+  await opened
+  t.is(current.remote?.minor, 0)
+  const r = { core: Buffer.alloc(32, 4), length: 3, treeHash: Buffer.alloc(32, 5), fork: 0, time: 1, signature: Buffer.alloc(64, 6) }
+  t.ok(old.send('receipt', r), 'the old peer sends a receipt')
+  t.ok(current.send('receipt', r), 'and gets one')
+  await eventually('both receipts arrive', () => got.length === 2)
+  t.absent(current.supports('head'), 'the old peer does not speak minor 1')
+  const h = { core: Buffer.alloc(32, 4), length: 3, fork: 0, treeHash: Buffer.alloc(32, 5), agencySignature: Buffer.alloc(68, 7), witness: Buffer.alloc(32, 8), time: 1, signature: Buffer.alloc(64, 9) }
+  t.is(current.send('head', h), false, 'a minor-1 message is not sent to it')
+  t.ok(old.supports('receipt'))
+  t.ok(!old.closed && !current.closed, 'both channels stay open')
+})
