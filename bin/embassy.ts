@@ -65,12 +65,13 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(JSON.stringify({ error: body }, null, 2) + '\n')
     }
     if (e) {
-      process.stderr.write(`embassy: ${e.message}\n`)
+      // An error can quote a peer's or a catalog's text: no control characters reach the terminal.
+      process.stderr.write(`embassy: ${cli.escapeText(e.message)}\n`)
       if (command?.formatError && !wantsJson) process.stderr.write(command.formatError(e))
       if (debug && e.cause) process.stderr.write(`cause: ${(e.cause as Error)?.stack ?? String(e.cause)}\n`)
       return e.exitCode
     }
-    process.stderr.write(`embassy: INTERNAL: ${(err as Error)?.message ?? String(err)}\n`)
+    process.stderr.write(`embassy: INTERNAL: ${cli.escapeText((err as Error)?.message ?? String(err))}\n`)
     if (debug) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`)
     else process.stderr.write('(run again with --debug for the stack)\n')
     return 1

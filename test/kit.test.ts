@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url'
 import test from 'brittle'
 import { EmbassyError, EmbassyNode, NodeHost, toZ32, type CommandIO, type NodeIdentity } from '../lib/index.js'
 import {
+  KDF_PROFILES,
   combineShares,
   inspectKit,
   kitFromNode,
@@ -80,8 +81,9 @@ function expectCode(t: test.Assert, err: unknown, code: string, pattern?: RegExp
   if (pattern) t.ok(pattern.test((err as EmbassyError).message), `message: ${(err as EmbassyError).message}`)
 }
 
+/** Tests seal with the "moderate" Argon2id profile (0.7 s); the CLI default, "sensitive", is checked in kit-shares.test.ts. */
 async function exportKit(host: NodeHost, opts: Record<string, string>): Promise<KitExportResult> {
-  return (await kitExportHandler(host, { args: [], opts }, io)) as KitExportResult
+  return (await kitExportHandler(host, { args: [], opts: { kdf: 'moderate', ...opts } }, io)) as KitExportResult
 }
 
 test('kit: passphrase export and import restore the same node key, catalog key and read key', async (t) => {
@@ -120,7 +122,7 @@ test('kit: library round trip; a wrong passphrase, a short one and damaged files
   const original = await agencyToSave(t)
   const contents = await kitFromNode(original.host.node)
   t.alike(contents.primaryKey, original.host.node.store.primaryKey)
-  const text = await sealKit(contents, PASSPHRASE)
+  const text = await sealKit(contents, PASSPHRASE, KDF_PROFILES.moderate)
 
   const opened = await openKit(text, PASSPHRASE)
   t.alike(opened.primaryKey, contents.primaryKey)

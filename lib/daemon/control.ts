@@ -4,7 +4,17 @@
  * itself. Framing (protocol/SPEC.md §7): one JSON request line; JSON event lines back (progress,
  * line, result or error).
  *
- * Owns: the socket, both ends. May import: errors, command, host (types), commands/served (lookup).
+ * Where it lives, and why a client can trust it: in the node directory (private, 0700, checked at
+ * every open) when the path fits a Unix socket (< 100 bytes); else in a private folder of this
+ * user in the temp directory, `$TMPDIR/data-embassy-UID/` (0700, made and checked by the server,
+ * checked again by every client). Node has no SO_PEERCRED, so both ends check ownership instead:
+ * the server listens only in a folder no other user can write (under umask 077, then chmod 0600);
+ * a client connects only to a socket (lstat: no symlink) owned by the owner of its folder, in a
+ * folder that no other user can write, owned by us (or, for root, by the node's owner). Whoever
+ * can connect could read the node directory anyway.
+ *
+ * Owns: the socket, both ends. May import: errors, command, host (types), commands/served (lookup),
+ * node/private.
  */
 import crypto from 'node:crypto'
 import fs from 'node:fs'
@@ -15,17 +25,92 @@ import { EmbassyError, type ErrorCode } from '../errors.js'
 import { runOnHost, type CommandInput, type CommandIO } from './command.js'
 import { findNodeCommand } from './commands/served.js'
 import type { Host } from './host.js'
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, modeText } from '../node/private.js'
 
 export const CONTROL_SOCKET = 'control.sock'
 /** Largest request accepted (an NDJSON import travels in one request). */
 export const MAX_REQUEST_BYTES = 1024 * 1024 * 1024
 
-/** Unix socket paths are limited (~107 bytes): long node paths use a hashed name in the temp dir. */
-export function controlSocketPath(dir: string): string {
+/** Unix socket paths are limited (~107 bytes): a direct path must be shorter than this. */
+export const MAX_SOCKET_PATH_BYTES = 100
+
+/**
+ * Where the control socket of the node in `dir` lives: DIR/control.sock, or, for a long path,
+ * `<hash>.sock` in this user's private folder (privateSocketDir). `env` gives TMPDIR.
+ */
+export function controlSocketPath(dir: string, env: NodeJS.ProcessEnv = process.env): string {
   const direct = path.join(path.resolve(dir), CONTROL_SOCKET)
   if (process.platform === 'win32') return `\\\\.\\pipe\\data-embassy-${hash(dir)}`
-  if (Buffer.byteLength(direct) < 100) return direct
-  return path.join(os.tmpdir(), `data-embassy-${hash(dir)}.sock`)
+  if (Buffer.byteLength(direct) < MAX_SOCKET_PATH_BYTES) return direct
+  return path.join(privateSocketDir(env), `${hash(dir)}.sock`)
+}
+
+/**
+ * This user's private folder for control sockets of long node paths: `$TMPDIR/data-embassy-UID`.
+ * Not $XDG_RUNTIME_DIR: a service and a login shell of one user see different ones, and the CLI
+ * must find the socket its daemon made.
+ */
+export function privateSocketDir(env: NodeJS.ProcessEnv = process.env): string {
+  const base = (env.TMPDIR || env.TMP || env.TEMP || os.tmpdir()).replace(/(.)\/+$/, '$1')
+  return path.join(base, `data-embassy-${uid()}`)
+}
+
+function uid(): number {
+  return process.getuid?.() ?? 0
+}
+
+/** The server's side: makes the private socket folder (0700) and refuses one that is not ours alone. */
+function preparePrivateDir(socketPath: string, dir: string): void {
+  const folder = path.dirname(socketPath)
+  if (folder === path.resolve(dir)) return // the node directory: checked at every open (node/private)
+  try {
+    fs.mkdirSync(folder, { mode: PRIVATE_DIR_MODE })
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw EmbassyError.badConfig(`cannot create ${folder}: ${(err as Error).message}`, err)
+  }
+  const st = fs.lstatSync(folder)
+  if (!st.isDirectory() || st.uid !== uid() || (st.mode & 0o077) !== 0) {
+    throw unsafeSocket(folder, `${describe(st)}; it must be a folder of uid ${uid()} with mode 0700 (another user may have made it to catch the control socket): remove it, then start again`)
+  }
+}
+
+/**
+ * The client's side, before connecting: false when there is no socket (no node runs); else
+ * `socketPath` must be a socket (not a symlink) whose owner
+ * owns its folder, in a folder no other user can write, owned by us (root: by anyone), and for
+ * the private folder in the temp directory, ours alone (0700). INSECURE_PERMISSIONS otherwise.
+ */
+export function checkControlSocket(socketPath: string, dir: string): boolean {
+  if (process.platform === 'win32') return true
+  const folder = path.dirname(socketPath)
+  const inNodeDir = folder === path.resolve(dir)
+  let fst: fs.Stats
+  let sst: fs.Stats
+  try {
+    // The node directory may be a symlink an operator made; the private folder may not.
+    fst = inNodeDir ? fs.statSync(folder) : fs.lstatSync(folder)
+    sst = fs.lstatSync(socketPath)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false
+    throw EmbassyError.badConfig(`cannot inspect ${socketPath}: ${(err as Error).message}`, err)
+  }
+  const me = uid()
+  const folderOk = fst.isDirectory() && (fst.uid === me || me === 0) && (fst.mode & 0o022) === 0 && (inNodeDir || (fst.uid === me && (fst.mode & 0o077) === 0))
+  if (!folderOk) throw unsafeSocket(folder, `${describe(fst)}; a control socket is trusted only in a folder no other user can write, owned by uid ${me}`)
+  if (!sst.isSocket() || sst.uid !== fst.uid) {
+    throw unsafeSocket(socketPath, `${describe(sst)}; expected a socket owned by uid ${fst.uid}, like its folder: remove it if no node runs there`)
+  }
+  return true
+}
+
+function describe(st: fs.Stats): string {
+  const kind = st.isSymbolicLink() ? 'a symlink' : st.isDirectory() ? 'a folder' : st.isSocket() ? 'a socket' : 'a file'
+  return `it is ${kind} of uid ${st.uid}, mode ${modeText(st.mode)}`
+}
+
+function unsafeSocket(p: string, why: string): EmbassyError {
+  return EmbassyError.insecurePermissions(`refusing the control socket at ${p}: ${why}`, { path: p })
 }
 
 function hash(dir: string): string {
@@ -46,16 +131,19 @@ type Event =
 
 export class ControlServer {
   readonly path: string
+  readonly dir: string
   readonly host: Host
   #server: net.Server | null = null
   #sockets = new Set<net.Socket>()
 
   constructor(dir: string, host: Host) {
     this.path = controlSocketPath(dir)
+    this.dir = path.resolve(dir)
     this.host = host
   }
 
   async listen(): Promise<void> {
+    preparePrivateDir(this.path, this.dir)
     // A socket file left by a crashed run is stale (we hold the directory lock): remove it.
     try {
       fs.unlinkSync(this.path)
@@ -69,9 +157,8 @@ export class ControlServer {
         resolve()
       })
     })
-    try {
-      fs.chmodSync(this.path, 0o600)
-    } catch {}
+    // Created under umask 077 (node/private); 0600 in any case.
+    if (process.platform !== 'win32') fs.chmodSync(this.path, PRIVATE_FILE_MODE)
   }
 
   async close(): Promise<void> {
@@ -154,7 +241,14 @@ export function callControl(
 ): Promise<{ running: false } | { running: true; value: unknown }> {
   const socketPath = controlSocketPath(dir)
   return new Promise((resolve, reject) => {
-    if (process.platform !== 'win32' && !fs.existsSync(socketPath)) {
+    let present: boolean
+    try {
+      present = checkControlSocket(socketPath, dir)
+    } catch (err) {
+      reject(err)
+      return
+    }
+    if (!present) {
       resolve({ running: false })
       return
     }

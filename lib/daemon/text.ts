@@ -1,5 +1,7 @@
 /**
- * Small helpers for the human text of command results: aligned tables, byte sizes, short keys.
+ * Small helpers for the human text of command results: aligned tables, byte sizes, short keys,
+ * and escapeText() for any text that came from someone else (a peer's message, an agency's
+ * dataset names and descriptions) before it reaches a terminal or a text log.
  *
  * Owns: nothing but text. May import: nothing.
  */
@@ -24,4 +26,26 @@ export function fmtBytes(n: number): string {
 /** A key shortened for a table: first 8 and last 4 characters. */
 export function short(key: string): string {
   return key.length > 16 ? `${key.slice(0, 8)}…${key.slice(-4)}` : key
+}
+
+/**
+ * Characters that must never reach a terminal or a text log raw: C0 controls (ESC starts terminal
+ * sequences; CR and LF forge lines), DEL, C1 controls (U+009B is a one-character CSI), the Unicode
+ * line and paragraph separators, and the bidirectional overrides and isolates (text that reads
+ * differently from what it is).
+ */
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
+const NAMED: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' }
+
+/**
+ * `text` with every control character escaped (`\n`, `\x1b`, `\u202e`), for human output and text
+ * logs. JSON output needs none of this (JSON.stringify escapes control characters itself).
+ */
+export function escapeText(text: string): string {
+  return String(text).replace(UNSAFE, (c) => {
+    const named = NAMED[c]
+    if (named) return named
+    const code = c.charCodeAt(0)
+    return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`
+  })
 }

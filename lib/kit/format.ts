@@ -32,7 +32,7 @@
  *       "version": 1,
  *       "note": "<human text, ignored>",
  *       "kit": "<32 hex>",
- *       "kdf": { "alg": "argon2id13", "opslimit": 3, "memlimit": 268435456, "salt": "<base64, 16 bytes>" },
+ *       "kdf": { "alg": "argon2id13", "opslimit": 4, "memlimit": 1073741824, "salt": "<base64, 16 bytes>" },
  *       "cipher": "xsalsa20poly1305",
  *       "nonce": "<base64, 24 bytes>",
  *       "ciphertext": "<base64>" }
@@ -86,9 +86,20 @@ export const KIT_VERSION = 1
 export const PAYLOAD_VERSION = 1
 export const KDF_ALG = 'argon2id13'
 export const CIPHER = 'xsalsa20poly1305'
-/** Argon2id cost written into new kits (libsodium's "moderate": ~0.4 s and 256 MiB here). */
-export const KDF_OPSLIMIT = 3
-export const KDF_MEMLIMIT = 256 * 1024 * 1024
+/**
+ * Argon2id costs by name: libsodium's "sensitive" (1 GiB, 4 passes: ~5 s on a 2-core server) is
+ * the default for new kits — a kit guards the agency's root secret, is made rarely and opened
+ * once in a crisis; "moderate" (256 MiB, 3 passes: ~0.7 s) is for a kit that must open on a
+ * machine with less than ~1.5 GiB of free memory (`embassy kit export --kdf moderate`).
+ */
+export const KDF_PROFILES = {
+  sensitive: { opslimit: 4, memlimit: 1024 * 1024 * 1024 },
+  moderate: { opslimit: 3, memlimit: 256 * 1024 * 1024 }
+} as const satisfies Record<string, KdfParams>
+export type KdfProfile = keyof typeof KDF_PROFILES
+/** Argon2id cost written into new kits unless told otherwise (the "sensitive" profile). */
+export const KDF_OPSLIMIT = KDF_PROFILES.sensitive.opslimit
+export const KDF_MEMLIMIT = KDF_PROFILES.sensitive.memlimit
 /** Highest costs a reader accepts (a hostile file must not make us allocate without bound). */
 export const MAX_OPSLIMIT = 20
 export const MAX_MEMLIMIT = 1024 * 1024 * 1024

@@ -12,6 +12,7 @@ export {
   CIPHER,
   KDF_OPSLIMIT,
   KDF_MEMLIMIT,
+  KDF_PROFILES,
   MAX_OPSLIMIT,
   MAX_MEMLIMIT,
   MIN_PASSPHRASE_LENGTH,
@@ -20,8 +21,9 @@ export {
   inspectKit,
   type KitContents,
   type KitFileInfo,
-  type KdfParams
+  type KdfParams,
+  type KdfProfile
 } from './format.js'
-export { checkPassphrase, sealKit, openKit } from './passphrase.js'
-export { splitKit, combineShares, parseShareCounts } from './shares.js'
+export { checkPassphrase, sealKit, openKit, deriveSealingKey, sealKitWithKey, openKitWithKey, type SealingKey } from './passphrase.js'
+export { splitKit, combineShares, combineSharesReport, parseShareCounts, MAX_SHARE_SUBSETS, type CombineReport } from './shares.js'
 export { kitFromNode, restoreNode, kitImport, kitNeedsPassphrase, writeKitFiles, wipeKit, type KitImportResult } from './restore.js'

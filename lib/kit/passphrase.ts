@@ -2,7 +2,10 @@
  * Passphrase kits: the payload sealed with a key derived from a passphrase (Argon2id 1.3, then
  * XSalsa20-Poly1305 secretbox; the format is specified in format.ts). Owns the KDF limits check,
  * the passphrase rule (checkPassphrase), the secretbox primitives shares.ts also uses, and
- * sealKit / openKit.
+ * sealKit / openKit — each also in two halves, so that the passphrase stays with the person who
+ * types it: deriveSealingKey (the caller's side: Argon2id) and sealKitWithKey (the node's side:
+ * only a key good for this one kit crosses the control socket), openKitWithKey (the caller
+ * checks the file the node wrote).
  * May import: kit/format, errors (and sodium-universal) — never the daemon, the roles, the gateway
  * or the CLI.
  */
@@ -74,28 +77,54 @@ export function checkPassphrase(passphrase: unknown): string {
   return passphrase
 }
 
-/** Seals `contents` with a passphrase (Argon2id + secretbox): the text of a kit file. */
-export async function sealKit(contents: KitContents, passphrase: string, kdf: KdfParams = { opslimit: KDF_OPSLIMIT, memlimit: KDF_MEMLIMIT }): Promise<string> {
+/**
+ * The key one passphrase kit is sealed with: Argon2id over the passphrase with a fresh salt. It
+ * opens only a kit sealed with this salt, and does not reveal the passphrase.
+ */
+export interface SealingKey extends KdfParams {
+  key: Buffer
+  salt: Buffer
+}
+
+/** Derives a fresh sealing key from a passphrase (checked) with a new salt; zero `key` after use. */
+export async function deriveSealingKey(passphrase: string, kdf: KdfParams = { opslimit: KDF_OPSLIMIT, memlimit: KDF_MEMLIMIT }): Promise<SealingKey> {
   checkPassphrase(passphrase)
   checkKdf(kdf.opslimit, kdf.memlimit)
-  const kit = random(KIT_ID_BYTES).toString('hex')
   const salt = random(SALT_BYTES)
-  const nonce = random(sodium.crypto_secretbox_NONCEBYTES)
   const key = await passphraseKey(passphrase, salt, kdf.opslimit, kdf.memlimit)
+  return { key, salt, opslimit: kdf.opslimit, memlimit: kdf.memlimit }
+}
+
+/** Seals `contents` with a key from deriveSealingKey: the text of a passphrase kit file. */
+export function sealKitWithKey(contents: KitContents, sealing: SealingKey): string {
+  checkKdf(sealing.opslimit, sealing.memlimit)
+  if (sealing.key.byteLength !== KEY_BYTES) throw EmbassyError.badArgument(`a kit sealing key is ${KEY_BYTES} bytes`)
+  if (sealing.salt.byteLength !== SALT_BYTES) throw EmbassyError.badArgument(`a kit salt is ${SALT_BYTES} bytes`)
+  const kit = random(KIT_ID_BYTES).toString('hex')
+  const nonce = random(sodium.crypto_secretbox_NONCEBYTES)
   const plain = encodePayload(contents, kit)
-  const ciphertext = secretbox(plain, nonce, key)
-  sodium.sodium_memzero(key)
+  const ciphertext = secretbox(plain, nonce, sealing.key)
   sodium.sodium_memzero(plain)
   return writeJson({
     format: KIT_FORMAT,
     version: KIT_VERSION,
     note: 'Data Embassy recovery kit: restores an agency node (its keys, not its data). Keep it offline. Restore with `embassy kit import FILE --dir DIR` and the passphrase.',
     kit,
-    kdf: { alg: KDF_ALG, opslimit: kdf.opslimit, memlimit: kdf.memlimit, salt: b64(salt) },
+    kdf: { alg: KDF_ALG, opslimit: sealing.opslimit, memlimit: sealing.memlimit, salt: b64(sealing.salt) },
     cipher: CIPHER,
     nonce: b64(nonce),
     ciphertext: b64(ciphertext)
   })
+}
+
+/** Seals `contents` with a passphrase (Argon2id + secretbox): the text of a kit file. */
+export async function sealKit(contents: KitContents, passphrase: string, kdf: KdfParams = { opslimit: KDF_OPSLIMIT, memlimit: KDF_MEMLIMIT }): Promise<string> {
+  const sealing = await deriveSealingKey(passphrase, kdf)
+  try {
+    return sealKitWithKey(contents, sealing)
+  } finally {
+    sodium.sodium_memzero(sealing.key)
+  }
 }
 
 /** Opens a passphrase kit; BAD_INPUT on a wrong passphrase or a damaged file. */
@@ -103,8 +132,20 @@ export async function openKit(text: string, passphrase: string): Promise<KitCont
   const env = parsePassphraseKit(text)
   if (typeof passphrase !== 'string' || passphrase === '') throw EmbassyError.badArgument('a passphrase is needed to open this kit')
   const key = await passphraseKey(passphrase, env.kdf.salt, env.kdf.opslimit, env.kdf.memlimit)
+  try {
+    return openEnvelope(env, key)
+  } finally {
+    sodium.sodium_memzero(key)
+  }
+}
+
+/** Opens a passphrase kit with its sealing key (no KDF): the caller's check of a kit it had written. */
+export function openKitWithKey(text: string, key: Uint8Array, label?: string): KitContents {
+  return openEnvelope(parsePassphraseKit(text, label), key)
+}
+
+function openEnvelope(env: ReturnType<typeof parsePassphraseKit>, key: Uint8Array): KitContents {
   const plain = secretboxOpen(env.ciphertext, env.nonce, key)
-  sodium.sodium_memzero(key)
   if (!plain) throw EmbassyError.badInput('wrong passphrase or damaged kit (the kit does not open)', { details: { kit: env.kit } })
   try {
     return decodePayload(plain, env.kit)

@@ -13,7 +13,7 @@ import { toZ32 } from '../ids.js'
 import { EmbassyNode, STORE_DIR, type NodeIdentity } from '../node/node.js'
 import { KEY_BYTES, MAX_KIT_FILE_BYTES, inspectKit, type KitContents } from './format.js'
 import { openKit } from './passphrase.js'
-import { combineShares } from './shares.js'
+import { combineSharesReport } from './shares.js'
 
 // ---- building a kit ----
 
@@ -98,6 +98,8 @@ export interface KitImportResult extends NodeIdentity {
   allow: string[]
   bootstrap: string[]
   created: string | null
+  /** Share files that are damaged or altered and were not used (the kit opened without them). */
+  damagedShares: string[]
 }
 
 /**
@@ -110,11 +112,15 @@ export async function kitImport(dir: string, files: readonly string[], passphras
   checkRestoreDir(dir)
   const paths = files.map((f) => path.resolve(f))
   const texts = paths.map(readKitFile)
-  const infos = texts.map((t, i) => inspectKit(t, paths[i]))
   let contents: KitContents
   let from: KitImportResult['from']
+  let damagedShares: string[] = []
+  // Shares are told apart by their envelope; one that fails its checksum is judged by combining.
+  const infos = texts.map((t, i) => shareOrInspect(t, paths[i]!))
   if (infos.every((i) => i.type === 'share')) {
-    contents = await combineShares(texts, paths)
+    const report = await combineSharesReport(texts, paths)
+    contents = report.contents
+    damagedShares = report.damaged
     from = 'shares'
   } else if (infos.length === 1) {
     if (passphrase === undefined || passphrase === '') throw EmbassyError.badArgument('this kit is sealed with a passphrase: set EMBASSY_PASSPHRASE or type it at the prompt')
@@ -132,7 +138,18 @@ export async function kitImport(dir: string, files: readonly string[], passphras
     files: paths,
     allow: contents.allow,
     bootstrap: contents.bootstrap,
-    created: contents.created ? new Date(contents.created).toISOString() : null
+    created: contents.created ? new Date(contents.created).toISOString() : null,
+    damagedShares
+  }
+}
+
+/** What a kit file is; a share that fails its checksum is still a share (combining names it). */
+function shareOrInspect(text: string, label: string): { type: 'passphrase' | 'share'; kit: string } {
+  try {
+    return inspectKit(text, label)
+  } catch (err) {
+    if (err instanceof EmbassyError && err.details.index !== undefined && typeof err.details.kit === 'string') return { type: 'share', kit: err.details.kit }
+    throw err
   }
 }
 

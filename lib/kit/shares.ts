@@ -70,49 +70,161 @@ export async function splitKit(contents: KitContents, m: number, n: number): Pro
   })
 }
 
+/** Most share subsets tried when looking for the damaged ones (a bound on hostile input). */
+export const MAX_SHARE_SUBSETS = 20_000
+
+/** Kit contents restored from shares, and the shares that were not part of the kit. */
+export interface CombineReport {
+  contents: KitContents
+  /** Labels of shares that are damaged or altered (a bad checksum, or not on the kit's polynomial); unused. */
+  damaged: string[]
+}
+
 /**
  * Restores kit contents from share files (texts); `labels` name them in errors (file names).
  * BAD_INPUT when a share is damaged, shares of different kits are mixed, or too few are given.
  */
 export async function combineShares(texts: readonly string[], labels: readonly string[] = texts.map((_, i) => `share #${i + 1}`)): Promise<KitContents> {
+  return (await combineSharesReport(texts, labels)).contents
+}
+
+interface Candidate {
+  env: ShareEnvelope
+  label: string
+}
+
+/**
+ * Like combineShares, and names the damaged shares: a share whose checksum was recomputed after it
+ * was altered passes the checksum but does not lie on the kit's polynomial. When the shares given
+ * do not open the kit together, every subset of `threshold` of them is tried; the kit opens when
+ * any `threshold` good shares are among them, and each other share is then tested against the
+ * good ones. With exactly `threshold` shares a damaged one cannot be singled out (the error says
+ * so: give one more share).
+ */
+export async function combineSharesReport(texts: readonly string[], labels: readonly string[] = texts.map((_, i) => `share #${i + 1}`)): Promise<CombineReport> {
   if (texts.length === 0) throw EmbassyError.badArgument('no shares given')
-  const shares = texts.map((t, i) => parseShare(t, labels[i] ?? `share #${i + 1}`))
-  const first = shares[0]!
-  const kits = [...new Set(shares.map((s) => s.kit))]
+  const label = (i: number) => labels[i] ?? `share #${i + 1}`
+  const damaged: string[] = []
+  const parsed: Candidate[] = []
+  let firstError: unknown = null
+  texts.forEach((t, i) => {
+    try {
+      parsed.push({ env: parseShare(t, label(i)), label: label(i) })
+    } catch (err) {
+      // A share whose checksum fails is damaged; the others may still restore the kit.
+      if (!(err instanceof EmbassyError) || err.code !== 'BAD_INPUT' || err.details.index === undefined) throw err
+      firstError ??= err
+      damaged.push(label(i))
+    }
+  })
+  if (parsed.length === 0) throw firstError ?? EmbassyError.badArgument('no shares given')
+  const kits = [...new Set(parsed.map((s) => s.env.kit))]
   if (kits.length > 1) {
     throw EmbassyError.badInput(`these shares belong to ${kits.length} different kits (${kits.map((k) => k.slice(0, 8)).join(', ')}); give shares of one kit only`, { details: { kits } })
   }
-  const distinct = new Map<number, ShareEnvelope>()
-  shares.forEach((s, i) => {
-    const label = labels[i] ?? `share #${i + 1}`
-    if (s.threshold !== first.threshold || s.shares !== first.shares || !s.nonce.equals(first.nonce) || !s.ciphertext.equals(first.ciphertext)) {
-      throw EmbassyError.badInput(`${label} disagrees with the other shares of kit ${s.kit.slice(0, 8)} (damaged or altered)`)
+  // Shares of one kit agree on everything but index and share bytes: the largest group that does
+  // is the kit; a share that disagrees was altered.
+  const groups = new Map<string, Candidate[]>()
+  for (const c of parsed) {
+    const e = c.env
+    const key = `${e.threshold}/${e.shares}/${e.nonce.toString('hex')}/${e.ciphertext.toString('hex')}`
+    groups.set(key, [...(groups.get(key) ?? []), c])
+  }
+  const group = [...groups.values()].sort((a, b) => b.length - a.length)[0]!
+  for (const c of parsed) if (!group.includes(c)) damaged.push(c.label)
+  // One candidate per distinct (index, share bytes); the same file given twice counts once.
+  const candidates: Candidate[] = []
+  for (const c of group) if (!candidates.some((d) => d.env.index === c.env.index && d.env.share.equals(c.env.share))) candidates.push(c)
+  const first = group[0]!.env
+  const kitId = first.kit.slice(0, 8)
+  const indexes = new Set(candidates.map((c) => c.env.index))
+  if (indexes.size < first.threshold) {
+    if (firstError && damaged.length > 0 && parsed.length < texts.length) throw firstError
+    const have = indexes.size
+    throw EmbassyError.badInput(
+      `kit ${kitId} needs ${first.threshold} of its ${first.shares} shares; ${have === 1 ? 'only 1 was' : `only ${have} were`} given${damaged.length ? ` intact (damaged: ${damaged.join(', ')})` : ''}`,
+      { details: { kit: first.kit, need: first.threshold, have, damaged } }
+    )
+  }
+  const found = await findOpeningSubset(candidates, first.threshold)
+  if (!found) {
+    const exact = candidates.length === first.threshold
+    throw EmbassyError.badInput(
+      exact
+        ? `the shares of kit ${kitId} do not open it: one of them is damaged or altered (a share's checksum can be recomputed by whoever altered it); with exactly ${first.threshold} shares the bad one cannot be singled out: add another share of this kit`
+        : `no ${first.threshold} of the ${candidates.length} shares given open kit ${kitId}: too many of them are damaged or altered (a damaged share, or shares altered together)`,
+      { details: { kit: first.kit, need: first.threshold, have: candidates.length, damaged } }
+    )
+  }
+  // Every other candidate either lies on the kit's polynomial (good) or not (damaged).
+  for (const c of candidates) {
+    if (found.subset.includes(c)) continue
+    const sameX = found.subset.findIndex((s) => xOf(s) === xOf(c))
+    const others = found.subset.filter((_, i) => i !== (sameX === -1 ? 0 : sameX))
+    const key = await combineKey([...others, c])
+    const ok = key !== null && key.equals(found.key)
+    if (key) sodium.sodium_memzero(key)
+    if (!ok) damaged.push(c.label)
+  }
+  sodium.sodium_memzero(found.key)
+  return { contents: found.contents, damaged }
+}
+
+function xOf(c: Candidate): number {
+  return c.env.share[c.env.share.byteLength - 1]!
+}
+
+/** Combines the shares' key; null when the library refuses them. */
+async function combineKey(subset: readonly Candidate[]): Promise<Buffer | null> {
+  if (new Set(subset.map(xOf)).size !== subset.length) return null
+  try {
+    const key = await combine(subset.map((c) => new Uint8Array(c.env.share)))
+    const out = Buffer.from(key)
+    sodium.sodium_memzero(key)
+    return out.byteLength === KEY_BYTES ? out : null
+  } catch {
+    return null
+  }
+}
+
+/** The first set of shares that opens the kit: all of them, else each subset of `m` (bounded). */
+async function findOpeningSubset(candidates: readonly Candidate[], m: number): Promise<{ subset: Candidate[]; key: Buffer; contents: KitContents } | null> {
+  const attempt = async (subset: Candidate[]) => {
+    const key = await combineKey(subset)
+    if (!key) return null
+    const env = subset[0]!.env
+    const plain = secretboxOpen(env.ciphertext, env.nonce, key)
+    if (!plain) {
+      sodium.sodium_memzero(key)
+      return null
     }
-    const same = distinct.get(s.index)
-    if (same && !same.share.equals(s.share)) throw EmbassyError.badInput(`two different shares claim index ${s.index} of kit ${s.kit.slice(0, 8)} (damaged or altered)`)
-    distinct.set(s.index, s)
-  })
-  const have = distinct.size
-  if (have < first.threshold) {
-    throw EmbassyError.badInput(`kit ${first.kit.slice(0, 8)} needs ${first.threshold} of its ${first.shares} shares; ${have === 1 ? 'only 1 was' : `only ${have} were`} given`, {
-      details: { kit: first.kit, need: first.threshold, have }
-    })
+    try {
+      return { subset, key, contents: decodePayload(plain, env.kit) }
+    } finally {
+      sodium.sodium_memzero(plain)
+    }
   }
-  const xs = new Set([...distinct.values()].map((s) => s.share[s.share.byteLength - 1]))
-  if (xs.size !== distinct.size) throw EmbassyError.badInput(`shares of kit ${first.kit.slice(0, 8)} repeat a coordinate (damaged or altered)`)
-  let key: Uint8Array
-  try {
-    key = await combine([...distinct.values()].map((s) => new Uint8Array(s.share)))
-  } catch (err) {
-    throw EmbassyError.badInput(`the shares of kit ${first.kit.slice(0, 8)} do not combine: ${(err as Error).message}`, { cause: err })
+  const all = await attempt([...candidates])
+  if (all || candidates.length === m) return all
+  let tried = 0
+  for (const subset of combinations(candidates, m)) {
+    if (++tried > MAX_SHARE_SUBSETS) return null
+    const r = await attempt(subset)
+    if (r) return r
   }
-  const plain = key.byteLength === KEY_BYTES ? secretboxOpen(first.ciphertext, first.nonce, key) : null
-  sodium.sodium_memzero(key)
-  if (!plain) throw EmbassyError.badInput(`the shares of kit ${first.kit.slice(0, 8)} do not open it (a damaged share, or shares altered together)`)
-  try {
-    return decodePayload(plain, first.kit)
-  } finally {
-    sodium.sodium_memzero(plain)
+  return null
+}
+
+/** Every `k`-element subset of `items`, in order. */
+function* combinations<T>(items: readonly T[], k: number, from = 0, acc: T[] = []): Generator<T[]> {
+  if (acc.length === k) {
+    yield [...acc]
+    return
+  }
+  for (let i = from; i <= items.length - (k - acc.length); i++) {
+    acc.push(items[i]!)
+    yield* combinations(items, k, i + 1, acc)
+    acc.pop()
   }
 }
 

@@ -20,6 +20,7 @@ import {
 } from './config.js'
 import { EmbassyError } from '../errors.js'
 import { toZ32 } from '../ids.js'
+import { PRIVATE_DIR_MODE, checkPrivate, usePrivateUmask } from './private.js'
 
 export const STORE_DIR = 'store'
 
@@ -64,7 +65,13 @@ export class EmbassyNode extends ReadyResource {
     if (opts.role !== 'agency' && (opts.primaryKey || opts.readKey)) {
       throw EmbassyError.badArgument('only an agency is restored from keys')
     }
-    fs.mkdirSync(dir, { recursive: true })
+    // Private from the first byte: umask 077 for what RocksDB writes, explicit modes for ours; an
+    // existing folder that others can reach is refused, not changed.
+    usePrivateUmask()
+    fs.mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR_MODE })
+    checkNodeDir(dir)
+    fs.mkdirSync(path.join(dir, STORE_DIR), { recursive: true, mode: PRIVATE_DIR_MODE })
+    checkNodeDir(dir)
     const store = await openStore(dir, opts.primaryKey ?? null, true)
     const restoring = !!opts.primaryKey
     const config = defaultConfig(opts.role, opts.name ?? '')
@@ -93,6 +100,9 @@ export class EmbassyNode extends ReadyResource {
   }
 
   override async _open(): Promise<void> {
+    // Checked at every open, before any secret is read: refuse a directory others can reach.
+    usePrivateUmask()
+    checkNodeDir(this.dir)
     this.#config = readConfig(this.dir)
     this.#keys = readKeys(this.dir)
     if (!fs.existsSync(path.join(this.dir, STORE_DIR))) {
@@ -168,6 +178,11 @@ export class EmbassyNode extends ReadyResource {
       catalogKey: catalogKey ? toZ32(catalogKey) : null
     }
   }
+}
+
+/** Refuses a node directory (or its store/) that group or others can reach: INSECURE_PERMISSIONS. */
+export function checkNodeDir(dir: string): void {
+  checkPrivate(dir, [dir, path.join(dir, STORE_DIR)])
 }
 
 async function openStore(dir: string, primaryKey: Uint8Array | null, creating: boolean): Promise<Corestore> {

@@ -3,14 +3,40 @@
  * import FILE… --dir DIR` rebuilds an agency from one. The kit itself (format, sealing, shares,
  * files) is lib/kit/; these are only the commands, and how they get a passphrase.
  *
+ * The passphrase never leaves the caller's process: the caller derives the kit's sealing key
+ * (Argon2id, fresh salt) and sends only that key — good for this one kit, useless without the file
+ * and not the passphrase — to the node, which seals and writes the kit; the caller then opens the
+ * files the node says it wrote, and reports success only when they are the agency's kit.
+ *
  * Owns: the kit records and their text. May import: command, host, ids, kit/.
  */
 import fs from 'node:fs'
 import path from 'node:path'
 import { EmbassyError } from '../../errors.js'
 import { toZ32 } from '../../ids.js'
-import { checkPassphrase, inspectKit, kitFromNode, kitImport as importKit, kitNeedsPassphrase, parseShareCounts, sealKit, splitKit, wipeKit, writeKitFiles, type KitImportResult } from '../../kit/index.js'
+import {
+  KDF_PROFILES,
+  MAX_KIT_FILE_BYTES,
+  combineSharesReport,
+  deriveSealingKey,
+  inspectKit,
+  kitFromNode,
+  kitImport as importKit,
+  kitNeedsPassphrase,
+  openKitWithKey,
+  parseShareCounts,
+  sealKit,
+  sealKitWithKey,
+  splitKit,
+  wipeKit,
+  writeKitFiles,
+  type KdfProfile,
+  type KitContents,
+  type KitImportResult,
+  type SealingKey
+} from '../../kit/index.js'
 import { defineCommand, defineLocalCommand, runOnHost, strOpt, usageError, type CallerProcess, type CommandInput, type CommandIO } from '../command.js'
+import { escapeText } from '../text.js'
 import type { Host } from '../host.js'
 
 /**
@@ -41,24 +67,62 @@ export interface KitExportResult {
   allow: string[]
 }
 
+/** --kdf: the Argon2id profile of a passphrase kit (default sensitive). */
+function kdfProfile(line: CommandInput): KdfProfile {
+  const v = strOpt(line, 'kdf') ?? 'sensitive'
+  if (!(v in KDF_PROFILES)) throw usageError(`--kdf must be ${Object.keys(KDF_PROFILES).join(' or ')}`, 'kit export')
+  return v as KdfProfile
+}
+
+/** The sealing key as it crosses the control socket (opts are text): seal-key, seal-salt (hex), seal-ops, seal-mem. */
+function sealingFromLine(line: CommandInput): SealingKey | undefined {
+  const key = strOpt(line, 'seal-key')
+  if (key === undefined) return undefined
+  const salt = strOpt(line, 'seal-salt') ?? ''
+  const num = (name: string) => {
+    const n = Number(strOpt(line, name))
+    if (!Number.isSafeInteger(n)) throw EmbassyError.badArgument(`--${name} must be a whole number`)
+    return n
+  }
+  if (!/^[0-9a-f]{64}$/.test(key) || !/^[0-9a-f]{32}$/.test(salt)) throw EmbassyError.badArgument('a kit sealing key is 32 bytes and its salt 16 (hex)')
+  return { key: Buffer.from(key, 'hex'), salt: Buffer.from(salt, 'hex'), opslimit: num('seal-ops'), memlimit: num('seal-mem') }
+}
+
 /**
- * opts: out (path, required), shares ('M/N', optional), passphrase (filled in on the caller's side
- * from EMBASSY_PASSPHRASE or a prompt; not used with --shares). Writes FILE, or FILE.1 … FILE.N,
- * mode 0600, never over an existing file. The result holds no secret.
+ * opts: out (path, required), shares ('M/N', optional), kdf (sensitive | moderate), and either the
+ * sealing key (seal-key, seal-salt, seal-ops, seal-mem: derived on the caller's side from
+ * EMBASSY_PASSPHRASE or a prompt) or, for a library caller on an open node, passphrase. Neither
+ * with --shares. Writes FILE, or FILE.1 … FILE.N, mode 0600, never over an existing file. The
+ * result holds no secret.
  */
 export const kitExport = defineCommand({
   name: 'kit export',
   spec: {
-    usage: 'embassy kit export --out FILE [--shares M/N]',
+    usage: 'embassy kit export --out FILE [--shares M/N] [--kdf sensitive|moderate]',
     summary: 'agency: write a recovery kit (sealed with a passphrase from $EMBASSY_PASSPHRASE or a prompt, or split into N shares of which any M restore it)',
-    details: ['--out FILE     where to write it (FILE.1 … FILE.N with --shares); never overwrites', '--shares M/N   Shamir shares instead of a passphrase'],
-    options: { out: { type: 'string' }, shares: { type: 'string' } },
+    details: [
+      '--out FILE     where to write it (FILE.1 … FILE.N with --shares); never overwrites',
+      '--shares M/N   Shamir shares instead of a passphrase',
+      '--kdf K        sensitive (default: Argon2id 1 GiB, 4 passes) or moderate (256 MiB: for a kit that must open on a small machine)'
+    ],
+    options: { out: { type: 'string' }, shares: { type: 'string' }, kdf: { type: 'string' } },
     args: [0, 0]
   },
+  /** The passphrase is asked here and turned into this kit's sealing key here; it never crosses the socket. */
   async prepare(line, caller): Promise<CommandInput> {
     const opts = { ...line.opts }
+    delete opts.passphrase
     if (typeof opts.out === 'string') opts.out = path.resolve(opts.out)
-    if (opts.shares === undefined) opts.passphrase = await passphraseFor(caller, 'kit export', true)
+    if (opts.shares === undefined) {
+      const profile = kdfProfile(line)
+      const passphrase = await passphraseFor(caller, 'kit export', true)
+      const sealing = await deriveSealingKey(passphrase, KDF_PROFILES[profile])
+      opts['seal-key'] = sealing.key.toString('hex')
+      opts['seal-salt'] = sealing.salt.toString('hex')
+      opts['seal-ops'] = String(sealing.opslimit)
+      opts['seal-mem'] = String(sealing.memlimit)
+      sealing.key.fill(0)
+    }
     return { ...line, opts }
   },
   input(line) {
@@ -66,13 +130,15 @@ export const kitExport = defineCommand({
     if (typeof out !== 'string' || out === '') throw EmbassyError.badArgument('missing --out FILE')
     const shares = line.opts.shares
     if (shares !== undefined && typeof shares !== 'string') throw EmbassyError.badArgument('--shares needs M/N, e.g. --shares 3/5')
-    return { out: path.resolve(out), shares, passphrase: strOpt(line, 'passphrase') }
+    return { out: path.resolve(out), shares, kdf: kdfProfile(line), passphrase: strOpt(line, 'passphrase'), sealing: sealingFromLine(line) }
   },
   async handler(host, input): Promise<KitExportResult> {
     const agency = await host.agency()
     const file = input.out
     const counts = input.shares !== undefined ? parseShareCounts(input.shares) : null
-    const passphrase = counts ? null : checkPassphrase(input.passphrase)
+    if (!counts && !input.sealing && (input.passphrase === undefined || input.passphrase === '')) {
+      throw EmbassyError.badArgument('a passphrase is needed: set EMBASSY_PASSPHRASE or type it at the prompt')
+    }
     const targets = counts ? Array.from({ length: counts.n }, (_, i) => `${file}.${i + 1}`) : [file]
     for (const t of targets) {
       if (fs.existsSync(t)) throw EmbassyError.badArgument(`${t} already exists; remove it or choose another --out (a kit is never overwritten)`)
@@ -80,8 +146,15 @@ export const kitExport = defineCommand({
     const dirOf = path.dirname(file)
     if (!fs.existsSync(dirOf)) throw EmbassyError.badArgument(`the folder ${dirOf} does not exist`)
     const contents = await kitFromNode(agency.node)
-    const texts = counts ? await splitKit(contents, counts.m, counts.n) : [await sealKit(contents, passphrase!)]
-    wipeKit(contents)
+    let texts: string[]
+    try {
+      if (counts) texts = await splitKit(contents, counts.m, counts.n)
+      else if (input.sealing) texts = [sealKitWithKey(contents, input.sealing)]
+      else texts = [await sealKit(contents, input.passphrase!, KDF_PROFILES[input.kdf])]
+    } finally {
+      wipeKit(contents)
+      input.sealing?.key.fill(0)
+    }
     const written = writeKitFiles(targets, texts)
     const info = inspectKit(texts[0]!)
     return {
@@ -95,11 +168,61 @@ export const kitExport = defineCommand({
       allow: contents.allow
     }
   },
+  /** Caller side: success only when the files the node reports are there and are this agency's kit. */
+  async around(input, _caller, once): Promise<KitExportResult> {
+    try {
+      const result = await once()
+      await checkWrittenKit(input, result)
+      return result
+    } finally {
+      input.sealing?.key.fill(0)
+    }
+  },
   format: (r) =>
     r.protection === 'shares'
       ? `wrote ${r.shares} shares (any ${r.threshold} restore the agency):\n${r.files.map((f) => `  ${f}`).join('\n')}\nkeep them in different places; each alone reveals nothing\n`
       : `wrote the recovery kit ${r.files[0]} (sealed with your passphrase)\nit restores agency ${r.nodeKey}; keep it offline\n`
 })
+
+/**
+ * Opens what the node says it wrote, on the caller's side: the files named are the ones asked for,
+ * and they are the agency's kit (a passphrase kit opens with this kit's sealing key; shares
+ * combine). Anything else is INTERNAL: nothing is reported written that is not.
+ */
+async function checkWrittenKit(input: { out: string; shares: string | undefined; sealing: SealingKey | undefined }, r: KitExportResult): Promise<void> {
+  const fail = (msg: string): never => {
+    throw EmbassyError.internal(`kit export: ${msg}; do not rely on this kit`)
+  }
+  const expected = input.shares !== undefined ? Array.from({ length: r.shares ?? 0 }, (_, i) => `${input.out}.${i + 1}`) : [input.out]
+  if (expected.length === 0 || JSON.stringify(r.files) !== JSON.stringify(expected)) fail(`the node reported other files than ${expected.join(', ')}`)
+  const texts = r.files.map((f) => {
+    let st: fs.Stats
+    try {
+      st = fs.lstatSync(f)
+    } catch {
+      return fail(`${f} was not written`)
+    }
+    if (!st.isFile() || st.size > MAX_KIT_FILE_BYTES) fail(`${f} is not a kit file`)
+    return fs.readFileSync(f, 'utf8')
+  })
+  let contents: KitContents | null = null
+  try {
+    if (input.sealing) contents = openKitWithKey(texts[0]!, input.sealing.key, r.files[0])
+    else if (input.shares !== undefined) {
+      const report = await combineSharesReport(texts, r.files)
+      contents = report.contents
+      if (report.damaged.length > 0) fail(`${report.damaged.join(', ')} do not belong to the kit`)
+    }
+  } catch (err) {
+    if (err instanceof EmbassyError && err.code === 'INTERNAL') throw err
+    fail(`${r.files[0]} does not open as the kit just made (${(err as Error).message})`)
+  }
+  if (contents) {
+    const ok = toZ32(contents.nodeKey) === r.nodeKey && inspectKit(texts[0]!).kit === r.kit
+    wipeKit(contents)
+    if (!ok) fail(`${r.files[0]} is not the kit of agency ${r.nodeKey}`)
+  }
+}
 
 /** `kit export` on a command line, as the control socket runs it. */
 export function kitExportHandler(host: Host, line: CommandInput, io: CommandIO): Promise<KitExportResult> {
@@ -120,5 +243,9 @@ export const kitImport = defineLocalCommand({
     return importKit(caller.dir, files, passphrase)
   },
   format: (r) =>
+    (r.damagedShares.length > 0
+      ? `warning: damaged or altered share${r.damagedShares.length === 1 ? '' : 's'}, not used: ${r.damagedShares.map(escapeText).join(', ')}\n` +
+        'the kit opened without them; once the agency runs, make a new kit (embassy kit export) and destroy the old shares\n'
+      : '') +
     `restored agency ${r.nodeKey} (catalog ${r.catalogKey}) in ${r.dir ?? 'the node directory'}\nnext: embassy run — it syncs every dataset from the embassies before accepting writes\n`
 })
