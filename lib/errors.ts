@@ -46,7 +46,16 @@ const EXIT_BY_CODE = {
   NOT_READY: ExitCode.FAILED,
   UNKNOWN_AGENCY: ExitCode.FAILED,
   // Custody channel refusals (the peer broke the protocol, or speaks a version we do not).
-  UNSUPPORTED_VERSION: ExitCode.FAILED
+  UNSUPPORTED_VERSION: ExitCode.FAILED,
+  // Data that does not match its signed Merkle tree where it is stored (tampering at rest).
+  TAMPERED: ExitCode.FAILED,
+  // A name (file path, link target, dataset name) that could reach outside its folder.
+  UNSAFE_PATH: ExitCode.FAILED,
+  // The gateway's request limits (per client and in all).
+  TOO_MANY_REQUESTS: ExitCode.FAILED,
+  BUSY: ExitCode.FAILED,
+  // A node directory, store or control socket that other local users could read or replace.
+  INSECURE_PERMISSIONS: ExitCode.USAGE
 } as const satisfies Record<string, ExitCode>
 
 export type ErrorCode = keyof typeof EXIT_BY_CODE
@@ -261,6 +270,31 @@ export class EmbassyError extends Error {
       'NO_BOOTSTRAP',
       'no DHT bootstrap nodes configured: pass --bootstrap host:port[,host:port…] or set "bootstrap" in config.json (the public DHT is never used)'
     )
+  }
+
+  /** A stored block whose bytes do not hash to its leaf of the signed Merkle tree. */
+  static tampered(msg: string, details: ErrorDetails = {}) {
+    return new EmbassyError('TAMPERED', msg, { details })
+  }
+
+  /** A name that could reach outside its folder (.., absolute, control characters). */
+  static unsafePath(msg: string, details: ErrorDetails = {}) {
+    return new EmbassyError('UNSAFE_PATH', msg, { details })
+  }
+
+  /** One client has too many requests in flight at the gateway. */
+  static tooManyRequests(msg: string, headers: Record<string, string> = {}) {
+    return new EmbassyError('TOO_MANY_REQUESTS', msg, { headers })
+  }
+
+  /** The gateway has too many requests in flight in all. */
+  static busy(msg: string, headers: Record<string, string> = {}) {
+    return new EmbassyError('BUSY', msg, { headers })
+  }
+
+  /** A node directory, its store or a control socket that other local users can reach (refused, never changed). */
+  static insecurePermissions(msg: string, details: ErrorDetails = {}) {
+    return new EmbassyError('INSECURE_PERMISSIONS', msg, { details })
   }
 }
 

@@ -8,9 +8,12 @@ import { metadataKey, keyCheck } from '../node/caps.js'
 import { EmbassyError } from '../errors.js'
 import { toHex } from '../ids.js'
 import { open as openSealed, seal } from '../node/seal.js'
+import { printable, unsafeDatasetName } from './safe-paths.js'
 import {
   CATALOG_PROTOCOL,
   CatalogType,
+  DatasetKind,
+  MAX_SEALED_META_BYTES,
   FORMAT_VERSION,
   catalogBlock,
   datasetMeta,
@@ -43,15 +46,38 @@ export interface CatalogProblem {
   error: string
 }
 
+/** Largest catalog block decoded (bytes): sealed metadata at most, plus id, kind and two core keys. Checked before decoding. */
+export const MAX_CATALOG_BLOCK_BYTES = MAX_SEALED_META_BYTES + 1024
+/** Cores a dataset entry lists: a log has one, a file tree two (index and content). */
+export const CORES_PER_KIND: Record<number, number> = { [DatasetKind.LOG]: 1, [DatasetKind.FILES]: 2 }
+/** Distinct cores one agency's catalog may make a holder open (entries beyond are skipped and reported). */
+export const MAX_CORES_PER_AGENCY = 8192
+
+export interface CatalogOptions {
+  /** Distinct cores accepted from this catalog. @default MAX_CORES_PER_AGENCY */
+  maxCores?: number
+}
+
 export class Catalog {
   readonly core: Hypercore
   #blocks: Array<CatalogBlock | null> = []
   #problems: CatalogProblem[] = []
+  #problemKeys = new Set<string>()
   /** datasets() results by (read key, retired flag), valid while no new block was decoded. */
   #views = new Map<string, { blocks: number; list: DatasetInfo[] }>()
+  readonly maxCores: number
 
-  constructor(core: Hypercore) {
+  constructor(core: Hypercore, opts: CatalogOptions = {}) {
     this.core = core
+    this.maxCores = opts.maxCores ?? MAX_CORES_PER_AGENCY
+  }
+
+  /** Records a problem once (materialising again finds the same ones). */
+  #problem(seq: number, error: string): void {
+    const k = `${seq}\u0000${error}`
+    if (this.#problemKeys.has(k)) return
+    this.#problemKeys.add(k)
+    this.#problems.push({ seq, error })
   }
 
   get key(): Buffer {
@@ -96,12 +122,26 @@ export class Catalog {
     for (let seq = this.#blocks.length; seq < length; seq++) {
       const block = await this.core.get(seq, { wait: false })
       if (!block) break // not downloaded yet: stop at the first gap, resume next time
+      if (block.byteLength > MAX_CATALOG_BLOCK_BYTES) {
+        this.#blocks.push(null)
+        this.#problem(seq, `catalog block of ${block.byteLength} bytes is over ${MAX_CATALOG_BLOCK_BYTES}; not decoded`)
+        continue
+      }
+      let b: CatalogBlock
       try {
-        this.#blocks.push(decode(catalogBlock, block))
+        b = decode(catalogBlock, block)
       } catch (err) {
         this.#blocks.push(null)
-        this.#problems.push({ seq, error: (err as Error).message })
+        this.#problem(seq, (err as Error).message)
+        continue
       }
+      const tooMany = b.type === CatalogType.HEADER ? null : entryCoresProblem(b.type, b.kind, b.cores.length)
+      if (tooMany) {
+        this.#blocks.push(null)
+        this.#problem(seq, tooMany)
+        continue
+      }
+      this.#blocks.push(b)
     }
   }
 
@@ -120,6 +160,7 @@ export class Catalog {
   #materialise(readKey: Uint8Array | null, includeRetired: boolean): DatasetInfo[] {
     const metaKey = readKey ? metadataKey(readKey) : null
     const byId = new Map<string, DatasetInfo>()
+    const cores = new Set<string>()
     for (let seq = 1; seq < this.#blocks.length; seq++) {
       const b = this.#blocks[seq]
       if (!b || b.type === CatalogType.HEADER) continue
@@ -131,17 +172,30 @@ export class Catalog {
       }
       const kind = kindName(b.kind)
       if (!kind) {
-        this.#problems.push({ seq, error: `unknown dataset kind ${b.kind}` })
+        this.#problem(seq, `unknown dataset kind ${b.kind}`)
         continue
       }
-      const meta = metaKey ? openMeta(b.meta, metaKey) : null
       if (b.type === CatalogType.ADD && prev) continue // ids are unique: a second add is ignored
       if (b.type === CatalogType.UPDATE && !prev) continue
+      // Every core ever listed is held (retired ones too): cap how many one agency can make us open.
+      const fresh = b.cores.map((k) => Buffer.from(k).toString('hex')).filter((k) => !cores.has(k))
+      if (cores.size + new Set(fresh).size > this.maxCores) {
+        this.#problem(seq, `the agency lists more than ${this.maxCores} cores; this entry (${b.cores.length} more) is skipped`)
+        continue
+      }
+      for (const k of fresh) cores.add(k)
+      const meta = metaKey ? openMeta(b.meta, metaKey) : null
+      let name = meta?.name ?? null
+      const unsafe = name === null ? null : unsafeDatasetName(name)
+      if (name !== null && unsafe) {
+        this.#problem(seq, `dataset name "${printable(name)}" is not a safe name (${unsafe}); the dataset is not readable by name`)
+        name = null
+      }
       byId.set(id, {
         id,
         kind,
         cores: b.cores.map((k) => Buffer.from(k)),
-        name: meta?.name ?? null,
+        name,
         description: meta?.description ?? null,
         contentType: meta?.contentType ?? null,
         retired: false,
@@ -163,6 +217,15 @@ export class Catalog {
     const { length } = await this.core.append(encode(catalogBlock, { type: CatalogType.ADD, id, kind, cores, meta: sealed }))
     return length - 1
   }
+}
+
+/** Why an entry's core list is refused (before anything is opened), or null. */
+function entryCoresProblem(type: number, kind: number, count: number): string | null {
+  if (type === CatalogType.RETIRE) return count > 2 ? `a retire entry lists ${count} cores` : null
+  const expected = CORES_PER_KIND[kind]
+  if (expected === undefined) return null // an unknown kind is reported when materialised
+  if (count !== expected) return `a ${kindName(kind)} entry lists ${count} cores (exactly ${expected} expected); skipped`
+  return null
 }
 
 function openMeta(sealed: Uint8Array, key: Uint8Array): DatasetMeta | null {

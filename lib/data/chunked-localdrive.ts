@@ -2,10 +2,17 @@
  * A Localdrive whose file streams yield chunks of a chosen size. Hyperblobs stores each written
  * chunk as one block, and Localdrive reads 64 KiB at a time; larger blocks replicate faster
  * (see BENCHMARKS.md), so publishing reads files in FILE_BLOCK_SIZE chunks.
+ *
+ * It also applies the link and name policy of ./safe-paths.ts to what is published: a link is
+ * published only as a relative link that stays inside the folder (an absolute link to a place
+ * inside it is rewritten as a relative one); links that leave the folder and unsafe names are
+ * left out and listed in `skipped`.
  */
 import fs from 'node:fs'
+import path from 'node:path'
 import Localdrive from 'localdrive'
 import { Readable } from 'streamx'
+import { linkTarget, printable, safeSegments, type SkippedEntry } from './safe-paths.js'
 
 class ChunkedFileStream extends Readable {
   readonly #filename: string
@@ -75,10 +82,48 @@ function readFull(fd: number, buf: Buffer, position: number, cb: (err: Error | n
 
 export class ChunkedLocaldrive extends Localdrive {
   readonly chunkSize: number
+  /** Entries left out by the link and name policy (by path). */
+  readonly #skipped = new Map<string, string>()
 
   constructor(root: string, chunkSize: number, opts?: ConstructorParameters<typeof Localdrive>[1]) {
     super(root, opts)
     this.chunkSize = chunkSize
+  }
+
+  /** What the policy left out, in the order met. */
+  get skipped(): SkippedEntry[] {
+    return [...this.#skipped].map(([p, reason]) => ({ path: p, reason }))
+  }
+
+  override async entry(key: string | Localdrive.Entry, opts?: { follow?: boolean }): Promise<Localdrive.Entry | null> {
+    const e = await super.entry(key, opts)
+    if (!e) return e
+    const safe = safeSegments(e.key)
+    if ('reason' in safe) return this.#skip(e.key, safe.reason)
+    if (e.value.linkname === null) return e
+    // Localdrive rewrites absolute links inside the root to "/x"; read the link as the file system has it.
+    const file = this.toPath(e.key)
+    let raw: string
+    try {
+      raw = fs.readlinkSync(file)
+    } catch {
+      return this.#skip(e.key, 'the link could not be read')
+    }
+    const resolved = path.resolve(path.dirname(file), raw)
+    const inside = path.relative(this.root, resolved)
+    if (inside === '' || inside.startsWith('..') || path.isAbsolute(inside)) {
+      return this.#skip(e.key, `link to "${printable(raw)}" leaves the published folder`)
+    }
+    const relative = path.relative(path.dirname(file), resolved).split(path.sep).join('/')
+    const checked = linkTarget(e.key, relative)
+    if ('reason' in checked) return this.#skip(e.key, checked.reason)
+    e.value.linkname = relative
+    return e
+  }
+
+  #skip(key: string, reason: string): null {
+    this.#skipped.set(printable(key), reason)
+    return null
   }
 
   override createReadStream(key: string | Localdrive.Entry, opts?: { start?: number; end?: number; length?: number }): Localdrive.Stream<Buffer> {

@@ -6,7 +6,10 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import type Corestore from 'corestore'
+import type Hypercore from 'hypercore'
 import Hyperdrive from 'hyperdrive'
+import { checkBlocksOnRead } from './checked-blocks.js'
+import { printable, unsafeDatasetName, type SkippedEntry } from './safe-paths.js'
 import { datasetEncryptionKey } from '../node/caps.js'
 import type { Catalog, DatasetInfo } from './catalog.js'
 import { EmbassyError } from '../errors.js'
@@ -45,6 +48,12 @@ export interface ExportResult {
   files?: number
   records?: number
   bytes: number
+  /** Files: relative links recreated inside DIR. */
+  links?: number
+  /** Files: entries not written (unsafe names, links leaving the tree, links in the way), with why; at most MAX_LISTED_SKIPPED. */
+  skipped?: SkippedEntry[]
+  /** Files: every entry not written. */
+  skippedCount?: number
 }
 
 /** One agency's catalog a reader can read, with the Datasets that read it without waiting on peers. */
@@ -116,12 +125,17 @@ export class Datasets implements DatasetReader {
         ? this.store.get({ name: datasetCoreName(info.id), encryption: { key: encryptionKey } })
         : this.store.get({ key: info.cores[0] as Buffer, encryption: { key: encryptionKey } })
       await core.ready()
+      await checkBlocksOnRead(core)
       return new LogDataset(core)
     }
     const drive = this.writable
       ? new Hyperdrive(this.store.namespace(datasetCoreName(info.id)), { encryptionKey })
       : new Hyperdrive(this.store.session(), info.cores[0] as Buffer, { encryptionKey })
+    // The content core may open later (a reader's, once replicated): check its blocks from then on.
+    drive.on('blobs', (blobs: { core: Hypercore }) => void checkBlocksOnRead(blobs.core).catch(() => {}))
     await drive.ready()
+    await checkBlocksOnRead(drive.core)
+    if (drive.blobs) await checkBlocksOnRead(drive.blobs.core)
     return new FilesDataset(drive)
   }
 
@@ -169,17 +183,19 @@ export class Datasets implements DatasetReader {
   }
 
   /** Exports a dataset into `dir`: a log as DIR/NAME.ndjson, files as the tree. */
-  async export(name: string, dir: string, onProgress?: Progress): Promise<{ kind: string; path: string; files?: number; records?: number; bytes: number }> {
+  async export(name: string, dir: string, onProgress?: Progress): Promise<ExportResult> {
     const info = await this.resolve(name)
     const ds = await this.open(info)
     if (ds instanceof LogDataset) {
+      const unsafe = unsafeDatasetName(name)
+      if (unsafe) throw EmbassyError.unsafePath(`dataset name "${printable(name)}" cannot be a file name (${unsafe})`, { name: printable(name) })
       fs.mkdirSync(dir, { recursive: true })
       const file = path.join(dir, `${name}.ndjson`)
       const r = await ds.exportTo(file, onProgress)
       return { kind: 'log', path: file, records: r.records, bytes: r.bytes }
     }
     const r = await ds.exportTo(dir, onProgress)
-    return { kind: 'files', path: path.resolve(dir), files: r.files, bytes: r.bytes }
+    return { kind: 'files', path: path.resolve(dir), files: r.files, bytes: r.bytes, links: r.links, skipped: r.skipped, skippedCount: r.skippedCount }
   }
 
   async close(): Promise<void> {

@@ -2,14 +2,15 @@
  * FilesDataset: a `files` dataset — a versioned file tree (Hyperdrive: a Hyperbee index core
  * and a Hyperblobs content core, both block-encrypted, both listed in the catalog).
  */
+import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import Hyperdrive from 'hyperdrive'
-import Localdrive from 'localdrive'
 import MirrorDrive from 'mirror-drive'
 import { ChunkedLocaldrive } from './chunked-localdrive.js'
-import { EmbassyError } from '../errors.js'
+import { EmbassyError, isEmbassyError } from '../errors.js'
 import type { DatasetCore, Progress } from './log-dataset.js'
+import { linkTarget, printable, safeSegments, type SkippedEntry } from './safe-paths.js'
 
 /** Content block size for published files (bytes); with large UDP buffers 256 KiB–4 MiB replicate alike (BENCHMARKS.md). */
 export const FILE_BLOCK_SIZE = 1024 * 1024
@@ -28,6 +29,25 @@ export interface PublishResult {
   bytesAdded: number
   bytesRemoved: number
   version: number
+  /** Links and names the link policy left out (./safe-paths.ts), with why. */
+  skipped: SkippedEntry[]
+}
+
+/** Skipped entries listed in an export's result (all are counted). */
+export const MAX_LISTED_SKIPPED = 1000
+
+/** What a files export wrote and what it left out. */
+export interface FilesExportResult {
+  /** Files written. */
+  files: number
+  /** Bytes of the files written. */
+  bytes: number
+  /** Relative links recreated (each resolves inside DIR). */
+  links: number
+  /** Entries not written (unsafe names, links that leave the tree, a link or file in the way), at most MAX_LISTED_SKIPPED. */
+  skipped: SkippedEntry[]
+  /** Every entry not written (also those beyond the list). */
+  skippedCount: number
 }
 
 export class FilesDataset {
@@ -109,7 +129,8 @@ export class FilesDataset {
       removed: mirror.count.remove,
       bytesAdded: mirror.bytesAdded,
       bytesRemoved: mirror.bytesRemoved,
-      version: this.drive.version
+      version: this.drive.version,
+      skipped: local.skipped
     }
   }
 
@@ -119,28 +140,146 @@ export class FilesDataset {
     }
   }
 
-  /** Writes the tree into `dir`, byte-identical (files only added or replaced, nothing deleted there). */
-  async exportTo(dir: string, onProgress?: Progress): Promise<{ files: number; bytes: number }> {
+  /**
+   * Writes the tree into `dir`, byte-identical (files only added or replaced, nothing deleted
+   * there). The tree is untrusted: nothing is written outside `dir`. Unsafe names are skipped;
+   * files are written to a fresh temporary file (never following a link) and renamed into place;
+   * no folder on the way may be a link; links are recreated last, and only relative ones that
+   * resolve inside the tree. Everything left out is reported, with why.
+   */
+  async exportTo(dir: string, onProgress?: Progress): Promise<FilesExportResult> {
     fs.mkdirSync(dir, { recursive: true })
+    const root = fs.realpathSync(dir)
+    const files: Array<{ key: string; segments: string[]; entry: Hyperdrive.Entry }> = []
+    const links: Array<{ key: string; segments: string[]; linkname: string }> = []
+    const result: FilesExportResult = { files: 0, bytes: 0, links: 0, skipped: [], skippedCount: 0 }
+    const skip = (key: string, reason: string): void => {
+      result.skippedCount++
+      if (result.skipped.length < MAX_LISTED_SKIPPED) result.skipped.push({ path: printable(key), reason })
+    }
     let total = 0
-    for await (const f of this.list()) total += f.size
-    const local = new Localdrive(dir)
-    const mirror = new MirrorDrive(this.drive, local, { prune: false })
+    for await (const entry of this.drive.list('/', { recursive: true })) {
+      const safe = safeSegments(entry.key)
+      if ('reason' in safe) {
+        skip(entry.key, safe.reason)
+        continue
+      }
+      if (entry.value.linkname !== null && entry.value.linkname !== undefined) {
+        links.push({ key: entry.key, segments: safe.segments, linkname: entry.value.linkname })
+        continue
+      }
+      files.push({ key: entry.key, segments: safe.segments, entry })
+      total += entry.value.blob ? entry.value.blob.byteLength : 0
+    }
     let done = 0
-    let pending = 0
-    for await (const diff of mirror) {
-      done += pending
-      pending = diff.bytesAdded
-      onProgress?.(done, total)
+    onProgress?.(0, total)
+    for (const f of files) {
+      const parent = ensureFolder(root, f.segments.slice(0, -1))
+      if ('reason' in parent) {
+        skip(f.key, parent.reason)
+        continue
+      }
+      const target = path.join(parent.path, f.segments[f.segments.length - 1]!)
+      const inWay = lstatOrNull(target)
+      if (inWay && inWay.isDirectory()) {
+        skip(f.key, 'a folder of that name is in the way in DIR')
+        continue
+      }
+      const size = f.entry.value.blob ? f.entry.value.blob.byteLength : 0
+      await this.#writeFile(f.entry, parent.path, target, (n) => {
+        done += n
+        onProgress?.(done, total)
+      })
+      result.files++
+      result.bytes += size
+    }
+    for (const l of links) {
+      const t = linkTarget(l.key, l.linkname)
+      if ('reason' in t) {
+        skip(l.key, t.reason)
+        continue
+      }
+      const parent = ensureFolder(root, l.segments.slice(0, -1))
+      if ('reason' in parent) {
+        skip(l.key, parent.reason)
+        continue
+      }
+      const at = path.join(parent.path, l.segments[l.segments.length - 1]!)
+      const inWay = lstatOrNull(at)
+      if (inWay && inWay.isDirectory()) {
+        skip(l.key, 'a folder of that name is in the way in DIR')
+        continue
+      }
+      // The link's text is the normalised relative path: no ".." except those that climb from its own folder.
+      const text = path.posix.relative(path.posix.dirname(l.key), t.target)
+      const temp = tempName(parent.path, l.segments[l.segments.length - 1]!)
+      fs.symlinkSync(text, temp)
+      fs.renameSync(temp, at)
+      result.links++
     }
     onProgress?.(total, total)
-    await local.close()
-    return { files: mirror.count.files, bytes: total }
+    return result
+  }
+
+  /** Streams one file's content into a new temporary file beside `target` (never through a link), then renames it into place. */
+  async #writeFile(entry: Hyperdrive.Entry, folder: string, target: string, onBytes: (n: number) => void): Promise<void> {
+    const temp = tempName(folder, path.basename(target))
+    const mode = entry.value.executable ? 0o755 : 0o644
+    const fh = await fs.promises.open(temp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, mode)
+    try {
+      if (entry.value.blob && entry.value.blob.byteLength > 0) {
+        for await (const chunk of this.drive.createReadStream(entry)) {
+          await fh.write(chunk)
+          onBytes(chunk.byteLength)
+        }
+      }
+      await fh.chmod(mode)
+      await fh.close()
+    } catch (err) {
+      await fh.close().catch(() => {})
+      fs.rmSync(temp, { force: true })
+      if (isEmbassyError(err)) throw new EmbassyError(err.code, `${entry.key}: ${err.text}`, { details: { ...err.details, path: entry.key }, cause: err })
+      throw err
+    }
+    fs.renameSync(temp, target)
   }
 
   async close(): Promise<void> {
     await this.drive.close()
   }
+}
+
+function lstatOrNull(p: string): fs.Stats | null {
+  try {
+    return fs.lstatSync(p)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
+    throw err
+  }
+}
+
+/**
+ * The folder `segments` below `root`, created where missing; refused when any folder on the way
+ * is a link (it could lead outside) or a file.
+ */
+function ensureFolder(root: string, segments: string[]): { path: string } | { reason: string } {
+  let at = root
+  for (const seg of segments) {
+    at = path.join(at, seg)
+    const st = lstatOrNull(at)
+    if (!st) {
+      fs.mkdirSync(at)
+      continue
+    }
+    if (st.isSymbolicLink()) return { reason: `${path.relative(root, at)} in DIR is a link; nothing is written through links` }
+    if (!st.isDirectory()) return { reason: `${path.relative(root, at)} in DIR is a file, not a folder` }
+  }
+  return { path: at }
+}
+
+/** A fresh name beside `name` in `folder`, for writing before the rename into place. */
+function tempName(folder: string, name: string): string {
+  return path.join(folder, `.${name.slice(0, 100)}.${crypto.randomBytes(6).toString('hex')}.embassy-export`)
 }
 
 function folderBytes(dir: string): number {

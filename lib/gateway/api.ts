@@ -15,17 +15,23 @@ import { urls, type DatasetRef } from './pages.js'
 const CHUNK_BYTES = 64 * 1024
 /** How long GET /api/status waits for the node's status document. */
 const STATUS_WAIT_MS = 3000
+/**
+ * Records one search (`q`) request scans at most. A range longer than this is answered in part,
+ * with `X-Embassy-Next-Start` (and a `Link: rel="next"`) saying where to continue.
+ */
+export const SEARCH_SCAN_LIMIT = 10_000
 
 /** GET /api: what this gateway answers. */
 export async function apiIndex(ctx: Ctx): Promise<void> {
+  const status = ctx.site.publishStatus() ? { '/api/status': 'node and gateway status (JSON)' } : {}
   json(ctx, {
     name: 'Data Embassy read-only gateway',
     methods: ['GET', 'HEAD'],
     routes: {
-      '/api/status': 'node and gateway status (JSON)',
+      ...status,
       '/api/datasets': 'agencies and their datasets (JSON)',
       '/api/datasets/NAME': 'one dataset: summary and provenance of its cores (JSON)',
-      '/api/datasets/NAME/records?start=&end=&q=&limit=': 'records [start, end) as NDJSON, optionally only those containing q',
+      '/api/datasets/NAME/records?start=&end=&q=&limit=': 'records [start, end) as NDJSON, optionally only those containing q (a search scans a bounded window; X-Embassy-Next-Start says where to continue)',
       '/api/datasets/NAME/records/SEQ': 'one record (JSON)',
       '/api/datasets/NAME/files/[FOLDER/]': 'a folder listing (JSON)',
       '/api/datasets/NAME/files/PATH': 'a file (Range, ETag; ?download=1 for an attachment)',
@@ -38,6 +44,9 @@ export async function apiIndex(ctx: Ctx): Promise<void> {
 /** GET /api/status: the gateway, the agencies it reads, and the node's own status document. */
 export async function apiStatus(ctx: Ctx): Promise<void> {
   const { site } = ctx
+  if (!site.publishStatus()) {
+    throw EmbassyError.notFound('the node status is not published on this address (it names peers, embassies and alarms); run the gateway with --http-status to publish it')
+  }
   const agencies = await site.library.agencies()
   let node: unknown = null
   let nodeError: { code: string; message: string } | null = null
@@ -127,7 +136,12 @@ async function getHeld(core: Hypercore, seq: number): Promise<Buffer> {
   return block
 }
 
-/** GET /api/datasets/NAME/records?start=&end=&q=&limit=: records as NDJSON, streamed. */
+/**
+ * GET /api/datasets/NAME/records?start=&end=&q=&limit=: records as NDJSON, streamed. A search
+ * (`q`) scans at most `site.searchScan` records; when the range goes on, `X-Embassy-Next-Start`
+ * and `Link: <…>; rel="next"` name where to continue (after `limit` matches, continue after the
+ * last one instead). Work stops as soon as the client leaves.
+ */
 export async function apiRecords(ctx: RoutedCtx, name: string): Promise<void> {
   const r = await resolveLog(ctx, name)
   const core = r.log.core
@@ -135,20 +149,31 @@ export async function apiRecords(ctx: RoutedCtx, name: string): Promise<void> {
   const { start, end } = recordRange(query, core.length)
   const q = searchParam(query)
   const limit = intParam(query, 'limit', null)
-  if (end > start && !(await core.has(start, end))) {
-    throw EmbassyError.notReplicated(`records ${start}–${end - 1} of "${name}" are not all held yet (held from the start: ${core.contiguousLength} of ${core.length}); try again shortly`)
+  // A search reads every record of its range: bound the window, name the rest as a continuation.
+  const scanEnd = q !== null ? Math.min(end, start + ctx.site.searchScan) : end
+  if (end > start && !(await core.has(start, scanEnd))) {
+    throw EmbassyError.notReplicated(`records ${start}–${scanEnd - 1} of "${name}" are not all held yet (held from the start: ${core.contiguousLength} of ${core.length}); try again shortly`)
   }
   // Decode the first record before answering 200: a wrong read key is a clean error, not a cut stream.
-  if (end > start) LogDataset.view(start, await getHeld(core, start))
+  if (end > start) {
+    LogDataset.view(start, await getHeld(core, start))
+    ctx.site.stats.recordsScanned++
+  }
   const { headers } = await provenance(r.entry, r.dataset)
-  const etag = etagOf('records', headers['X-Embassy-Core-Key'] ?? '', core.fork, start, end, q ?? '', limit ?? '')
-  const h = {
+  const etag = etagOf('records', headers['X-Embassy-Core-Key'] ?? '', core.fork, start, end, q ?? '', limit ?? '', scanEnd)
+  const h: Record<string, string> = {
     ...headers,
     'Content-Type': 'application/x-ndjson; charset=utf-8',
     'Cache-Control': 'no-cache',
     ETag: etag,
     'X-Embassy-Start': String(start),
     'X-Embassy-End': String(end)
+  }
+  if (scanEnd < end) {
+    h['X-Embassy-Next-Start'] = String(scanEnd)
+    const params: Record<string, string> = {}
+    for (const [k, v] of query) if (k !== 'catalog') params[k] = v
+    h.Link = `<${urls.apiRecords(r.ref, { ...params, start: scanEnd })}>; rel="next"`
   }
   if (etagMatches(ctx.req.headers['if-none-match'], etag)) return send(ctx, 304, h)
   if (!begin(ctx, 200, h)) return
@@ -159,9 +184,11 @@ export async function apiRecords(ctx: RoutedCtx, name: string): Promise<void> {
   const needle = q?.toLowerCase() ?? null
   let out = ''
   let emitted = 0
-  for (let seq = start; seq < end; seq++) {
+  for (let seq = start; seq < scanEnd; seq++) {
     if (limit !== null && emitted >= limit) break
+    if (ctx.signal.aborted) return // the client left: stop reading
     const rec = LogDataset.view(seq, await getHeld(core, seq))
+    if (seq !== start) ctx.site.stats.recordsScanned++
     if (needle !== null && !rec.text.toLowerCase().includes(needle)) continue
     out += JSON.stringify(rec) + '\n'
     emitted++

@@ -55,11 +55,13 @@ export async function datasetPage(ctx: RoutedCtx, name: string): Promise<void> {
     let seq = from
     let missing = 0
     for (; seq < length && seq < from + SEARCH_SCAN && rows.length < PAGE_SIZE; seq++) {
+      if (ctx.signal.aborted) return // the client left: stop reading
       const block = await core.get(seq, { wait: false })
       if (!block) {
         missing++
         continue
       }
+      ctx.site.stats.recordsScanned++
       const rec = LogDataset.view(seq, block)
       if (rec.text.toLowerCase().includes(needle)) rows.push({ seq, record: rec })
     }

@@ -15,6 +15,14 @@ export interface GatewayStats {
   serverErrors: number
   /** Body bytes of files and records streamed. */
   bytesStreamed: number
+  /** Log records read and decoded to answer record lists and searches. */
+  recordsScanned: number
+  /** Requests refused by the admission limits (429 TOO_MANY_REQUESTS, 503 BUSY). */
+  refused: number
+  /** Requests being worked on now. */
+  active: number
+  /** Requests waiting for a slot now. */
+  queued: number
 }
 
 /** What handlers see of the Gateway (an interface, so no handler imports the server). */
@@ -33,6 +41,10 @@ export interface Site {
   readonly status: (() => Promise<unknown>) | undefined
   /** Connected peers, when the gateway was told how to count them. */
   readonly peers: (() => number) | undefined
+  /** Whether GET /api/status publishes the node's status here. */
+  publishStatus(): boolean
+  /** Records a search request scans at most. */
+  readonly searchScan: number
 }
 
 export interface Ctx {
@@ -44,6 +56,8 @@ export interface Ctx {
   /** A page route: errors are HTML when the client accepts it. */
   page: boolean
   target: RequestTarget | null
+  /** Aborted once the response is closed (answered, or the client left): long work stops. */
+  signal: AbortSignal
 }
 
 /** A context whose target was parsed (every routed handler gets one). */

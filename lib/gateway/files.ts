@@ -1,12 +1,13 @@
 /**
  * Files datasets over HTTP: a file's bytes (Range, If-Range, ETag/If-None-Match, Content-Type,
  * sandboxed), folder listings (JSON, paged), and the entry/listing lookups the pages share.
- * Imports: ./context.ts, ./lookup.ts, ./library.ts, ./http.ts, ./pages.ts (urls), lib/errors.
+ * Imports: ./context.ts, ./lookup.ts, ./library.ts, ./http.ts, ./pages.ts (urls), lib/data (safe-paths), lib/errors.
  */
 import { EmbassyError } from '../errors.js'
 import { begin, send, json, write, type RoutedCtx } from './context.js'
 import { MAX_QUERY_LENGTH, contentDisposition, etagMatches, etagOf, mediaTypeOf, parseRange } from './http.js'
 import { readOpts, type FilesDataset } from './library.js'
+import { linkTarget } from '../data/safe-paths.js'
 import { provenance, resolveFiles } from './lookup.js'
 import { encPath, urls, type FolderEntry } from './pages.js'
 
@@ -24,12 +25,28 @@ export interface Listing {
   next: string | null
 }
 
-/** The entry at `path` (symlinks followed inside the dataset); 404 when a link to nothing, 503 when not held. */
+/** Links followed in a row before giving up (a loop). */
+const MAX_LINK_HOPS = 16
+
+/**
+ * The entry at `path`, links followed by the dataset link policy (lib/data/safe-paths.ts): only
+ * relative links that resolve inside the dataset, as a file system resolves them (from the link's
+ * folder). 404 for a link that points outside, to nothing or in a loop; 503 when not held.
+ */
 export async function fileEntry(files: FilesDataset, name: string, path: string): Promise<DriveEntry | null> {
   const drive = files.drive
-  const entry = await drive.entry(path, { follow: true, ...readOpts(drive.core) })
-  if (entry && !entry.value.blob && entry.value.linkname) throw EmbassyError.notFound(`${path} in "${name}" is a link to nothing`)
-  return entry
+  let at = path
+  for (let hop = 0; hop <= MAX_LINK_HOPS; hop++) {
+    const entry = await drive.entry(at, readOpts(drive.core))
+    if (!entry || !entry.value.linkname) {
+      if (!entry && hop > 0) throw EmbassyError.notFound(`${path} in "${name}" is a link to nothing`)
+      return entry
+    }
+    const t = linkTarget(entry.key, entry.value.linkname)
+    if ('reason' in t) throw EmbassyError.notFound(`${path} in "${name}" is a link that is not served: ${t.reason}`)
+    at = t.target
+  }
+  throw EmbassyError.notFound(`${path} in "${name}" is a link in a loop`)
 }
 
 /** A strong ETag for a file's content: changes whenever its blob (or the content core's fork) does. */
@@ -57,7 +74,16 @@ export async function listFolder(files: FilesDataset, folder: string, after: str
         next = entries[entries.length - 1]?.name ?? null
         break
       }
-      if (i === -1) entries.push({ name, path: prefix + name, type: node.value.linkname ? 'link' : 'file', size: node.value.blob ? node.value.blob.byteLength : 0 })
+      if (i === -1) {
+        const link = node.value.linkname ? linkTarget(node.key, node.value.linkname) : null
+        entries.push({
+          name,
+          path: prefix + name,
+          type: node.value.linkname ? 'link' : 'file',
+          size: node.value.blob ? node.value.blob.byteLength : 0,
+          ...(link ? { target: 'target' in link ? link.target : null } : {})
+        })
+      }
       else entries.push({ name, path: prefix + name, type: 'folder', size: null })
     }
   } finally {

@@ -35,9 +35,13 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   URI_TOO_LONG: 414,
   RANGE_NOT_SATISFIABLE: 416,
   UNKNOWN_HOST: 421,
+  TOO_MANY_REQUESTS: 429,
+  // Stored bytes that do not match the signed tree: never served; asking again will not help.
+  TAMPERED: 500,
   // Not held yet, or cannot be fetched now: worth asking again (Retry-After).
   NOT_REPLICATED: 503,
   NOT_READY: 503,
+  BUSY: 503,
   NOT_AVAILABLE: 503,
   NOT_SYNCED: 503,
   TIMEOUT: 503,

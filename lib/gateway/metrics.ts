@@ -64,6 +64,9 @@ export async function metrics(ctx: Ctx): Promise<void> {
   if (peers !== null) metric('embassy_peers', 'gauge', 'Connected peers.', [[{}, peers]])
   metric('embassy_gateway_ready', 'gauge', '1 when the gateway serves data, 0 while the node is starting.', [[{}, site.isReady() ? 1 : 0]])
   metric('embassy_gateway_streamed_bytes_total', 'counter', 'Body bytes of files and records streamed.', [[{}, site.stats.bytesStreamed]])
+  metric('embassy_gateway_records_scanned_total', 'counter', 'Log records read and decoded for record lists and searches.', [[{}, site.stats.recordsScanned]])
+  metric('embassy_gateway_refused_total', 'counter', 'Requests refused by the admission limits (429, 503 BUSY).', [[{}, site.stats.refused]])
+  metric('embassy_gateway_queued_requests', 'gauge', 'Requests waiting for a slot.', [[{}, site.stats.queued]])
   metric('embassy_gateway_start_time_seconds', 'gauge', 'When the gateway started (Unix time).', [[{}, Math.floor(site.startedAt / 1000)]])
   send(ctx, 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Cache-Control': 'no-store' }, lines.join('\n') + '\n')
 }

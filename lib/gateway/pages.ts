@@ -360,6 +360,8 @@ export interface FolderEntry {
   type: 'file' | 'folder' | 'link'
   /** Bytes (files); null for folders. */
   size: number | null
+  /** Links: the dataset path it points to, or null when the link is not served (absolute, or leaves the dataset). */
+  target?: string | null
 }
 
 export interface FolderPageView {

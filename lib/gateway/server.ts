@@ -14,12 +14,17 @@ import ReadyResource from 'ready-resource'
 import { EmbassyError } from '../errors.js'
 import type { DatasetReader } from '../data/datasets.js'
 import { JSON_TYPE, html, json, type Ctx, type GatewayStats, type Site } from './context.js'
+import { Admission, type AdmissionLimits } from './admission.js'
 import { errorResponse, parseTarget } from './http.js'
 import { Library } from './library.js'
 import { errorPage } from './pages.js'
 import { match } from './routes.js'
+import { SEARCH_SCAN_LIMIT } from './api.js'
 
 export type { GatewayStats } from './context.js'
+export type { AdmissionLimits } from './admission.js'
+export { MAX_ACTIVE, MAX_ACTIVE_PER_CLIENT, MAX_QUEUED, MAX_QUEUED_PER_CLIENT } from './admission.js'
+export { SEARCH_SCAN_LIMIT } from './api.js'
 
 /** A response whose headers are not sent within this many ms gets a 503 (nothing hangs). */
 export const RESPONSE_DEADLINE_MS = 10_000
@@ -41,9 +46,21 @@ export interface GatewayOptions {
   ready?: () => boolean
   /**
    * Host names accepted in the Host header (a guard against DNS rebinding), or null for any.
+   * The default guards loopback binds only: a gateway bound beyond loopback should be given the
+   * names it is reached by.
    * @default localhost, 127.0.0.1 and ::1 when bound to a loopback address; any otherwise
    */
   allowedHosts?: string[] | null
+  /**
+   * Publish GET /api/status (the node's status document: peers, custody per embassy, alarms).
+   * Off beyond loopback unless asked for (`embassy run --http-status`): 404 then.
+   * @default true when bound to a loopback address, else false
+   */
+  publishStatus?: boolean
+  /** Requests worked on at once, per client and in all, and how many may wait (see ./admission.ts). */
+  limits?: AdmissionLimits
+  /** Records one records request scans at most when searching (`q`); the rest is a continuation. @default SEARCH_SCAN_LIMIT */
+  searchScan?: number
 }
 
 /** What the `request` event reports for each answered request (an access log line). */
@@ -57,16 +74,19 @@ export interface RequestInfo {
 
 const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '::1']
 /** Error codes at 5xx that are expected (data not held yet, starting, slow): not reported as internal errors. */
-const EXPECTED_5XX = new Set(['NOT_REPLICATED', 'NOT_READY', 'TIMEOUT', 'NOT_AVAILABLE'])
+const EXPECTED_5XX = new Set(['NOT_REPLICATED', 'NOT_READY', 'TIMEOUT', 'NOT_AVAILABLE', 'BUSY'])
 
 export class Gateway extends ReadyResource {
   readonly opts: GatewayOptions
   readonly library: Library
-  readonly stats: GatewayStats = { requests: 0, serverErrors: 0, bytesStreamed: 0 }
+  readonly stats: GatewayStats = { requests: 0, serverErrors: 0, bytesStreamed: 0, recordsScanned: 0, refused: 0, active: 0, queued: 0 }
+  readonly admission: Admission
   readonly startedAt = Date.now()
   #server: http.Server | null = null
   #address: { host: string; port: number } | null = null
   #allowedHosts: Set<string> | null = null
+  /** Whether /api/status publishes the node's status (decided when bound). */
+  #publishStatus = false
   #counts = new Map<string, number>()
   #sockets = new Set<Socket>()
   /** What the handlers see of this gateway. */
@@ -77,6 +97,7 @@ export class Gateway extends ReadyResource {
     if (!opts || !opts.reader) throw EmbassyError.badArgument('Gateway needs a reader')
     this.opts = opts
     this.library = new Library(opts.reader)
+    this.admission = new Admission(opts.limits)
     this.#site = {
       library: this.library,
       stats: this.stats,
@@ -85,7 +106,9 @@ export class Gateway extends ReadyResource {
       counts: this.#counts,
       isReady: () => this.#isReady(),
       status: opts.status,
-      peers: opts.peers
+      peers: opts.peers,
+      publishStatus: () => this.#publishStatus,
+      searchScan: opts.searchScan ?? SEARCH_SCAN_LIMIT
     }
   }
 
@@ -129,6 +152,7 @@ export class Gateway extends ReadyResource {
     this.#address = { host: addr.address, port: addr.port }
     const allowed = this.opts.allowedHosts === undefined ? (isLoopback(addr.address) ? [...LOOPBACK_NAMES, addr.address] : null) : this.opts.allowedHosts
     this.#allowedHosts = allowed === null ? null : new Set(allowed.map((h) => h.toLowerCase().replace(/^\[|\]$/g, '')))
+    this.#publishStatus = this.opts.publishStatus ?? isLoopback(addr.address)
   }
 
   override async _close(): Promise<void> {
@@ -155,12 +179,15 @@ export class Gateway extends ReadyResource {
 
   #onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
     const started = performance.now()
-    const ctx: Ctx = { site: this.#site, req, res, head: req.method === 'HEAD', route: 'other', page: false, target: null }
+    const gone = new AbortController()
+    const ctx: Ctx = { site: this.#site, req, res, head: req.method === 'HEAD', route: 'other', page: false, target: null, signal: gone.signal }
     this.stats.requests++
     const deadline = setTimeout(() => {
       if (!res.headersSent) this.#fail(ctx, EmbassyError.timeout(`no answer within ${RESPONSE_DEADLINE_MS / 1000} s; try again`))
     }, RESPONSE_DEADLINE_MS)
     res.once('close', () => {
+      // First: work for this response stops (scans check the signal; a queued request is dropped).
+      gone.abort()
       clearTimeout(deadline)
       const status = res.statusCode
       const key = `${ctx.route}\u0000${status}`
@@ -169,7 +196,35 @@ export class Gateway extends ReadyResource {
       const info: RequestInfo = { method: req.method ?? '', path: (req.url ?? '').slice(0, 300), route: ctx.route, status, ms: Math.round(performance.now() - started) }
       this.emit('request', info)
     })
-    this.#handle(ctx).catch((err) => this.#fail(ctx, err))
+    this.#admit(ctx).catch((err) => this.#fail(ctx, err))
+  }
+
+  /** Runs the request once admission gives it a slot (per client and in all); gives the slot back when the handler is done. */
+  async #admit(ctx: Ctx): Promise<void> {
+    const client = ctx.req.socket.remoteAddress ?? ''
+    let release: (() => void) | null
+    try {
+      const waiting = this.admission.enter(client, ctx.signal)
+      this.#syncStats()
+      release = await waiting
+    } catch (err) {
+      this.#syncStats()
+      throw err
+    }
+    this.#syncStats()
+    if (!release) return // the client left while waiting
+    try {
+      await this.#handle(ctx)
+    } finally {
+      release()
+      this.#syncStats()
+    }
+  }
+
+  #syncStats(): void {
+    this.stats.active = this.admission.active
+    this.stats.queued = this.admission.queued
+    this.stats.refused = this.admission.refused
   }
 
   #isReady(): boolean {

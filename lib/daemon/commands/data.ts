@@ -9,7 +9,7 @@ import { EmbassyError } from '../../errors.js'
 import type { DatasetSummary, ExportResult, PublishResult } from '../../data/index.js'
 import type { DatasetKindName } from '../../../protocol/index.js'
 import { arg, defineCommand, intOpt, noInput, strOpt, usageError, type CallerProcess, type CommandInput } from '../command.js'
-import { fmtBytes, table } from '../text.js'
+import { escapeText, fmtBytes, table } from '../text.js'
 
 export const datasetCreate = defineCommand({
   name: 'dataset create',
@@ -63,8 +63,11 @@ export const append = defineCommand({
     args: [1, Infinity]
   },
   /** Without JSON arguments the records come from stdin, read here (the running node has no stdin of ours). */
-  async prepare(line, { stdin }): Promise<CommandInput> {
-    if (line.args.length !== 1) return line
+  async prepare(line, { stdin, io }): Promise<CommandInput> {
+    if (line.args.length !== 1) {
+      io.notice('embassy: warning: records on the command line can be read by every local user (ps, /proc/PID/cmdline); pipe NDJSON on stdin for anything not public')
+      return line
+    }
     if (stdin.isTTY) throw usageError('no records: pass JSON arguments or pipe NDJSON on stdin', 'append')
     return { ...line, records: await readNdjson(stdin) }
   },
@@ -108,7 +111,8 @@ export const publish = defineCommand({
     return { dataset: name, source, ...result }
   },
   format: (r) =>
-    `published ${r.source} to "${r.dataset}": ${r.added} added, ${r.changed} changed, ${r.removed} removed, ${fmtBytes(r.bytesAdded)} written (version ${r.version})\n`
+    `published ${r.source} to "${r.dataset}": ${r.added} added, ${r.changed} changed, ${r.removed} removed, ${fmtBytes(r.bytesAdded)} written (version ${r.version})\n` +
+    (r.skipped ?? []).map((s) => `  not published: ${s.path}: ${s.reason}\n`).join('')
 })
 
 export const list = defineCommand({
@@ -127,7 +131,7 @@ export const list = defineCommand({
   format: (r) =>
     r.datasets.length === 0
       ? 'no datasets\n'
-      : table([['NAME', 'KIND', 'LENGTH', 'SIZE', 'DESCRIPTION'], ...r.datasets.map((d) => [d.name || '(sealed)', d.kind, String(d.length), fmtBytes(d.byteLength), d.description])])
+      : table([['NAME', 'KIND', 'LENGTH', 'SIZE', 'DESCRIPTION'], ...r.datasets.map((d) => [escapeText(d.name) || '(sealed)', escapeText(d.kind), String(d.length), fmtBytes(d.byteLength), escapeText(d.description ?? '')])])
 })
 
 /** One record in `read --json`. */
@@ -189,6 +193,19 @@ export const exportDataset = defineCommand({
     const reader = await host.reader()
     return { dataset: name, ...(await reader.export(name, dir, (done, total) => io.progress('export', done, total))) }
   },
-  format: (r) =>
-    r.kind === 'log' ? `exported ${r.records} records of "${r.dataset}" to ${r.path}\n` : `exported ${r.files} files (${fmtBytes(r.bytes)}) of "${r.dataset}" to ${r.path}\n`
+  format: (r) => (r.kind === 'log' ? `exported ${r.records} records of "${r.dataset}" to ${r.path}\n` : formatFilesExport(r))
 })
+
+/** A files export: what was written, then every entry left out and why (nothing is written outside DIR). */
+function formatFilesExport(r: ExportOutput): string {
+  const links = r.links ? `, ${r.links} link${r.links === 1 ? '' : 's'}` : ''
+  let out = `exported ${r.files} files (${fmtBytes(r.bytes)})${links} of "${r.dataset}" to ${r.path}\n`
+  const skipped = r.skipped ?? []
+  const count = r.skippedCount ?? skipped.length
+  if (count > 0) {
+    out += `skipped ${count} entr${count === 1 ? 'y' : 'ies'} (nothing is written outside ${r.path}):\n`
+    for (const s of skipped) out += `  ${s.path}: ${s.reason}\n`
+    if (count > skipped.length) out += `  … and ${count - skipped.length} more\n`
+  }
+  return out
+}

@@ -14,10 +14,15 @@ import { defineLocalCommand, noInput, parseBootstrap, parsePort, strOpt, usageEr
 import { callControl } from '../control.js'
 import { Daemon, type LogEvent } from '../daemon.js'
 import { runDemo, type DemoResult } from '../demo.js'
+import { escapeText } from '../text.js'
 
-/** One operator event as a line on stderr: text, or one JSON object. */
+/**
+ * One operator event as a line on stderr: text, or one JSON object. A message can carry a peer's
+ * words ("remote says: …"): in text its control characters are escaped (one event, one line, no
+ * terminal sequences); JSON escapes them itself.
+ */
 export function formatLogEvent(format: 'text' | 'json', e: LogEvent): string {
-  return format === 'json' ? JSON.stringify(e) : `${new Date(e.time).toISOString()} ${e.level.padEnd(5)} ${e.message}`
+  return format === 'json' ? JSON.stringify(e) : `${new Date(e.time).toISOString()} ${escapeText(e.level.padEnd(5))} ${escapeText(e.message)}`
 }
 
 const quiet = { json: true, progress() {}, line() {} }
@@ -25,22 +30,25 @@ const quiet = { json: true, progress() {}, line() {} }
 export const run = defineLocalCommand({
   name: 'run',
   spec: {
-    usage: 'embassy run [--bootstrap HOST:PORT,…] [--port N] [--http HOST:PORT] [--log-format text|json]',
+    usage: 'embassy run [--bootstrap HOST:PORT,…] [--port N] [--http HOST:PORT [--http-status]] [--log-format text|json]',
     summary: 'run the node: replicate, serve peers and the control socket until SIGINT/SIGTERM',
     details: [
       '--bootstrap LIST      DHT bootstrap nodes (overrides config.json); required one way or the other',
       '--port N              UDP port of this node (default: any free port)',
       '--http HOST:PORT      serve the read-only web gateway (mirror or agency); use 127.0.0.1 unless it must be reachable',
+      '--http-status         also publish /api/status (peers, custody, alarms) on a gateway bound beyond loopback',
       '--log-format F        text (default) or json: one event per line on stderr'
     ],
-    options: { bootstrap: { type: 'string' }, port: { type: 'string' }, http: { type: 'string' }, 'log-format': { type: 'string' } },
+    options: { bootstrap: { type: 'string' }, port: { type: 'string' }, http: { type: 'string' }, 'http-status': { type: 'boolean' }, 'log-format': { type: 'string' } },
     args: [0, 0]
   },
   /** --bootstrap and --port are checked once the directory is known to be free (run()). */
   input(line) {
     const format = strOpt(line, 'log-format') ?? 'text'
     if (format !== 'text' && format !== 'json') throw usageError('--log-format must be text or json', 'run')
-    return { logFormat: format as 'text' | 'json', bootstrap: strOpt(line, 'bootstrap'), port: strOpt(line, 'port'), http: strOpt(line, 'http') }
+    const httpStatus = line.opts['http-status'] === true
+    if (httpStatus && strOpt(line, 'http') === undefined) throw usageError('--http-status needs --http HOST:PORT', 'run')
+    return { logFormat: format as 'text' | 'json', bootstrap: strOpt(line, 'bootstrap'), port: strOpt(line, 'port'), http: strOpt(line, 'http'), httpStatus }
   },
   async run(input, { dir, io, untilSignal }): Promise<{ stopped: true }> {
     if (!EmbassyNode.exists(dir)) throw EmbassyError.notInitialised(dir)
@@ -53,6 +61,7 @@ export const run = defineLocalCommand({
       ...(bootstrap ? { bootstrap } : {}),
       ...(port !== undefined ? { port } : {}),
       ...(input.http !== undefined ? { http: input.http } : {}),
+      ...(input.httpStatus ? { httpStatus: true } : {}),
       log: (e) => io.notice(formatLogEvent(input.logFormat, e))
     })
     try {
