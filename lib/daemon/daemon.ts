@@ -29,6 +29,8 @@ export interface DaemonOptions {
   port?: number
   /** Serve the read-only web gateway on host:port (mirror or agency; port 0 picks one). */
   http?: string
+  /** Publish the node status at /api/status also when the gateway is bound beyond loopback. @default false */
+  httpStatus?: boolean
   /** Receives operator events (the CLI prints them). */
   log?: (event: LogEvent) => void
 }
@@ -51,12 +53,25 @@ export class Daemon extends ReadyResource {
   }
 
   override async _open(): Promise<void> {
+    try {
+      await this.#start()
+    } catch (err) {
+      // ReadyResource does not call _close() after a failed _open(): release what was opened here,
+      // or a refused start would keep the process alive.
+      await this.#stop()
+      throw err
+    }
+  }
+
+  async #start(): Promise<void> {
     await this.#openHost()
     const node = this.host.node
     const bootstrapText = this.opts.bootstrap && this.opts.bootstrap.length > 0 ? this.opts.bootstrap : node.config.bootstrap
     if (bootstrapText.length === 0) throw EmbassyError.noBootstrap()
     const bootstrap = bootstrapText.map((hp) => parseHostPort(hp))
     const role = await this.host.role()
+    // Refuse a gateway the role cannot serve before going online (an embassy is blind).
+    if (this.opts.http && !role.reader()) throw EmbassyError.blindHolder()
 
     const network = new Network({
       keyPair: node.keyPair,
@@ -87,7 +102,14 @@ export class Daemon extends ReadyResource {
     this.control = control
     if (this.opts.http) {
       const { host, port } = parseHostPort(this.opts.http, { allowZero: true })
-      const gateway = new Gateway({ reader: await this.host.reader(), host, port, status: () => nodeStatus(this.host), peers: () => network.peers.size })
+      const gateway = new Gateway({
+        reader: await this.host.reader(),
+        host,
+        port,
+        status: () => nodeStatus(this.host),
+        peers: () => network.peers.size,
+        ...(this.opts.httpStatus ? { publishStatus: true } : {})
+      })
       gateway.on('internal-error', (err: Error, route: string | null) => this.#log('error', 'http-error', `HTTP ${route ?? ''}: ${err.message}`, { route }))
       await gateway.ready()
       this.gateway = gateway
@@ -109,11 +131,15 @@ export class Daemon extends ReadyResource {
   }
 
   override async _close(): Promise<void> {
-    // Reverse order: stop serving HTTP and commands, close connections and the swarm, then storage.
+    await this.#stop()
+    this.#log('info', 'stopped', 'node stopped')
+  }
+
+  /** Reverse order: stop serving HTTP and commands, close connections and the swarm, then storage. */
+  async #stop(): Promise<void> {
     if (this.gateway) await this.gateway.close().catch(() => {})
     if (this.control) await this.control.close().catch(() => {})
     if (this.network) await this.network.close().catch(() => {})
-    await this.host.close()
-    this.#log('info', 'stopped', 'node stopped')
+    await this.host.close().catch(() => {})
   }
 }

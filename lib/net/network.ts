@@ -25,6 +25,13 @@ export const RECONNECT_BACKOFFS = [1000, 2000, 4000, 8000]
 /** How often the network checks that the DHT is reachable (one timer per node). */
 export const DHT_WATCH_MS = 5000
 
+/**
+ * Refused keys remembered (Hyperswarm keeps a banned entry per refused key for the life of the
+ * swarm); beyond this, the oldest refused keys are forgotten (a forgotten key that comes back is
+ * simply refused again by the firewall).
+ */
+export const MAX_REFUSED_PEERS = 1024
+
 export interface NetworkOptions {
   keyPair: KeyPair
   bootstrap: HostPort[]
@@ -41,6 +48,8 @@ export interface NetworkOptions {
   port?: number
   /** Host to bind. @default '0.0.0.0' */
   host?: string
+  /** Refused keys remembered as banned. @default MAX_REFUSED_PEERS */
+  maxRefusedPeers?: number
 }
 
 /** One connected peer whose custody handshake arrived. */
@@ -81,6 +90,8 @@ export class Network extends ReadyResource {
   #watch: NodeJS.Timeout | null = null
   #dhtReachable = true
   #dhtOnline = true
+  /** Keys the firewall refused, oldest first (a bounded memory of Hyperswarm's bans). */
+  #refused = new Set<string>()
 
   constructor(opts: NetworkOptions) {
     super()
@@ -120,8 +131,32 @@ export class Network extends ReadyResource {
     // Hyperswarm asks on incoming connections (with the handshake payload) and before dialling (null).
     if (payload === null && this.opts.dialAnyone) return false
     if (this.opts.isAllowed(remoteKey)) return false
+    // A node that reads from any holder admits the holders it found on its own topics both ways:
+    // whoever dials first, the connection it needs is never refused (nor banned for the swarm's life).
+    if (this.opts.dialAnyone && this.#foundOnTopic(remoteKey)) return false
+    this.#remember(remoteKey)
     if (payload !== null) this.emit('refused', remoteKey)
     return true
+  }
+
+  /** Records a refused key; forgets the oldest beyond the bound (dropping Hyperswarm's banned entry). */
+  #remember(key: Buffer): void {
+    const hex = key.toString('hex')
+    this.#refused.delete(hex)
+    this.#refused.add(hex)
+    const max = this.opts.maxRefusedPeers ?? MAX_REFUSED_PEERS
+    for (const old of this.#refused) {
+      if (this.#refused.size <= max) break
+      this.#refused.delete(old)
+      const info = this.swarm.peers.get(old)
+      // Only a bare ban: peers we dial or found on a topic keep their entry.
+      if (info && info.banned && !info.explicit && info.topics.length === 0) this.swarm.peers.delete(old)
+    }
+  }
+
+  /** Refused keys remembered now (at most `maxRefusedPeers`). */
+  get refusedPeers(): number {
+    return this.#refused.size
   }
 
   /**
@@ -131,8 +166,16 @@ export class Network extends ReadyResource {
    */
   #keepTopicPeers(): void {
     for (const info of this.swarm.peers.values()) {
-      if (info.topics.length > 0 && !info.explicit && !info.banned) this.swarm.joinPeer(info.publicKey)
+      if (info.topics.length === 0 || info.explicit) continue
+      // Refused earlier (it dialled us before our lookup found it): a holder we read from is wanted.
+      if (info.banned && this.opts.dialAnyone) info.ban(false)
+      if (!info.banned) this.swarm.joinPeer(info.publicKey)
     }
+  }
+
+  #foundOnTopic(key: Buffer): boolean {
+    const info = this.swarm?.peers.get(key.toString('hex'))
+    return !!info && info.topics.length > 0
   }
 
   #routingNodes(): number {
@@ -182,6 +225,7 @@ export class Network extends ReadyResource {
 
   /** Re-admits a key the firewall refused earlier (Hyperswarm bans refused peers for its life). */
   readmit(key: Buffer): void {
+    this.#refused.delete(key.toString('hex'))
     const info = this.swarm?.peers.get(key.toString('hex'))
     if (info && info.banned) info.ban(false)
   }
