@@ -4,9 +4,8 @@
  * entry). A different offered head or fork is a different alarm. The agency keeps its list in custody.json (ledger.ts); holders keep theirs in
  * alarms.json (AlarmLog).
  */
-import fs from 'node:fs'
 import path from 'node:path'
-import { writeJsonAtomic } from '../node/config.js'
+import { JsonFile } from './json-file.js'
 import type { Alarm, AlarmKind } from './receipts.js'
 
 /** Alarms kept (newest last). */
@@ -61,71 +60,45 @@ interface AlarmFile {
 
 /** A holder's (embassy's, mirror's) durable alarms, in DIR/alarms.json. */
 export class AlarmLog {
-  readonly file: string
   readonly list: AlarmList
-  #data: AlarmFile
-  #timer: NodeJS.Timeout | null = null
+  readonly #doc: JsonFile<AlarmFile>
 
   constructor(dir: string) {
-    this.file = path.join(dir, ALARMS_FILE)
-    this.#data = load(this.file)
-    this.list = new AlarmList(this.#data.alarms, this.#data.alarmCounts)
+    this.#doc = new JsonFile<AlarmFile>(
+      path.join(dir, ALARMS_FILE),
+      () => ({ version: 1, alarms: [], alarmCounts: {} }),
+      (p) => {
+        p.alarmCounts ??= {}
+        return p.version === 1 && Array.isArray(p.alarms)
+      },
+      500
+    )
+    this.list = new AlarmList(this.#doc.data.alarms, this.#doc.data.alarmCounts)
+  }
+
+  get file(): string {
+    return this.#doc.file
   }
 
   get alarms(): readonly Alarm[] {
-    return this.#data.alarms
+    return this.#doc.data.alarms
   }
 
   get counts(): Readonly<Partial<Record<AlarmKind, number>>> {
-    return this.#data.alarmCounts
+    return this.#doc.data.alarmCounts
   }
 
   add(a: Alarm): boolean {
     const listed = this.list.add(a)
-    this.#schedule()
+    this.#doc.changed()
     return listed
   }
 
-  #schedule(): void {
-    if (this.#timer) return
-    this.#timer = setTimeout(() => {
-      this.#timer = null
-      this.flush()
-    }, 500)
-    this.#timer.unref?.()
-  }
-
   flush(): void {
-    if (this.#timer) {
-      clearTimeout(this.#timer)
-      this.#timer = null
-    }
-    writeJsonAtomic(this.file, this.#data)
+    this.#doc.flush()
   }
 
   close(): void {
-    this.flush()
-  }
-}
-
-function load(file: string): AlarmFile {
-  const empty: AlarmFile = { version: 1, alarms: [], alarmCounts: {} }
-  let text: string
-  try {
-    text = fs.readFileSync(file, 'utf8')
-  } catch {
-    return empty
-  }
-  try {
-    const parsed = JSON.parse(text) as AlarmFile
-    if (parsed.version !== 1 || !Array.isArray(parsed.alarms)) throw new Error('bad shape')
-    parsed.alarmCounts ??= {}
-    return parsed
-  } catch {
-    // A damaged file is set aside, never silently overwritten.
-    try {
-      fs.renameSync(file, `${file}.damaged-${Date.now()}`)
-    } catch {}
-    return empty
+    this.#doc.close()
   }
 }

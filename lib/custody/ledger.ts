@@ -3,10 +3,8 @@
  * (embassy, core) — and of alarms, in custody.json (written atomically, at most every
  * LEDGER_FLUSH_MS). A damaged file is set aside, never silently overwritten.
  */
-import fs from 'node:fs'
 import path from 'node:path'
-import { writeJsonAtomic } from '../node/config.js'
-import { toZ32 } from '../ids.js'
+import { JsonFile } from './json-file.js'
 import type { Receipt } from '../../protocol/index.js'
 import type { Alarm, AlarmKind, StoredReceipt } from './receipts.js'
 import { AlarmList } from './alarms.js'
@@ -27,15 +25,27 @@ interface LedgerFile {
 
 /** The agency's durable record of verified custody and of alarms. */
 export class CustodyLedger {
-  readonly file: string
-  #data: LedgerFile
-  #alarms: AlarmList
-  #timer: NodeJS.Timeout | null = null
+  readonly #doc: JsonFile<LedgerFile>
+  readonly #data: LedgerFile
+  readonly #alarms: AlarmList
 
   constructor(dir: string) {
-    this.file = path.join(dir, CUSTODY_FILE)
-    this.#data = load(this.file)
+    this.#doc = new JsonFile<LedgerFile>(
+      path.join(dir, CUSTODY_FILE),
+      () => ({ version: 1, receipts: {}, alarms: [], alarmCounts: {}, roles: {} }),
+      (p) => {
+        p.alarmCounts ??= {}
+        p.roles ??= {}
+        return p.version === 1 && typeof p.receipts === 'object' && p.receipts !== null && Array.isArray(p.alarms)
+      },
+      LEDGER_FLUSH_MS
+    )
+    this.#data = this.#doc.data
     this.#alarms = new AlarmList(this.#data.alarms, this.#data.alarmCounts)
+  }
+
+  get file(): string {
+    return this.#doc.file
   }
 
   get(embassy: string, core: string): StoredReceipt | null {
@@ -103,47 +113,14 @@ export class CustodyLedger {
   }
 
   #schedule(): void {
-    if (this.#timer) return
-    this.#timer = setTimeout(() => {
-      this.#timer = null
-      this.flush()
-    }, LEDGER_FLUSH_MS)
-    this.#timer.unref?.()
+    this.#doc.changed()
   }
 
   flush(): void {
-    if (this.#timer) {
-      clearTimeout(this.#timer)
-      this.#timer = null
-    }
-    writeJsonAtomic(this.file, this.#data)
+    this.#doc.flush()
   }
 
   close(): void {
-    this.flush()
+    this.#doc.close()
   }
 }
-
-function load(file: string): LedgerFile {
-  const empty: LedgerFile = { version: 1, receipts: {}, alarms: [], alarmCounts: {}, roles: {} }
-  let text: string
-  try {
-    text = fs.readFileSync(file, 'utf8')
-  } catch {
-    return empty
-  }
-  try {
-    const parsed = JSON.parse(text) as LedgerFile
-    if (parsed.version !== 1 || typeof parsed.receipts !== 'object' || !Array.isArray(parsed.alarms)) throw new Error('bad shape')
-    parsed.alarmCounts ??= {}
-    parsed.roles ??= {}
-    return parsed
-  } catch {
-    // A damaged ledger is set aside, never silently overwritten: receipts are re-sent on reconnect.
-    try {
-      fs.renameSync(file, `${file}.damaged-${Date.now()}`)
-    } catch {}
-    return empty
-  }
-}
-

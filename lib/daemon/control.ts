@@ -218,7 +218,7 @@ export class ControlServer {
       const value = await runOnHost(command, this.host, req.input, io)
       this.#send(socket, { t: 'result', value })
     } catch (err) {
-      const e = err instanceof EmbassyError ? err : new EmbassyError('INTERNAL', (err as Error)?.message ?? String(err), { cause: err })
+      const e = err instanceof EmbassyError ? err : EmbassyError.from(err)
       this.#send(socket, { t: 'error', error: e.toJSON() })
     }
     socket.end()
@@ -284,15 +284,15 @@ export function callControl(
         else if (ev.t === 'line') io.line(ev.text)
         else if (ev.t === 'result') settle(() => resolve({ running: true, value: ev.value }))
         else if (ev.t === 'error') {
-          const e = new EmbassyError(ev.error.code, ev.error.message, { details: ev.error.details })
+          const e = EmbassyError.fromJSON(ev.error)
           settle(() => reject(e))
         }
       }
     })
     socket.on('error', (err: NodeJS.ErrnoException) => {
       if (!connected && (err.code === 'ECONNREFUSED' || err.code === 'ENOENT')) settle(() => resolve({ running: false }))
-      else settle(() => reject(new EmbassyError('PEER_UNREACHABLE', `lost the running node's control socket: ${err.message}`, { cause: err })))
+      else settle(() => reject(EmbassyError.peerUnreachable(`lost the running node's control socket: ${err.message}`, err)))
     })
-    socket.on('close', () => settle(() => reject(new EmbassyError('INTERNAL', 'the running node closed the control socket without a reply'))))
+    socket.on('close', () => settle(() => reject(EmbassyError.internal('the running node closed the control socket without a reply'))))
   })
 }
