@@ -22,6 +22,9 @@ import { peerRoleName, type Handshake } from '../../protocol/index.js'
  */
 export const RECONNECT_BACKOFFS = [1000, 2000, 4000, 8000]
 
+/** Longest a shutdown waits for the DHT to take our announcements down. */
+export const UNANNOUNCE_WAIT_MS = 2000
+
 /** How often the network checks that the DHT is reachable (one timer per node). */
 export const DHT_WATCH_MS = 5000
 
@@ -122,7 +125,12 @@ export class Network extends ReadyResource {
     if (this.#watch) clearInterval(this.#watch)
     // Destroy connections first: swarm.destroy() leaves them open and peers notice only after ~13 s.
     for (const conn of this.#connections) conn.destroy()
-    for (const d of this.#topics.values()) await d.destroy().catch(() => {})
+    // Unannouncing is a courtesy (DHT records expire by themselves): never let an unreachable DHT
+    // node hold a shutdown for its request timeouts.
+    const unannounced = Promise.all([...this.#topics.values()].map((d) => d.destroy().catch(() => {})))
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([unannounced, new Promise<void>((resolve) => (timer = setTimeout(resolve, UNANNOUNCE_WAIT_MS)))])
+    clearTimeout(timer)
     await this.swarm.destroy({ force: true })
     await this.dht.destroy()
   }

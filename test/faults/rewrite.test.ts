@@ -142,11 +142,14 @@ test('rewrite: the agency key rewrites history during a partition; both embassie
   t.is(refusedB.fork, 0, 'B: refused it: still on fork 0')
   t.is(refusedB.length, ORIGINAL, 'B: still at the length it verified')
   t.is(refusedB.contiguousLength, ORIGINAL, 'B: with every block')
-  const statusB = await waitStatus(dirB, 'a history-rewrite alarm on embassy B', (s) => (rewriteAlarm(s, rw.coreZ) ? s : null), 60_000)
+  // B hears A's report and finds the offered fork itself (its own sweep): wait for its own refusal,
+  // whichever of the two arrives first.
+  const ownAlarm = (s: { alarms?: AlarmRow[] } | null) => (s?.alarms ?? []).find((a) => a.kind === 'history-rewrite' && a.core === rw.coreZ && !a.reportedBy)
+  const statusB = await waitStatus(dirB, 'embassy B lists its own history-rewrite refusal', (s) => (ownAlarm(s) ? s : null), 60_000)
   const alarmBMs = Date.now() - healedAt
   const alarmsB = ((statusB.alarms ?? []) as AlarmRow[]).filter((a) => a.kind === 'history-rewrite' && a.core === rw.coreZ)
   t.ok(alarmsB.every((a) => a.peer === c.agencyKey && a.offered?.fork === 1 && a.held?.length === ORIGINAL), 'B: alarm names the agency, the offered fork and the kept length')
-  t.ok(alarmsB.find((a) => !a.reportedBy), "B lists its own refusal (not only A's relayed report)")
+  t.ok(ownAlarm(statusB), "B lists its own refusal (not only A's relayed report)")
 
   // The agency hears of B's refusal too: its own alarm, apart from A's.
   await waitStatus(c.agencyDir, "the agency lists B's refusal", (s) => rewriteAlarm(s, rw.coreZ, keyB), 60_000)
@@ -168,7 +171,11 @@ test('rewrite: the agency key rewrites history during a partition; both embassie
   }
 
   // Count what was preserved, in each embassy's own storage (the daemons stopped first).
-  for (const p of c.embassies) t.is(await p!.stop(), 0, 'embassy stopped')
+  for (const p of c.embassies) {
+    const stopping = Date.now()
+    t.is(await p!.stop(), 0, 'embassy stopped')
+    t.comment(`embassy stopped in ${Date.now() - stopping} ms`)
+  }
   let preserved = 0
   let refused = 0
   for (const [i, dir] of [dirA, dirB].entries()) {
