@@ -131,3 +131,28 @@ test('custody channel: a peer on minor 0 still exchanges receipts; minor-1 messa
   t.ok(old.supports('receipt'))
   t.ok(!old.closed && !current.closed, 'both channels stay open')
 })
+
+test('custody channel (minor 1): malformed head, alarm and holders messages close only the channel; a forged head is an alarm', async (t) => {
+  const { agencyD, agency, embD, peer, log } = await agencyWithEmbassy(t)
+  const before = alarmsOf(agency, 'malformed')
+  // A head whose writer signature is forged (the witness signature is valid): bad-signature, stored nowhere.
+  const { signWitnessedHead } = await import('../lib/custody/index.js')
+  const forged = signWitnessedHead(embD.host.node.keyPair, { core: log.core.key!, length: 20, fork: 0, treeHash: await log.core.treeHash(20), agencySignature: Buffer.alloc(68, 1), time: Date.now() })
+  peer.channel.send('head', forged)
+  await eventually('bad-signature alarm for the forged head', () => agency.ledger.alarms.some((a) => a.kind === 'bad-signature' && /witnessed head/.test(a.detail)))
+  // Garbage as each minor-1 message: the channel closes, the connection and replication stay.
+  for (const name of ['head', 'alarm', 'holders'] as const) {
+    const p = await eventually('custody channel open', () => {
+      const x = embD.network!.connectedTo(agencyD.host.node.nodeKey)
+      return x && !x.channel.closed ? x : null
+    })
+    p.channel.sendRaw(name, Buffer.from([0, 1, 2, 3, 4]))
+    await eventually(`malformed ${name} closes the channel`, () => p.channel.closed)
+    t.ok(agencyD.network!.connectedTo(embD.host.node.nodeKey), `${name}: the connection is still up`)
+    // A new channel comes with the next connection; force one by reconnecting.
+    p.conn.destroy()
+  }
+  await eventually('malformed noted at the agency', () => alarmsOf(agency, 'malformed') >= before + 1)
+  await agency.append('register', [{ after: 'garbage' }])
+  await eventually('replication and receipts go on', async () => (await row(agency, toZ32(embD.host.node.nodeKey)))?.heldLength === 21)
+})
