@@ -1,4 +1,10 @@
-/** The roles: one class per role behind the Role interface, and the factory that picks one. */
+/**
+ * roles/: what a node does — Agency (the only writer), Embassy (blind, append-only holder),
+ * Mirror (reads in a crisis, append-only holder) behind the Role interface (role.ts), the Holder
+ * of one agency's cores, the HistoryGuard that makes holders witnesses, and the agency's custody
+ * desk. This file: the factory that picks a role and initNode().
+ * May import: node/, data/, net/, custody/, verify/, kit/; never gateway/ or daemon/.
+ */
 import { EmbassyNode, type InitOptions, type NodeIdentity } from '../node/node.js'
 import { Agency } from './agency.js'
 import { Embassy } from './embassy.js'
