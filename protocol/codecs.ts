@@ -216,49 +216,88 @@ export const logRecord: Codec<LogRecord> = {
 
 // ---------------------------------------------------------------- sealed metadata
 
+/**
+ * Flag bit of sealed metadata (datasetMeta, agencyMeta): zero bytes follow the fields up to the
+ * end, so that the sealed length shows only a size class (seal.ts). Writers before it always
+ * wrote flags 0, so old entries never carry it; readers before it refuse a padded entry (its
+ * trailing bytes), they never misread one.
+ */
+export const META_PADDED = 1
+
 /** What a catalog entry's sealed metadata holds, once opened. */
 export interface DatasetMeta {
   name: string
   description: string
   contentType: string
+  /** Zero bytes after the fields (flag META_PADDED); absent on unpadded (older) entries. */
+  padding?: number
+}
+
+function preencodePadding(state: State, padding: number | undefined): void {
+  if (padding !== undefined) state.end += padding
+}
+
+function encodePadding(state: State, padding: number | undefined): void {
+  if (padding === undefined) return
+  ;(state.buffer as Uint8Array).fill(0, state.start, state.start + padding)
+  state.start += padding
+}
+
+/** The rest of a padded blob: zero bytes only (anything else is not padding). */
+function decodePadding(state: State): number {
+  const buf = state.buffer as Uint8Array
+  for (let i = state.start; i < state.end; i++) if (buf[i] !== 0) fail('padding of sealed metadata is not zero bytes')
+  const n = state.end - state.start
+  state.start = state.end
+  return n
 }
 
 export const datasetMeta: Codec<DatasetMeta> = {
   preencode(state, m) {
-    c.uint.preencode(state, 0) // flags
+    c.uint.preencode(state, m.padding === undefined ? 0 : META_PADDED) // flags
     c.string.preencode(state, m.name)
     c.string.preencode(state, m.description)
     c.string.preencode(state, m.contentType)
+    preencodePadding(state, m.padding)
   },
   encode(state, m) {
-    c.uint.encode(state, 0)
+    c.uint.encode(state, m.padding === undefined ? 0 : META_PADDED)
     c.string.encode(state, m.name)
     c.string.encode(state, m.description)
     c.string.encode(state, m.contentType)
+    encodePadding(state, m.padding)
   },
   decode(state) {
-    c.uint.decode(state)
-    return { name: c.string.decode(state), description: c.string.decode(state), contentType: c.string.decode(state) }
+    const flags = c.uint.decode(state)
+    const m: DatasetMeta = { name: c.string.decode(state), description: c.string.decode(state), contentType: c.string.decode(state) }
+    if (flags & META_PADDED) m.padding = decodePadding(state)
+    return m
   }
 }
 
 /** What a catalog header's sealed metadata holds. */
 export interface AgencyMeta {
   name: string
+  /** Zero bytes after the fields (flag META_PADDED); absent on unpadded (older) headers. */
+  padding?: number
 }
 
 export const agencyMeta: Codec<AgencyMeta> = {
   preencode(state, m) {
-    c.uint.preencode(state, 0)
+    c.uint.preencode(state, m.padding === undefined ? 0 : META_PADDED)
     c.string.preencode(state, m.name)
+    preencodePadding(state, m.padding)
   },
   encode(state, m) {
-    c.uint.encode(state, 0)
+    c.uint.encode(state, m.padding === undefined ? 0 : META_PADDED)
     c.string.encode(state, m.name)
+    encodePadding(state, m.padding)
   },
   decode(state) {
-    c.uint.decode(state)
-    return { name: c.string.decode(state) }
+    const flags = c.uint.decode(state)
+    const m: AgencyMeta = { name: c.string.decode(state) }
+    if (flags & META_PADDED) m.padding = decodePadding(state)
+    return m
   }
 }
 

@@ -7,7 +7,7 @@ import type Hypercore from 'hypercore'
 import { metadataKey, keyCheck } from '../node/caps.js'
 import { EmbassyError } from '../errors.js'
 import { toHex } from '../ids.js'
-import { open as openSealed, seal } from '../node/seal.js'
+import { open as openSealed, sealPadded } from '../node/seal.js'
 import { printable, unsafeDatasetName } from './safe-paths.js'
 import {
   CATALOG_PROTOCOL,
@@ -16,12 +16,15 @@ import {
   MAX_SEALED_META_BYTES,
   FORMAT_VERSION,
   catalogBlock,
+  agencyMeta,
   datasetMeta,
   decode,
   encode,
   kindName,
   type CatalogBlock,
+  type AgencyMeta,
   type CatalogHeader,
+  type Codec,
   type DatasetKindName,
   type DatasetMeta
 } from '../../protocol/index.js'
@@ -61,6 +64,7 @@ export interface CatalogOptions {
 export class Catalog {
   readonly core: Hypercore
   #blocks: Array<CatalogBlock | null> = []
+  #refreshing: Promise<void> | null = null
   #problems: CatalogProblem[] = []
   #problemKeys = new Set<string>()
   /** datasets() results by (read key, retired flag), valid while no new block was decoded. */
@@ -116,8 +120,23 @@ export class Catalog {
     if (!Buffer.from(h.keyCheck).equals(keyCheck(readKey))) throw EmbassyError.wrongReadKey()
   }
 
-  /** Decodes every locally available block not seen yet (never waits for the network). */
-  async refresh(): Promise<void> {
+  /**
+   * Decodes every locally available block not seen yet (never waits for the network). One runs at
+   * a time: concurrent callers share it (two loops would push the same block twice).
+   */
+  refresh(): Promise<void> {
+    if (this.#refreshing) {
+      const again = (): Promise<void> => this.refresh()
+      return this.#refreshing.then(again, again)
+    }
+    const run = this.#refresh().finally(() => {
+      if (this.#refreshing === run) this.#refreshing = null
+    })
+    this.#refreshing = run
+    return run
+  }
+
+  async #refresh(): Promise<void> {
     const length = this.core.length
     for (let seq = this.#blocks.length; seq < length; seq++) {
       const block = await this.core.get(seq, { wait: false })
@@ -213,10 +232,34 @@ export class Catalog {
 
   /** Appends an ADD entry (agency only). */
   async add(id: Uint8Array, kind: number, cores: Uint8Array[], meta: DatasetMeta, readKey: Uint8Array): Promise<number> {
-    const sealed = seal(encode(datasetMeta, meta), metadataKey(readKey))
+    const sealed = sealDatasetMeta(meta, readKey)
     const { length } = await this.core.append(encode(catalogBlock, { type: CatalogType.ADD, id, kind, cores, meta: sealed }))
     return length - 1
   }
+}
+
+/**
+ * Seals metadata with the read key, padded (flag META_PADDED) so that the sealed blob is a size
+ * class long (node/seal.ts: powers of two from 128 bytes): a blind holder learns the class, not
+ * the exact length of a name or description. BAD_ARGUMENT when it cannot fit in a catalog block.
+ */
+export function sealMetaPadded<T extends { padding?: number }>(codec: Codec<T>, meta: T, readKey: Uint8Array, what: string): Buffer {
+  const { padding: _ignored, ...fields } = meta
+  const sealed = sealPadded((padding) => encode(codec, { ...fields, padding } as T), metadataKey(readKey), MAX_SEALED_META_BYTES)
+  if (sealed.byteLength > MAX_SEALED_META_BYTES) {
+    throw EmbassyError.badArgument(`${what} is ${sealed.byteLength} bytes sealed, over the ${MAX_SEALED_META_BYTES} a catalog entry holds: shorten it`)
+  }
+  return sealed
+}
+
+/** A dataset's name, description and content type, sealed and padded (a catalog entry's `meta`). */
+export function sealDatasetMeta(meta: DatasetMeta, readKey: Uint8Array): Buffer {
+  return sealMetaPadded(datasetMeta, meta, readKey, 'the dataset\'s name and description')
+}
+
+/** The agency's name, sealed and padded (the catalog header's `meta`). */
+export function sealAgencyMeta(meta: AgencyMeta, readKey: Uint8Array): Buffer {
+  return sealMetaPadded(agencyMeta, meta, readKey, 'the agency name')
 }
 
 /** Why an entry's core list is refused (before anything is opened), or null. */
