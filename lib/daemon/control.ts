@@ -28,8 +28,16 @@ import type { Host } from './host.js'
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, modeText } from '../node/private.js'
 
 export const CONTROL_SOCKET = 'control.sock'
-/** Largest request accepted (an NDJSON import travels in one request). */
-export const MAX_REQUEST_BYTES = 1024 * 1024 * 1024
+/**
+ * Largest request line accepted (bytes, newline included). An NDJSON import travels in one
+ * request, so this bounds `embassy append < file` through a running node (split larger input);
+ * every record (at most 8 MiB, twice that JSON-escaped) fits. A request over it gets
+ * REQUEST_TOO_LARGE and its connection is closed; nothing more of it is buffered.
+ */
+export const MAX_REQUEST_BYTES = 64 * 1024 * 1024
+
+/** Control connections served at once; one more is answered BUSY and closed (each may buffer a request). */
+export const MAX_CONTROL_CONNECTIONS = 64
 
 /** Unix socket paths are limited (~107 bytes): a direct path must be shorter than this. */
 export const MAX_SOCKET_PATH_BYTES = 100
@@ -133,13 +141,16 @@ export class ControlServer {
   readonly path: string
   readonly dir: string
   readonly host: Host
+  /** Largest request line accepted (bytes). @default MAX_REQUEST_BYTES */
+  readonly maxRequestBytes: number
   #server: net.Server | null = null
   #sockets = new Set<net.Socket>()
 
-  constructor(dir: string, host: Host) {
+  constructor(dir: string, host: Host, opts: { maxRequestBytes?: number } = {}) {
     this.path = controlSocketPath(dir)
     this.dir = path.resolve(dir)
     this.host = host
+    this.maxRequestBytes = opts.maxRequestBytes ?? MAX_REQUEST_BYTES
   }
 
   async listen(): Promise<void> {
@@ -173,27 +184,39 @@ export class ControlServer {
   }
 
   #onsocket(socket: net.Socket): void {
+    socket.on('error', () => {})
+    if (this.#sockets.size >= MAX_CONTROL_CONNECTIONS) {
+      const e = EmbassyError.busy(`the node serves at most ${MAX_CONTROL_CONNECTIONS} control connections at once; try again`)
+      socket.end(JSON.stringify({ t: 'error', error: e.toJSON() } satisfies Event) + '\n', () => socket.destroy())
+      return
+    }
     this.#sockets.add(socket)
     socket.on('close', () => this.#sockets.delete(socket))
-    socket.on('error', () => {})
-    let buffered = ''
+    const chunks: Buffer[] = []
     let size = 0
     let started = false
-    socket.setEncoding('utf8')
-    socket.on('data', (chunk: string) => {
-      if (started) return
-      size += chunk.length
-      if (size > MAX_REQUEST_BYTES) {
+    socket.on('data', (chunk: Buffer) => {
+      if (started) return // one request per connection: the rest is ignored
+      const nl = chunk.indexOf(0x0a)
+      const upTo = nl === -1 ? chunk.byteLength : nl + 1
+      if (size + upTo > this.maxRequestBytes) {
         started = true
-        this.#send(socket, { t: 'error', error: EmbassyError.badArgument('request too large').toJSON() })
-        socket.end()
+        chunks.length = 0
+        const e = EmbassyError.requestTooLarge(
+          `a control request is limited to ${this.maxRequestBytes} bytes; this one is longer (split the input, e.g. append NDJSON in parts)`,
+          { limit: this.maxRequestBytes }
+        )
+        // Say why, then close: the client may still be writing, so do not wait for it.
+        socket.end(JSON.stringify({ t: 'error', error: e.toJSON() } satisfies Event) + '\n', () => socket.destroy())
         return
       }
-      buffered += chunk
-      const nl = buffered.indexOf('\n')
+      size += upTo
+      chunks.push(nl === -1 ? chunk : chunk.subarray(0, nl))
       if (nl === -1) return
       started = true
-      void this.#serve(socket, buffered.slice(0, nl))
+      const line = Buffer.concat(chunks).toString('utf8')
+      chunks.length = 0
+      void this.#serve(socket, line)
     })
   }
 
@@ -252,6 +275,18 @@ export function callControl(
       resolve({ running: false })
       return
     }
+    // Checked here too, so the CLI says why before sending anything (the node would refuse it).
+    const request = JSON.stringify({ command, input, json: io.json }) + '\n'
+    const bytes = Buffer.byteLength(request)
+    if (bytes > MAX_REQUEST_BYTES) {
+      reject(
+        EmbassyError.requestTooLarge(
+          `this request is ${bytes} bytes; a running node takes at most ${MAX_REQUEST_BYTES} in one command: split the input (e.g. append NDJSON in parts)`,
+          { bytes, limit: MAX_REQUEST_BYTES }
+        )
+      )
+      return
+    }
     const socket = net.connect(socketPath)
     let connected = false
     let settled = false
@@ -264,7 +299,7 @@ export function callControl(
     socket.setEncoding('utf8')
     socket.on('connect', () => {
       connected = true
-      socket.write(JSON.stringify({ command, input, json: io.json }) + '\n')
+      socket.write(request)
     })
     socket.on('data', (chunk: string) => {
       buffered += chunk
