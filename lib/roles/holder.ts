@@ -12,7 +12,7 @@
 import { EventEmitter } from 'node:events'
 import type Corestore from 'corestore'
 import type Hypercore from 'hypercore'
-import { Catalog } from '../data/catalog.js'
+import { Catalog, type DatasetInfo } from '../data/catalog.js'
 import { toZ32 } from '../ids.js'
 import type { HeldCoreRef } from '../data/held-core.js'
 import type { HeadSummary } from '../custody/heads.js'
@@ -67,6 +67,15 @@ export interface HolderEvents {
   error: [err: Error]
 }
 
+export interface HolderOptions {
+  /** Starts fetching a newly held dataset core (instead of every block, live); a mirror's backfill. */
+  download?: (core: Hypercore, dataset: DatasetInfo) => void
+  /** Whether a listed core may be held now (an embassy's core quota); false skips it until a later refresh(). */
+  admit?: (key: Buffer, dataset: DatasetInfo) => boolean
+  /** Called after every pass over the catalog (an embassy's quota re-evaluates). */
+  refreshed?: () => void
+}
+
 export class Holder extends EventEmitter<HolderEvents> {
   readonly store: Corestore
   readonly catalog: Catalog
@@ -78,12 +87,19 @@ export class Holder extends EventEmitter<HolderEvents> {
   #accepted: Map<string, number>
   /** Core (hex) → highest fork already reported as refused. */
   #reported = new Map<string, number>()
+  #download: HolderOptions['download'] | null
+  #opts: HolderOptions
 
-  /** @param accepted rewrites the operator accepted: core key (hex) → fork */
-  constructor(store: Corestore, catalogKey: Uint8Array, accepted: Map<string, number> = new Map()) {
+  /**
+   * @param accepted rewrites the operator accepted: core key (hex) → fork
+   * @param opts.download how a dataset core is fetched once held (a mirror's backfill policy); @default every block, live
+   */
+  constructor(store: Corestore, catalogKey: Uint8Array, accepted: Map<string, number> = new Map(), opts: HolderOptions = {}) {
     super()
     this.store = store
     this.#accepted = accepted
+    this.#download = opts.download ?? null
+    this.#opts = opts
     this.catalog = new Catalog(store.get({ key: Buffer.from(catalogKey), allowFork: false }))
   }
 
@@ -132,11 +148,13 @@ export class Holder extends EventEmitter<HolderEvents> {
         if (this.#closed) return
         const hex = key.toString('hex')
         if (this.cores.has(hex)) continue
+        if (this.#opts.admit && !this.#opts.admit(key, d)) continue
         const core = this.store.get({ key, allowFork: false })
         this.cores.set(hex, { core, dataset: d.id })
         await core.ready()
         this.#appendOnly(core)
-        core.download({ start: 0, end: -1 })
+        if (this.#download) this.#download(core, d)
+        else core.download({ start: 0, end: -1 })
         let caughtUpAt = -1
         core.on('download', () => {
           this.emit('progress', core)
@@ -148,6 +166,7 @@ export class Holder extends EventEmitter<HolderEvents> {
         this.emit('core-added', key, d.id)
       }
     }
+    this.#opts.refreshed?.()
   }
 
   /** Every held core, the catalog first. */
