@@ -1,10 +1,16 @@
 /**
  * Network: Hyperswarm on a DHT built from an explicit bootstrap list (never the public DHT),
- * an allowlist firewall, Corestore replication and our custody channel on every connection.
+ * an allowlist firewall, scoped replication and our custody channel on every connection.
+ *
+ * Replication is scoped per connection (ReplicationScope, given by the role): a connection
+ * carries only the cores of the catalogs its peer is entitled to, both ways; a mirror also
+ * downloads (never uploads) the cores of a catalog from holders it found on that catalog's topic.
+ * No connection is given the whole store unless the scope says so (an agency holds one catalog).
  */
 import ReadyResource from 'ready-resource'
 import Hyperswarm from 'hyperswarm'
 import DHT from 'hyperdht'
+import Hypercore from 'hypercore'
 import Protomux from 'protomux'
 import type Corestore from 'corestore'
 import type NoiseSecretStream from '@hyperswarm/secret-stream'
@@ -35,6 +41,47 @@ export const DHT_WATCH_MS = 5000
  */
 export const MAX_REFUSED_PEERS = 1024
 
+/**
+ * Keep-alive (ms): each side sends a keep-alive after this long without writing. Hyperdht's
+ * default is 5 s, so a dead peer stayed "connected" until the UDX stream gave up (13–17 s).
+ */
+export const KEEP_ALIVE_MS = 1000
+
+/**
+ * A connection that received nothing (not even a keep-alive) for this long is closed: a peer
+ * that died shows as lost within this window. Above an older peer's 5 s keep-alive, with margin.
+ */
+export const CONNECTION_TIMEOUT_MS = 6000
+
+/**
+ * A node that reads from holders found on its topics looks its topics up again when a peer it has
+ * not found dials it (a holder that restarted or announced after our lookup), at most this often.
+ */
+export const TOPIC_RELOOKUP_MS = 2000
+
+/** Hypercore's replication protocol on a Protomux (one channel per core, id = discovery key). */
+const HYPERCORE_PROTOCOL = 'hypercore/alpha'
+/** Positions of the `request` and `noData` messages in Hypercore's channel (lib/replicator.js `_makePeer`). */
+const HYPERCORE_REQUEST_MESSAGE = 1
+const HYPERCORE_NO_DATA_MESSAGE = 4
+/** Hypercore's noData reason NOT_AVAILABLE: the asker backs off and, after a few, pauses that peer. */
+const NO_DATA_NOT_AVAILABLE = 1
+
+/**
+ * What a connection may replicate; the role gives it (Network.setScope). Key-based, so the
+ * handshake we send a peer and the cores we replicate with it always agree.
+ */
+export interface ReplicationScope {
+  /**
+   * `true`: the peer may replicate every core in the store (an agency's allowed peers: its store
+   * holds one catalog). Otherwise the catalog keys it is entitled to (named in our handshake to
+   * it, replicated both ways); empty: nothing.
+   */
+  entitled(remoteKey: Buffer): Buffer[] | true
+  /** The catalog whose topic is `topic`, if we hold it (a mirror downloads from holders found there). */
+  catalogOfTopic(topic: Buffer): Buffer | null
+}
+
 export interface NetworkOptions {
   keyPair: KeyPair
   bootstrap: HostPort[]
@@ -43,7 +90,11 @@ export interface NetworkOptions {
   handshake: () => Handshake
   /** True when `remoteKey` may connect to us (incoming). */
   isAllowed: (remoteKey: Buffer) => boolean
-  /** True when we may dial peers we are not told about (mirrors read from any holder). @default false */
+  /**
+   * True when we also connect to peers found on our catalogs' topics that we do not admit
+   * otherwise (mirrors read from any holder): such a connection only downloads, it never
+   * uploads a block. @default false
+   */
   dialAnyone?: boolean
   /** What this node does with each custody message a peer sends (the table is in protocol/). */
   handlers?: (peer: Peer) => CustodyHandlers
@@ -53,18 +104,40 @@ export interface NetworkOptions {
   host?: string
   /** Refused keys remembered as banned. @default MAX_REFUSED_PEERS */
   maxRefusedPeers?: number
+  /** Keep-alive interval on each connection (ms). @default KEEP_ALIVE_MS */
+  keepAlive?: number
+  /** A connection silent this long is closed (ms). @default CONNECTION_TIMEOUT_MS */
+  connectionTimeout?: number
+}
+
+/** What one connection replicates (Network keeps it per peer). */
+interface PeerReplication {
+  /** Everything in the store (store.replicate). */
+  all: boolean
+  /** Catalogs (hex) replicated both ways. */
+  catalogs: Set<string>
+  /** Catalogs (hex) only downloaded (found on their topic, not admitted). */
+  downloadOnly: Set<string>
+  /** Cores (discovery key hex) this peer may download from us. */
+  uploads: Set<string>
+  /** Cores (discovery key hex) attached to this connection. */
+  attached: Set<string>
+  /** Requests refused on this connection (the peer may have paused us: widen by reconnecting). */
+  refused: number
 }
 
 /** One connected peer whose custody handshake arrived. */
 export interface Peer {
   key: Buffer
   id: string
-  role: 'agency' | 'embassy' | 'mirror' | 'unknown'
+  role: 'agency' | 'embassy' | 'mirror' | 'auditor' | 'unknown'
   handshake: Handshake | null
   channel: CustodyChannel
   connectedAt: number
   initiator: boolean
   conn: { destroy(err?: Error): void }
+  /** The catalog keys this peer is entitled to on this node (named in our handshake to it). */
+  catalogs: Buffer[]
 }
 
 export interface NetworkEvents {
@@ -89,17 +162,24 @@ export class Network extends ReadyResource {
   dht!: DHT
   swarm!: Hyperswarm
   #topics = new Map<string, { destroy(): Promise<void>; refresh(): Promise<void> }>()
-  #connections = new Set<{ destroy(err?: Error): void }>()
+  #connections = new Map<NoiseSecretStream, Connection>()
+  #scope: ReplicationScope | null = null
+  /** Connections that arrived before the role gave its scope (they start when it does). */
+  #pending = new Set<Connection>()
+  /** Cores offered for replication, by discovery key (hex), and by catalog (hex). */
+  #cores = new Map<string, { catalog: string; core: Hypercore }>()
+  #byCatalog = new Map<string, Map<string, Hypercore>>()
   #watch: NodeJS.Timeout | null = null
   #dhtReachable = true
   #dhtOnline = true
   /** Keys the firewall refused, oldest first (a bounded memory of Hyperswarm's bans). */
   #refused = new Set<string>()
 
-  constructor(opts: NetworkOptions) {
+  constructor(opts: NetworkOptions & { scope?: ReplicationScope }) {
     super()
     if (!opts.bootstrap || opts.bootstrap.length === 0) throw EmbassyError.noBootstrap()
     this.opts = opts
+    this.#scope = opts.scope ?? null
   }
 
   override async _open(): Promise<void> {
@@ -123,8 +203,8 @@ export class Network extends ReadyResource {
 
   override async _close(): Promise<void> {
     if (this.#watch) clearInterval(this.#watch)
-    // Destroy connections first: swarm.destroy() leaves them open and peers notice only after ~13 s.
-    for (const conn of this.#connections) conn.destroy()
+    // Destroy connections first: swarm.destroy() leaves them open and peers notice only later.
+    for (const conn of this.#connections.keys()) conn.destroy()
     // Unannouncing is a courtesy (DHT records expire by themselves): never let an unreachable DHT
     // node hold a shutdown for its request timeouts.
     const unannounced = Promise.all([...this.#topics.values()].map((d) => d.destroy().catch(() => {})))
@@ -136,15 +216,28 @@ export class Network extends ReadyResource {
   }
 
   #firewall(remoteKey: Buffer, payload: unknown): boolean {
-    // Hyperswarm asks on incoming connections (with the handshake payload) and before dialling (null).
-    if (payload === null && this.opts.dialAnyone) return false
+    // Hyperswarm asks on incoming connections (with the handshake payload) and before dialling
+    // (null): both are admitted by the same rule, so we never dial a peer we would refuse.
     if (this.opts.isAllowed(remoteKey)) return false
-    // A node that reads from any holder admits the holders it found on its own topics both ways:
-    // whoever dials first, the connection it needs is never refused (nor banned for the swarm's life).
+    // A node that reads from any holder connects to the peers it found on its own topics, whoever
+    // dials first; such a connection only downloads (see #applyScope), it never serves a block.
     if (this.opts.dialAnyone && this.#foundOnTopic(remoteKey)) return false
+    // Not found (yet): maybe a holder that announced after our lookup. Look again; when the
+    // lookup finds it, #keepTopicPeers lifts the ban and dials it.
+    if (payload !== null && this.opts.dialAnyone) this.#relookup()
     this.#remember(remoteKey)
     if (payload !== null) this.emit('refused', remoteKey)
     return true
+  }
+
+  #lastRelookup = 0
+
+  #relookup(): void {
+    if (this.closing) return
+    const now = Date.now()
+    if (now - this.#lastRelookup < TOPIC_RELOOKUP_MS) return
+    this.#lastRelookup = now
+    for (const d of this.#topics.values()) d.refresh().catch(() => {})
   }
 
   /** Records a refused key; forgets the oldest beyond the bound (dropping Hyperswarm's banned entry). */
@@ -197,6 +290,7 @@ export class Network extends ReadyResource {
    * again and look our topics up again, so known peers find each other as soon as the DHT returns.
    */
   #watchDht(): void {
+    this.#readmitAdmitted()
     const reachable = this.#routingNodes() > 0
     if (!reachable) this.dht.refresh()
     if (reachable && !this.#dhtReachable) {
@@ -231,6 +325,18 @@ export class Network extends ReadyResource {
     }
   }
 
+  /**
+   * A key refused earlier that is admitted now (allowed since, a holder its agency listed since)
+   * loses its ban: a refusal never becomes a permanent ban of a peer this node needs.
+   * O(refused keys remembered), at most MAX_REFUSED_PEERS.
+   */
+  #readmitAdmitted(): void {
+    for (const hex of [...this.#refused]) {
+      const key = Buffer.from(hex, 'hex')
+      if (this.opts.isAllowed(key)) this.readmit(key)
+    }
+  }
+
   /** Re-admits a key the firewall refused earlier (Hyperswarm bans refused peers for its life). */
   readmit(key: Buffer): void {
     this.#refused.delete(key.toString('hex'))
@@ -261,47 +367,278 @@ export class Network extends ReadyResource {
     return this.peers.get(Buffer.from(key).toString('hex')) ?? null
   }
 
+  /**
+   * The live connection with `key`, also before (or without) its custody handshake — a peer
+   * that does not speak our protocol is still replicated with, within its scope.
+   */
+  connectionTo(key: Uint8Array): Peer | null {
+    const hex = Buffer.from(key).toString('hex')
+    for (const c of this.#connections.values()) if (c.peer.id === hex && !c.conn.destroyed) return c.peer
+    return null
+  }
+
+  /**
+   * Gives the network the role's replication scope. Connections that arrived before start now;
+   * later calls (the role's admission changed) re-scope every live connection.
+   */
+  setScope(scope: ReplicationScope): void {
+    this.#scope = scope
+    const pending = [...this.#pending]
+    this.#pending.clear()
+    for (const c of pending) this.#start(c)
+    this.rescope()
+  }
+
+  /**
+   * Admission or entitlements changed (allow, deny, a holder list, a catalog learnt): every live
+   * connection gets its new scope. A peer that lost a catalog it was replicating is disconnected
+   * (it reconnects, if still admitted, with the narrower scope and handshake); newly entitled
+   * catalogs are attached. O(connections + cores of newly entitled catalogs).
+   */
+  rescope(): void {
+    if (!this.#scope) return
+    for (const c of this.#connections.values()) {
+      if (!c.started || c.repl.all) continue
+      this.#applyScope(c)
+    }
+  }
+
+  /**
+   * Offers a held core of `catalogKey` for replication: attached at once to every connection
+   * entitled to that catalog (or downloading it), and to later ones as they connect. Cores are
+   * never given to a connection otherwise. O(connections).
+   */
+  offer(catalogKey: Uint8Array, core: Hypercore): void {
+    if (core.closing) return
+    if (!core.opened || !core.discoveryKey) {
+      core.ready().then(() => this.offer(catalogKey, core), () => {})
+      return
+    }
+    const catalog = Buffer.from(catalogKey).toString('hex')
+    const dk = core.discoveryKey.toString('hex')
+    this.#cores.set(dk, { catalog, core })
+    let cores = this.#byCatalog.get(catalog)
+    if (!cores) this.#byCatalog.set(catalog, (cores = new Map()))
+    cores.set(dk, core)
+    for (const c of this.#connections.values()) {
+      if (!c.started || c.repl.all) continue
+      if (c.repl.catalogs.has(catalog)) this.#attach(c, core, true)
+      else if (c.repl.downloadOnly.has(catalog)) this.#attach(c, core, false)
+    }
+  }
+
+  /** Stops offering `core` to new connections (it closed); live ones keep what they have. */
+  withdraw(core: Hypercore): void {
+    const dk = core.discoveryKey?.toString('hex')
+    const entry = dk ? this.#cores.get(dk) : undefined
+    if (!dk || !entry || entry.core !== core) return
+    this.#cores.delete(dk)
+    this.#byCatalog.get(entry.catalog)?.delete(dk)
+  }
+
+  /**
+   * Replicates `core` with one connected peer only, whatever its scope (an auditor's sampled
+   * core, say); with `upload: false` the peer cannot download it from us.
+   */
+  attachCore(peer: Peer, core: Hypercore, opts: { upload?: boolean } = {}): boolean {
+    const c = this.#connectionOf(peer)
+    if (!c || !c.started) return false
+    if (c.repl.all) return true
+    if (!core.opened || !core.discoveryKey) {
+      core.ready().then(() => this.attachCore(peer, core, opts), () => {})
+      return true
+    }
+    this.#attach(c, core, opts.upload !== false)
+    return true
+  }
+
+  /** What a connected peer replicates with us (status, tests). */
+  scopeOf(peer: Peer): { all: boolean; catalogs: Buffer[]; downloadOnly: Buffer[]; cores: number } | null {
+    const c = this.#connectionOf(peer)
+    if (!c) return null
+    const keys = (set: Set<string>) => [...set].map((h) => Buffer.from(h, 'hex'))
+    return { all: c.repl.all, catalogs: keys(c.repl.catalogs), downloadOnly: keys(c.repl.downloadOnly), cores: c.repl.attached.size }
+  }
+
+  #connectionOf(peer: Peer): Connection | null {
+    for (const c of this.#connections.values()) if (c.peer === peer) return c
+    return null
+  }
+
   #onconnection(conn: NoiseSecretStream, info: { publicKey: Buffer }): void {
-    this.#connections.add(conn)
     conn.on('error', () => {})
-    this.opts.store.replicate(conn)
-    const mux = Protomux.from(conn)
+    // Notice a dead peer within seconds: send keep-alives often, close a silent connection.
+    conn.setKeepAlive(this.opts.keepAlive ?? KEEP_ALIVE_MS)
+    conn.setTimeout(this.opts.connectionTimeout ?? CONNECTION_TIMEOUT_MS)
     const key = Buffer.from(conn.remotePublicKey ?? info.publicKey)
-    const id = key.toString('hex')
     const peer: Peer = {
       key,
-      id,
+      id: key.toString('hex'),
       role: 'unknown',
       handshake: null,
       channel: null as unknown as CustodyChannel,
       connectedAt: Date.now(),
       initiator: !!conn.isInitiator,
-      conn
+      conn,
+      catalogs: []
     }
-    const channel = new CustodyChannel(mux, this.opts.handshake(), this.opts.handlers?.(peer) ?? {})
+    const c: Connection = {
+      conn,
+      peer,
+      started: false,
+      repl: { all: false, catalogs: new Set(), downloadOnly: new Set(), uploads: new Set(), attached: new Set(), refused: 0 }
+    }
+    this.#connections.set(conn, c)
+    conn.on('close', () => {
+      this.#connections.delete(conn)
+      this.#pending.delete(c)
+      if (this.peers.get(peer.id) === peer) {
+        this.peers.delete(peer.id)
+        this.emit('peer-lost', peer, 'connection closed')
+      }
+    })
+    if (this.#scope) this.#start(c)
+    else this.#pending.add(c)
+  }
+
+  /** Starts replication (scoped) and the custody channel on a connection. */
+  #start(c: Connection): void {
+    const scope = this.#scope
+    if (!scope || c.started || c.conn.destroyed) return
+    c.started = true
+    const { conn, peer } = c
+    const mux = Protomux.from(conn)
+    const entitled = scope.entitled(peer.key)
+    if (entitled === true) {
+      c.repl.all = true
+      this.opts.store.replicate(conn)
+    } else {
+      gateUploads(mux, c.repl)
+      Hypercore.createProtocolStream(conn, { ondiscoverykey: (dk: Buffer) => this.#ondiscoverykey(c, dk) })
+      this.#applyScope(c, entitled)
+    }
+    const own = this.opts.handshake()
+    const catalogs = c.repl.all ? own.catalogs : own.catalogs.filter((k) => c.repl.catalogs.has(Buffer.from(k).toString('hex')))
+    peer.catalogs = catalogs.map((k) => Buffer.from(k))
+    const channel = new CustodyChannel(mux, { ...own, catalogs }, this.opts.handlers?.(peer) ?? {})
     peer.channel = channel
     channel.on('open', (remote) => {
       peer.handshake = remote
       peer.role = peerRoleName(remote.role)
-      const existing = this.peers.get(id)
+      const existing = this.peers.get(peer.id)
       if (existing && existing !== peer) existing.conn.destroy()
-      this.peers.set(id, peer)
+      this.peers.set(peer.id, peer)
       this.emit('peer', peer)
     })
     channel.on('invalid', (err) => this.emit('channel-error', peer, err))
     channel.on('remote-error', (e) => this.emit('channel-error', peer, new Error(`remote says: ${e.message}`)))
     channel.open()
-    conn.on('close', () => {
-      this.#connections.delete(conn)
-      if (this.peers.get(id) === peer) {
-        this.peers.delete(id)
-        this.emit('peer-lost', peer, 'connection closed')
+  }
+
+  /** (Re)computes what a scoped connection replicates and attaches what is newly in scope. */
+  #applyScope(c: Connection, given?: Buffer[]): void {
+    const scope = this.#scope!
+    const entitled = given ?? scope.entitled(c.peer.key)
+    if (entitled === true) {
+      // Widened to the whole store: a new connection gets it.
+      if (c.repl.catalogs.size > 0 || c.repl.attached.size > 0) c.conn.destroy()
+      return
+    }
+    const next = new Set(entitled.map((k) => Buffer.from(k).toString('hex')))
+    for (const cat of c.repl.catalogs) {
+      if (next.has(cat)) continue
+      // Revoked: cores cannot be detached from a live connection; the peer reconnects if it may.
+      c.conn.destroy()
+      return
+    }
+    const down = new Set<string>()
+    if (this.opts.dialAnyone) {
+      for (const topic of this.swarm?.peers.get(c.peer.id)?.topics ?? []) {
+        const cat = scope.catalogOfTopic(Buffer.from(topic))
+        if (cat) {
+          const hex = Buffer.from(cat).toString('hex')
+          if (!next.has(hex)) down.add(hex)
+        }
       }
-    })
+    }
+    const added = [...next].filter((h) => !c.repl.catalogs.has(h))
+    if (added.length > 0 && c.repl.refused > 0) {
+      // Widened after refusing it requests: its Hypercore backed off from us; a fresh connection
+      // (with a handshake naming the new catalogs) starts clean.
+      c.conn.destroy()
+      return
+    }
+    const addedDown = [...down].filter((h) => !c.repl.downloadOnly.has(h))
+    c.repl.catalogs = next
+    c.repl.downloadOnly = down
+    c.peer.catalogs = [...next].map((h) => Buffer.from(h, 'hex'))
+    for (const cat of added) for (const core of this.#byCatalog.get(cat)?.values() ?? []) this.#attach(c, core, true)
+    for (const cat of addedDown) for (const core of this.#byCatalog.get(cat)?.values() ?? []) this.#attach(c, core, false)
+  }
+
+  /** The peer opened a core we did not attach: attach it when it is in the connection's scope. */
+  #ondiscoverykey(c: Connection, dk: Buffer): void {
+    const entry = this.#cores.get(Buffer.from(dk).toString('hex'))
+    if (!entry || entry.core.closing) return
+    if (c.repl.catalogs.has(entry.catalog)) this.#attach(c, entry.core, true)
+    else if (c.repl.downloadOnly.has(entry.catalog)) this.#attach(c, entry.core, false)
+  }
+
+  #attach(c: Connection, core: Hypercore, upload: boolean): void {
+    if (core.closing || c.conn.destroyed || !core.discoveryKey) return
+    const dk = core.discoveryKey.toString('hex')
+    if (upload) c.repl.uploads.add(dk)
+    if (c.repl.attached.has(dk)) return
+    c.repl.attached.add(dk)
+    core.replicate(c.conn)
   }
 
   /** Peers as z32 keys with their role (status output). */
   describePeers(): Array<{ nodeKey: string; role: string; since: number }> {
     return [...this.peers.values()].map((p) => ({ nodeKey: toZ32(p.key), role: p.role, since: p.connectedAt }))
+  }
+}
+
+/** One connection and what it replicates. */
+interface Connection {
+  conn: NoiseSecretStream
+  peer: Peer
+  /** Replication and the custody channel started (the role's scope was known). */
+  started: boolean
+  repl: PeerReplication
+}
+
+interface ChannelOptions {
+  protocol: string
+  id?: Uint8Array | null
+  messages?: Array<{ onmessage?: (message: never, channel: never) => unknown } & Record<string, unknown>>
+  [option: string]: unknown
+}
+
+interface GatedChannel {
+  messages?: Array<{ send(message: unknown): boolean } | undefined>
+}
+
+/**
+ * The upload gate: a core's `request` messages on this connection reach Hypercore only when the
+ * peer may download that core from us (`repl.uploads`); others are answered `noData` (not
+ * available), so the asker backs off instead of waiting. Installed before any core is attached,
+ * so no request can arrive ungated.
+ */
+function gateUploads(mux: Protomux, repl: PeerReplication): void {
+  const m = mux as unknown as { createChannel(opts: ChannelOptions): unknown }
+  const create = m.createChannel.bind(mux)
+  m.createChannel = (opts: ChannelOptions) => {
+    const request = opts.messages?.[HYPERCORE_REQUEST_MESSAGE]
+    if (opts.protocol !== HYPERCORE_PROTOCOL || !opts.id || !request || typeof request.onmessage !== 'function') return create(opts)
+    const dk = Buffer.from(opts.id).toString('hex')
+    const onrequest = request.onmessage as (message: unknown, channel: unknown) => unknown
+    const refuse = (message: { id?: number }, channel: GatedChannel) => {
+      repl.refused++
+      if (typeof message?.id === 'number' && message.id > 0) channel?.messages?.[HYPERCORE_NO_DATA_MESSAGE]?.send({ request: message.id, reason: NO_DATA_NOT_AVAILABLE })
+    }
+    const gated = (message: { id?: number }, channel: GatedChannel) => (repl.all || repl.uploads.has(dk) ? onrequest(message, channel) : refuse(message, channel))
+    const messages = opts.messages!.map((msg, i) => (i === HYPERCORE_REQUEST_MESSAGE ? { ...msg, onmessage: gated } : msg))
+    return create({ ...opts, messages })
   }
 }
