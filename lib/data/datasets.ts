@@ -15,7 +15,7 @@ import type { Catalog, DatasetInfo } from './catalog.js'
 import { EmbassyError } from '../errors.js'
 import { FilesDataset } from './files-dataset.js'
 import { toZ32 } from '../ids.js'
-import { LogDataset, type Progress, type ReadOptions, type RecordView } from './log-dataset.js'
+import { LogDataset, type Progress, type ReadOptions, type RecordView, type WaitOptions } from './log-dataset.js'
 
 export type Dataset = LogDataset | FilesDataset
 
@@ -182,8 +182,8 @@ export class Datasets implements DatasetReader {
     yield* log.read(opts)
   }
 
-  /** Exports a dataset into `dir`: a log as DIR/NAME.ndjson, files as the tree. */
-  async export(name: string, dir: string, onProgress?: Progress): Promise<ExportResult> {
+  /** Exports a dataset into `dir`: a log as DIR/NAME.ndjson, files as the tree; `opts.wait` fetches blocks not held (a mirror). */
+  async export(name: string, dir: string, onProgress?: Progress, opts: WaitOptions = {}): Promise<ExportResult> {
     const info = await this.resolve(name)
     const ds = await this.open(info)
     if (ds instanceof LogDataset) {
@@ -191,10 +191,10 @@ export class Datasets implements DatasetReader {
       if (unsafe) throw EmbassyError.unsafePath(`dataset name "${printable(name)}" cannot be a file name (${unsafe})`, { name: printable(name) })
       fs.mkdirSync(dir, { recursive: true })
       const file = path.join(dir, `${name}.ndjson`)
-      const r = await ds.exportTo(file, onProgress)
+      const r = await ds.exportTo(file, onProgress, opts)
       return { kind: 'log', path: file, records: r.records, bytes: r.bytes }
     }
-    const r = await ds.exportTo(dir, onProgress)
+    const r = await ds.exportTo(dir, onProgress, opts)
     return { kind: 'files', path: path.resolve(dir), files: r.files, bytes: r.bytes, links: r.links, skipped: r.skipped, skippedCount: r.skippedCount }
   }
 

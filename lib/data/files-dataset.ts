@@ -9,7 +9,7 @@ import Hyperdrive from 'hyperdrive'
 import MirrorDrive from 'mirror-drive'
 import { ChunkedLocaldrive } from './chunked-localdrive.js'
 import { EmbassyError, isEmbassyError } from '../errors.js'
-import type { DatasetCore, Progress } from './log-dataset.js'
+import type { DatasetCore, Progress, WaitOptions } from './log-dataset.js'
 import { linkTarget, printable, safeSegments, type SkippedEntry } from './safe-paths.js'
 
 /** Content block size for published files (bytes); with large UDP buffers 256 KiB–4 MiB replicate alike (BENCHMARKS.md). */
@@ -147,7 +147,8 @@ export class FilesDataset {
    * no folder on the way may be a link; links are recreated last, and only relative ones that
    * resolve inside the tree. Everything left out is reported, with why.
    */
-  async exportTo(dir: string, onProgress?: Progress): Promise<FilesExportResult> {
+  async exportTo(dir: string, onProgress?: Progress, opts: WaitOptions = {}): Promise<FilesExportResult> {
+    const reading = opts.wait ? { wait: true, timeout: opts.timeout ?? 10_000 } : { wait: false }
     fs.mkdirSync(dir, { recursive: true })
     const root = fs.realpathSync(dir)
     const files: Array<{ key: string; segments: string[]; entry: Hyperdrive.Entry }> = []
@@ -158,7 +159,8 @@ export class FilesDataset {
       if (result.skipped.length < MAX_LISTED_SKIPPED) result.skipped.push({ path: printable(key), reason })
     }
     let total = 0
-    for await (const entry of this.drive.list('/', { recursive: true })) {
+    if (opts.wait && !this.drive.blobs) await timedOut(this.drive.getBlobs(), reading.timeout ?? 0, 'the file index')
+    for await (const entry of listing(this.drive.list('/', { recursive: true, ...reading }))) {
       const safe = safeSegments(entry.key)
       if ('reason' in safe) {
         skip(entry.key, safe.reason)
@@ -186,7 +188,7 @@ export class FilesDataset {
         continue
       }
       const size = f.entry.value.blob ? f.entry.value.blob.byteLength : 0
-      await this.#writeFile(f.entry, parent.path, target, (n) => {
+      await this.#writeFile(f.entry, parent.path, target, reading, (n) => {
         done += n
         onProgress?.(done, total)
       })
@@ -222,13 +224,13 @@ export class FilesDataset {
   }
 
   /** Streams one file's content into a new temporary file beside `target` (never through a link), then renames it into place. */
-  async #writeFile(entry: Hyperdrive.Entry, folder: string, target: string, onBytes: (n: number) => void): Promise<void> {
+  async #writeFile(entry: Hyperdrive.Entry, folder: string, target: string, reading: WaitOptions, onBytes: (n: number) => void): Promise<void> {
     const temp = tempName(folder, path.basename(target))
     const mode = entry.value.executable ? 0o755 : 0o644
     const fh = await fs.promises.open(temp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, mode)
     try {
       if (entry.value.blob && entry.value.blob.byteLength > 0) {
-        for await (const chunk of this.drive.createReadStream(entry)) {
+        for await (const chunk of this.drive.createReadStream(entry, reading)) {
           await fh.write(chunk)
           onBytes(chunk.byteLength)
         }
@@ -239,13 +241,41 @@ export class FilesDataset {
       await fh.close().catch(() => {})
       fs.rmSync(temp, { force: true })
       if (isEmbassyError(err)) throw new EmbassyError(err.code, `${entry.key}: ${err.text}`, { details: { ...err.details, path: entry.key }, cause: err })
-      throw err
+      throw notHeld(err, entry.key)
     }
     fs.renameSync(temp, target)
   }
 
   async close(): Promise<void> {
     await this.drive.close()
+  }
+}
+
+/** Hypercore's "not held / not sent in time" as our errors (what a reader can act on), others as they are. */
+function notHeld(err: unknown, what: string): unknown {
+  const code = (err as { code?: string } | null)?.code
+  if (code === 'REQUEST_TIMEOUT') return EmbassyError.timeout(`${what}: a block did not arrive in time (no peer sent it)`)
+  if (code === 'BLOCK_NOT_AVAILABLE') return EmbassyError.notAvailable(`${what}: a block is not held here yet`)
+  return err
+}
+
+/** The entries of a listing, with "not held" errors named. */
+async function* listing<T>(entries: AsyncIterable<T>): AsyncGenerator<T> {
+  try {
+    yield* entries
+  } catch (err) {
+    throw notHeld(err, 'the file index')
+  }
+}
+
+/** `p`, or TIMEOUT naming `what` after `ms`. */
+async function timedOut<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  p.catch(() => {})
+  try {
+    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(EmbassyError.timeout(`${what} did not arrive in time (no peer sent it)`)), ms)))])
+  } finally {
+    clearTimeout(timer)
   }
 }
 

@@ -3,11 +3,10 @@
  * provenance, its records (NDJSON, streamed, ETag) and one record. Files are in ./files.ts.
  * Imports: ./context.ts, ./lookup.ts, ./library.ts, ./http.ts, ./pages.ts (urls), lib/data, lib/errors.
  */
-import type Hypercore from 'hypercore'
 import { EmbassyError } from '../errors.js'
 import { begin, json, send, withDeadline, write, type Ctx, type RoutedCtx } from './context.js'
 import { errorResponse, etagMatches, etagOf, intParam, searchParam } from './http.js'
-import { LogDataset, coresOf, type DatasetEntry, type OpenDataset } from './library.js'
+import { BlockStream, LogDataset, coresOf, readOpts, type DatasetEntry, type OpenDataset } from './library.js'
 import { ambiguousNames, provenance, record, resolve, resolveLog } from './lookup.js'
 import { urls, type DatasetRef } from './pages.js'
 
@@ -20,6 +19,8 @@ const STATUS_WAIT_MS = 3000
  * with `X-Embassy-Next-Start` (and a `Link: rel="next"`) saying where to continue.
  */
 export const SEARCH_SCAN_LIMIT = 10_000
+/** Records fetched from holders at a time while a records response streams (a mirror that does not hold them yet). */
+export const RECORD_WINDOW = 256
 
 /** GET /api: what this gateway answers. */
 export async function apiIndex(ctx: Ctx): Promise<void> {
@@ -129,13 +130,6 @@ function recordRange(query: URLSearchParams, length: number): { start: number; e
   return { start, end: Math.min(endParam ?? length, length) }
 }
 
-/** Block `seq`, which the caller checked is held. */
-async function getHeld(core: Hypercore, seq: number): Promise<Buffer> {
-  const block = await core.get(seq, { wait: false })
-  if (!block) throw EmbassyError.notReplicated(`record ${seq} is not held here yet`)
-  return block
-}
-
 /**
  * GET /api/datasets/NAME/records?start=&end=&q=&limit=: records as NDJSON, streamed. A search
  * (`q`) scans at most `site.searchScan` records; when the range goes on, `X-Embassy-Next-Start`
@@ -151,12 +145,43 @@ export async function apiRecords(ctx: RoutedCtx, name: string): Promise<void> {
   const limit = intParam(query, 'limit', null)
   // A search reads every record of its range: bound the window, name the rest as a continuation.
   const scanEnd = q !== null ? Math.min(end, start + ctx.site.searchScan) : end
-  if (end > start && !(await core.has(start, scanEnd))) {
-    throw EmbassyError.notReplicated(`records ${start}–${scanEnd - 1} of "${name}" are not all held yet (held from the start: ${core.contiguousLength} of ${core.length}); try again shortly`)
+  // Records not held are fetched on request from any connected holder (RECORD_WINDOW asked for ahead
+  // of the stream, each waited for a bounded time); with no holder connected, only a range held in
+  // full is served.
+  const online = readOpts(core).wait
+  const missing = (seq: number): EmbassyError =>
+    EmbassyError.notReplicated(
+      `records ${start}–${scanEnd - 1} of "${name}" are not all held yet${online ? ` and no holder sent record ${seq} in time` : ''} (held from the start: ${core.contiguousLength} of ${core.length}); try again shortly`
+    )
+  if (end > start && !online && !(await core.has(start, scanEnd))) throw missing(start)
+  const blocks = new BlockStream(core, scanEnd, RECORD_WINDOW)
+  try {
+    await streamRecords(ctx, r, { start, end, scanEnd, q, limit, blocks, missing })
+  } finally {
+    blocks.close()
   }
-  // Decode the first record before answering 200: a wrong read key is a clean error, not a cut stream.
+}
+
+interface RecordsPlan {
+  start: number
+  end: number
+  scanEnd: number
+  q: string | null
+  limit: number | null
+  blocks: BlockStream
+  missing: (seq: number) => EmbassyError
+}
+
+async function streamRecords(ctx: RoutedCtx, r: Awaited<ReturnType<typeof resolveLog>>, plan: RecordsPlan): Promise<void> {
+  const { start, end, scanEnd, q, limit, blocks, missing } = plan
+  const core = r.log.core
+  const query = ctx.target.query
+  // Decode the first record before answering 200: a wrong read key, or a record no holder sends, is a clean error, not a cut stream.
+  let first: Buffer | null = null
   if (end > start) {
-    LogDataset.view(start, await getHeld(core, start))
+    first = await blocks.get(start)
+    if (!first) throw missing(start)
+    LogDataset.view(start, first)
     ctx.site.stats.recordsScanned++
   }
   const { headers } = await provenance(r.entry, r.dataset)
@@ -187,7 +212,13 @@ export async function apiRecords(ctx: RoutedCtx, name: string): Promise<void> {
   for (let seq = start; seq < scanEnd; seq++) {
     if (limit !== null && emitted >= limit) break
     if (ctx.signal.aborted) return // the client left: stop reading
-    const rec = LogDataset.view(seq, await getHeld(core, seq))
+    // Mid-body, a record no holder sends cuts the response (never a false complete one).
+    const block = seq === start && first ? first : await blocks.get(seq)
+    if (!block) {
+      if (ctx.signal.aborted) return
+      throw missing(seq)
+    }
+    const rec = LogDataset.view(seq, block)
     if (seq !== start) ctx.site.stats.recordsScanned++
     if (needle !== null && !rec.text.toLowerCase().includes(needle)) continue
     out += JSON.stringify(rec) + '\n'

@@ -8,7 +8,7 @@ import type { DatasetSummary } from '../data/datasets.js'
 import { JSON_TYPE, html, send, type Ctx, type RoutedCtx } from './context.js'
 import { fileEntry, fileEtag, folder, listFolder } from './files.js'
 import { etagMatches, etagOf, intParam, mediaTypeOf, searchParam } from './http.js'
-import { FilesDataset, LogDataset, coresOf } from './library.js'
+import { FilesDataset, LogDataset, coresOf, fetchBlocks, readOpts } from './library.js'
 import { ambiguousNames, provenance, record, resolve, resolveFiles, resolveLog, type Found } from './lookup.js'
 import { PAGE_SIZE, STYLESHEET, filePage, folderPage, homePage, logPage, recordPage, urls, type RecordRow } from './pages.js'
 
@@ -69,6 +69,7 @@ export async function datasetPage(ctx: RoutedCtx, name: string): Promise<void> {
   } else {
     const lastPage = Math.max(0, Math.floor((length - 1) / PAGE_SIZE) * PAGE_SIZE)
     const start = Math.min(intParam(query, 'start', 0), lastPage)
+    await fetchBlocks(core, start, Math.min(length, start + PAGE_SIZE), ctx.signal) // what is not held, from a holder (bounded)
     for (let seq = start; seq < Math.min(length, start + PAGE_SIZE); seq++) {
       const block = await core.get(seq, { wait: false })
       rows.push({ seq, record: block ? LogDataset.view(seq, block) : null })
@@ -108,7 +109,8 @@ export async function fileView(ctx: RoutedCtx, name: string, path: string): Prom
   }
   const blob = entry.value.blob
   const blobs = r.files.drive.blobs
-  const held = !blob || (!!blobs && (await blobs.core.has(blob.blockOffset, blob.blockOffset + blob.blockLength)))
+  // With a holder connected, what is not held is fetched when the file is asked for: only say "replicating" when none is.
+  const held = !blob || (!!blobs && (readOpts(blobs.core).wait || (await blobs.core.has(blob.blockOffset, blob.blockOffset + blob.blockLength))))
   const etag = fileEtag(r.files, entry)
   const { cores, headers } = await provenance(r.entry, r.dataset)
   html(ctx, filePage({ ref: r.ref, agency: r.entry.agency, provenance: cores, path: entry.key, size: blob ? blob.byteLength : 0, type: mediaTypeOf(entry.key), etag, held }), 200, headers)

@@ -6,7 +6,7 @@
 import { EmbassyError } from '../errors.js'
 import { begin, send, json, write, type RoutedCtx } from './context.js'
 import { MAX_QUERY_LENGTH, contentDisposition, etagMatches, etagOf, mediaTypeOf, parseRange } from './http.js'
-import { readOpts, type FilesDataset } from './library.js'
+import { BLOCK_WAIT_MS, readOpts, type FilesDataset } from './library.js'
 import { linkTarget } from '../data/safe-paths.js'
 import { provenance, resolveFiles } from './lookup.js'
 import { encPath, urls, type FolderEntry } from './pages.js'
@@ -23,6 +23,17 @@ export interface Listing {
   entries: FolderEntry[]
   /** The name to list after for the next page; null on the last page. */
   next: string | null
+}
+
+/** `p`, or null after BLOCK_WAIT_MS (what a holder did not send in time is "not replicated yet", not a hang). */
+async function withinWait<T>(p: Promise<T>): Promise<T | null> {
+  let timer: NodeJS.Timeout | undefined
+  p.catch(() => {})
+  try {
+    return await Promise.race([p.catch(() => null), new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), BLOCK_WAIT_MS)))])
+  } finally {
+    clearTimeout(timer)
+  }
 }
 
 /** Links followed in a row before giving up (a loop). */
@@ -129,7 +140,8 @@ export async function apiFile(ctx: RoutedCtx, name: string, path: string): Promi
   }
   const blob = entry.value.blob
   const size = blob ? blob.byteLength : 0
-  const blobs = drive.blobs
+  // The content core opens from the index's header: a mirror that holds no block of it yet fetches it.
+  const blobs = drive.blobs ?? (blob && readOpts(drive.core).wait ? await withinWait(drive.getBlobs()) : null)
   if (blob && !blobs) throw EmbassyError.notReplicated(`the contents of "${name}" are not replicated here yet; try again shortly`)
   const { headers } = await provenance(r.entry, r.dataset)
   const etag = fileEtag(r.files, entry)
@@ -145,7 +157,10 @@ export async function apiFile(ctx: RoutedCtx, name: string, path: string): Promi
   if (etagMatches(ctx.req.headers['if-none-match'], etag)) return send(ctx, 304, h)
   const ifRange = ctx.req.headers['if-range']
   const range = ifRange !== undefined && ifRange !== etag ? null : parseRange(ctx.req.headers.range, size)
-  if (blob && blobs && !(await blobs.core.has(blob.blockOffset, blob.blockOffset + blob.blockLength))) {
+  // Content blocks not held are fetched on request from any connected holder (the stream asks for the
+  // range ahead); with none connected, only a file held in full is served.
+  const online = !!blobs && readOpts(blobs.core).wait
+  if (blob && blobs && !online && !(await blobs.core.has(blob.blockOffset, blob.blockOffset + blob.blockLength))) {
     throw EmbassyError.notReplicated(`${path} of "${name}" is still replicating (its content blocks are not all held yet); try again shortly`)
   }
   const start = range ? range.start : 0
@@ -153,16 +168,21 @@ export async function apiFile(ctx: RoutedCtx, name: string, path: string): Promi
   const length = size === 0 ? 0 : end - start + 1
   if (range) h['Content-Range'] = `bytes ${start}-${end}/${size}`
   h['Content-Length'] = String(length)
-  if (!begin(ctx, range ? 206 : 200, h)) return
   if (ctx.head || length === 0 || !blob || !blobs) {
-    ctx.res.end()
+    if (begin(ctx, range ? 206 : 200, h)) ctx.res.end()
     return
   }
-  const stream = blobs.createReadStream(blob, { start, end, wait: false })
+  const stream = blobs.createReadStream(blob, { start, end, ...(online ? { wait: true, timeout: BLOCK_WAIT_MS } : { wait: false }) })
   const onClose = (): void => stream.destroy()
   ctx.res.once('close', onClose)
   try {
-    for await (const chunk of stream) if (!(await write(ctx, chunk))) return
+    const chunks = stream[Symbol.asyncIterator]()
+    // The first bytes arrive before the status goes out: a file no holder sends is a clean 503, not a cut 200.
+    let next = await chunks.next().catch((err: unknown) => {
+      throw (err as { code?: string }).code === 'REQUEST_TIMEOUT' ? EmbassyError.notReplicated(`${path} of "${name}" is not held here and no holder sent it in time; try again shortly`, err) : err
+    })
+    if (!begin(ctx, range ? 206 : 200, h)) return
+    for (; !next.done; next = await chunks.next()) if (!(await write(ctx, next.value as Buffer))) return
     ctx.res.end()
   } finally {
     ctx.res.off('close', onClose)

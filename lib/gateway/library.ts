@@ -266,7 +266,82 @@ export async function provenanceOf(ref: CoreRef): Promise<CoreProvenance> {
 
 /** Options for a read from `core`: wait briefly when a peer could send the block, else not at all. */
 export function readOpts(core: Hypercore): { wait: boolean; timeout: number } {
-  return core.peers.length > 0 && !core.writable ? { wait: true, timeout: BLOCK_WAIT_MS } : { wait: false, timeout: 0 }
+  // Writable cores too: a restored agency serves while it backfills its old blocks.
+  return core.peers.length > 0 ? { wait: true, timeout: BLOCK_WAIT_MS } : { wait: false, timeout: 0 }
+}
+
+/**
+ * Reads blocks of `core` in order, fetching those not held on request from any connected holder: a
+ * download range of `window` blocks (up to `limit`) is kept ahead of the reader, and each block is
+ * waited for at most BLOCK_WAIT_MS (with no holder connected, not at all). A block that was evicted
+ * (a sparse mirror's cache) before it was read is simply asked for again.
+ */
+export class BlockStream {
+  readonly core: Hypercore
+  readonly limit: number
+  readonly window: number
+  #range: { destroy(): void } | null = null
+  #end = 0
+
+  constructor(core: Hypercore, limit: number, window: number) {
+    this.core = core
+    this.limit = limit
+    this.window = window
+  }
+
+  /** Block `seq`, or null when it is not held and no holder sent it within BLOCK_WAIT_MS. */
+  async get(seq: number): Promise<Buffer | null> {
+    const opts = readOpts(this.core)
+    if (opts.wait && seq >= this.#end) {
+      this.#range?.destroy()
+      this.#range = null
+      this.#end = Math.min(this.limit, seq + this.window)
+      if (!(await this.core.has(seq, this.#end))) this.#range = this.core.download({ start: seq, end: this.#end })
+    }
+    try {
+      return await this.core.get(seq, opts)
+    } catch (err) {
+      if ((err as { code?: string }).code === 'REQUEST_TIMEOUT') return null
+      throw err
+    }
+  }
+
+  close(): void {
+    this.#range?.destroy()
+    this.#range = null
+  }
+}
+
+/**
+ * Blocks [start, end) of `core`, fetched on request from any connected holder where not held
+ * (one download range, blocks in parallel). True once all are held; false when they cannot be had
+ * now: no peer is connected, none sent a block for BLOCK_WAIT_MS (the wait is bounded by progress,
+ * so a long range that keeps arriving is not cut, and one nobody can serve fails quickly), or the
+ * client left (`signal`).
+ */
+export async function fetchBlocks(core: Hypercore, start: number, end: number, signal?: AbortSignal): Promise<boolean> {
+  if (end <= start || (await core.has(start, end))) return true
+  if (!readOpts(core).wait || signal?.aborted) return false
+  const range = core.download({ start, end })
+  let timer: NodeJS.Timeout | undefined
+  let finish: () => void = () => {}
+  const stalled = new Promise<void>((resolve) => (finish = resolve))
+  const arrived = (): void => {
+    clearTimeout(timer)
+    timer = setTimeout(finish, BLOCK_WAIT_MS)
+  }
+  arrived()
+  core.on('download', arrived)
+  signal?.addEventListener('abort', finish)
+  try {
+    await Promise.race([range.done().catch(() => {}), stalled])
+  } finally {
+    clearTimeout(timer)
+    core.off('download', arrived)
+    signal?.removeEventListener('abort', finish)
+    range.destroy()
+  }
+  return core.has(start, end)
 }
 
 export { LogDataset, FilesDataset }

@@ -46,6 +46,7 @@ export async function metrics(ctx: Ctx): Promise<void> {
   metric('embassy_agency_ready', 'gauge', '1 when the agency catalog is held and readable, else 0.', agencies.map((a): Sample => [{ catalog: a.catalog ?? '' }, a.state === 'ready' ? 1 : 0]))
   const length: Sample[] = []
   const held: Sample[] = []
+  const total: Sample[] = []
   const bytes: Sample[] = []
   for (const a of agencies) {
     for (const e of a.datasets) {
@@ -54,11 +55,19 @@ export async function metrics(ctx: Ctx): Promise<void> {
       const cores = ds ? coresOf(ds) : []
       length.push([labels, e.summary.length])
       held.push([labels, cores.reduce((n, c) => n + c.core.contiguousLength, 0)])
+      let all = 0
+      let have = 0
+      for (const { core } of cores) {
+        all += core.length
+        have += core.length > 0 ? await core.count(0, core.length) : 0
+      }
+      total.push([labels, all], [{ ...labels, state: 'held' }, have])
       bytes.push([labels, e.summary.byteLength])
     }
   }
   metric('embassy_dataset_length', 'gauge', 'Verified length of the dataset\'s first core (log records, or file-index entries).', length)
   metric('embassy_dataset_held_blocks', 'gauge', 'Blocks held contiguously over all of the dataset\'s cores.', held)
+  metric('embassy_dataset_blocks', 'gauge', 'Blocks of all of the dataset\'s cores: verified (no state label), and held anywhere (state="held"; an on-demand mirror holds the newest first).', total)
   metric('embassy_dataset_bytes', 'gauge', 'Bytes held in all of the dataset\'s cores.', bytes)
   const peers = await peerCount(site)
   if (peers !== null) metric('embassy_peers', 'gauge', 'Connected peers.', [[{}, peers]])

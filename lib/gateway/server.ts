@@ -138,7 +138,9 @@ export class Gateway extends ReadyResource {
     })
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException): void => {
-        reject(EmbassyError.badArgument(`cannot serve HTTP on ${host}:${port}: ${err.code ?? err.message}`, err))
+        // A busy port is refused, never swapped for another one (--port 0 asks for any free port).
+        if (err.code === 'EADDRINUSE' && port !== 0) reject(EmbassyError.portInUse(host, port, err))
+        else reject(EmbassyError.badArgument(`cannot serve HTTP on ${host}:${port}: ${err.code ?? err.message}`, err))
       }
       server.once('error', onError)
       server.listen(port, host, () => {

@@ -1,7 +1,9 @@
 /**
  * Mirror: reads agencies' data during a crisis. For each source (catalog key + read key) it holds
- * a full live copy like an embassy (so it can serve other mirrors), verifies it, and decrypts it
- * to read. It never writes datasets.
+ * a copy like an embassy (so it can serve other mirrors), verifies it, and decrypts it to read. It
+ * serves before it holds everything: every read fetches what it needs on request from any holder,
+ * and the rest is prefetched in the background (./mirror-fetch.ts: newest first, or sparse: only
+ * what was asked for, up to a cache limit). It never writes datasets.
  */
 import { parseReadCapability } from '../data/read-capability.js'
 import { agencyTopic } from '../node/caps.js'
@@ -16,10 +18,13 @@ import type { EmbassyNode } from '../node/node.js'
 import type { DatasetReader, ExportResult, ReadableCatalog } from '../data/datasets.js'
 import type { HeldCoreRef } from '../data/held-core.js'
 import { BaseRole } from './role.js'
+import { MirrorFetch, type FetchStatus } from './mirror-fetch.js'
+import type { MirrorSettings } from '../node/config.js'
 import { GUARD_TICK_MS, HistoryGuard } from './guard.js'
 import type { CustodyHandlers } from '../net/custody-channel.js'
 import type { Peer } from '../net/network.js'
 import type { AlarmKind } from '../custody/index.js'
+import type { HolderList } from '../../protocol/index.js'
 
 /** How long an online mirror waits for a catalog header or a block before saying so. */
 export const MIRROR_WAIT_MS = 15_000
@@ -36,6 +41,18 @@ export interface SourceStatus {
   agencyNodeKey: string
   complete: boolean
   cores: HeldCore[]
+  /** How much is held (status() only). */
+  held?: HeldSummary
+}
+
+/** How much of a source is held (blocks of its dataset cores and catalog), from status(). */
+export interface HeldSummary {
+  /** Blocks held, wherever they are (a newest-first backfill holds the end first). */
+  heldBlocks: number
+  /** Blocks the newest verified heads list. */
+  totalBlocks: number
+  /** waiting: the catalog is not known yet; backfilling: prefetch runs; partial: prefetch off or sparse; complete: every verified block held. */
+  state: 'waiting' | 'backfilling' | 'partial' | 'complete'
 }
 
 export class Mirror extends BaseRole implements DatasetReader {
@@ -50,9 +67,12 @@ export class Mirror extends BaseRole implements DatasetReader {
 
   #guard: HistoryGuard | null = null
   #guardTimer: NodeJS.Timeout | null = null
+  #fetch: MirrorFetch | null = null
 
   override async _open(): Promise<void> {
     await this.openNode()
+    this.#fetch = new MirrorFetch(this.node.config.mirror)
+    this.#fetch.onError = (err) => this.notice('error', 'error', `prefetch: ${err.message}`)
     this.#guard = new HistoryGuard({
       node: this.node,
       network: () => this.network,
@@ -65,6 +85,7 @@ export class Mirror extends BaseRole implements DatasetReader {
   override async _close(): Promise<void> {
     if (this.#guardTimer) clearInterval(this.#guardTimer)
     this.#guardTimer = null
+    this.#fetch?.close()
     for (const s of this.sources.values()) {
       await s.datasets.close()
       await s.holder.close()
@@ -78,13 +99,61 @@ export class Mirror extends BaseRole implements DatasetReader {
     return this.#guard
   }
 
+  get fetcher(): MirrorFetch {
+    if (!this.#fetch) throw EmbassyError.closed()
+    return this.#fetch
+  }
+
+  /**
+   * Changes how this mirror fetches (persisted in config.json, applied live): `prefetch`
+   * newest | oldest | off, or `sparse` with a `cacheBytes` limit. Only the fields given change.
+   */
+  configure(change: MirrorSettings): MirrorSettings {
+    if (change.cacheBytes !== undefined && (!Number.isSafeInteger(change.cacheBytes) || change.cacheBytes < 1)) {
+      throw EmbassyError.badArgument(`cache size must be a whole number of bytes ≥ 1, not ${String(change.cacheBytes).slice(0, 40)}`)
+    }
+    const settings: MirrorSettings = { ...(this.node.config.mirror ?? {}), ...change }
+    if (settings.sparse === false) delete settings.sparse
+    if (!settings.sparse) delete settings.cacheBytes
+    if (settings.prefetch === 'newest') delete settings.prefetch
+    this.node.updateConfig((c) => {
+      if (Object.keys(settings).length > 0) c.mirror = settings
+      else delete c.mirror
+    })
+    this.fetcher.configure(settings)
+    return settings
+  }
+
   /** The operator takes the refused rewrite of one held core (explicit, persisted). */
   acceptRewrite(coreKey: Buffer, fork?: number): { core: Buffer; fork: number } {
     return this.guard.acceptRewrite(coreKey, fork)
   }
 
   override handlers(peer: Peer): CustodyHandlers {
-    return this.guard.handlers(peer)
+    return { ...this.guard.handlers(peer), holders: (list) => this.#onHolders(peer, list) }
+  }
+
+  /**
+   * A source agency lists the embassies that hold its data: admitted both ways and dialled (and
+   * remembered: a mirror reaches them when the agency is gone). Only from that agency, for its catalog.
+   */
+  #onHolders(peer: Peer, list: HolderList): void {
+    const agency = toZ32(peer.key)
+    const source = this.node.config.sources.find((x) => x.agencyNodeKey === agency && parseKey(x.catalogKey).equals(Buffer.from(list.catalog)))
+    if (!source) return
+    const own = this.node.nodeKey
+    const holders = [...new Set(list.holders.filter((k) => !own.equals(Buffer.from(k))).map((k) => toZ32(k)))].sort()
+    if (JSON.stringify(holders) !== JSON.stringify([...(source.holders ?? [])].sort())) {
+      this.node.updateConfig((c) => {
+        const entry = c.sources.find((x) => x.catalogKey === source.catalogKey)
+        if (!entry) return
+        if (holders.length > 0) entry.holders = holders
+        else delete entry.holders
+      })
+      this.notice('info', 'holders-learnt', `agency ${agency} lists ${holders.length} holder(s) of its data`, { agency, holders })
+      this.network?.rescope()
+    }
+    for (const h of holders) this.network?.joinPeer(parseKey(h))
   }
 
   /** Adds an agency from its read capability (persisted: config + keys.json). */
@@ -107,7 +176,8 @@ export class Mirror extends BaseRole implements DatasetReader {
     if (have) return have
     const hex = this.node.keys.readKeys?.[catalogKey]
     if (!hex) throw EmbassyError.badConfig(`keys.json has no read key for catalog ${catalogKey}; run \`embassy mirror READ_CAPABILITY\` again`)
-    const holder = new Holder(this.node.store, parseKey(catalogKey), this.guard.accepted())
+    const fetch = this.fetcher
+    const holder = new Holder(this.node.store, parseKey(catalogKey), this.guard.accepted(), { download: (core, info) => fetch.add(core, info) })
     this.guard.watch(holder)
     await holder.open()
     const datasets = new Datasets(this.node.store, holder.catalog, Buffer.from(hex, 'hex'), { writable: false })
@@ -119,7 +189,22 @@ export class Mirror extends BaseRole implements DatasetReader {
   /** Admission rule: the agencies it reads, besides explicitly allowed peers (other mirrors). */
   protected override trusts(key: Buffer): boolean {
     const z = toZ32(key)
-    return this.node.config.sources.some((s) => s.agencyNodeKey === z)
+    return this.node.config.sources.some((s) => s.agencyNodeKey === z || (s.holders ?? []).includes(z))
+  }
+
+  /** Entitlement: a source agency and the holders it listed get that agency's catalog (and only it). */
+  protected override trustedCatalogs(key: Buffer): Buffer[] {
+    const z = toZ32(key)
+    return this.node.config.sources.filter((s) => s.agencyNodeKey === z || (s.holders ?? []).includes(z)).map((s) => parseKey(s.catalogKey))
+  }
+
+  protected override catalogOfAgency(agencyNodeKey: string): Buffer | null {
+    const s = this.node.config.sources.find((x) => x.agencyNodeKey === agencyNodeKey)
+    return s ? parseKey(s.catalogKey) : null
+  }
+
+  protected override scopeableAgencies(): string[] {
+    return this.node.config.sources.map((s) => s.agencyNodeKey)
   }
 
   protected handshakeCatalogs(): Buffer[] {
@@ -131,7 +216,9 @@ export class Mirror extends BaseRole implements DatasetReader {
   }
 
   async status(): Promise<Record<string, unknown>> {
-    return { sources: this.sourceStatus(), alarms: [...this.guard.alarms.alarms], alarmCounts: { ...this.guard.alarms.counts } as Record<AlarmKind, number> }
+    const sources = []
+    for (const s of this.sourceStatus()) sources.push({ ...s, held: await this.held(s.catalogKey) })
+    return { sources, fetch: this.fetchStatus(), alarms: [...this.guard.alarms.alarms], alarmCounts: { ...this.guard.alarms.counts } as Record<AlarmKind, number> }
   }
 
   /** Every held core (a full copy), labelled by its key. */
@@ -140,12 +227,13 @@ export class Mirror extends BaseRole implements DatasetReader {
   }
 
   async attach(network: Network): Promise<void> {
-    this.network = network
+    this.bindNetwork(network)
     this.#guardTimer = setInterval(() => {
       this.guard.tick().catch((err) => this.notice('error', 'error', `history guard: ${(err as Error).message}`))
     }, GUARD_TICK_MS)
     this.#guardTimer.unref?.()
     network.on('peer', (peer) => this.guard.greet(peer))
+    this.fetcher.online()
     for (const s of this.sources.values()) this.#goOnline(s)
     for (const p of this.node.config.peers) network.joinPeer(parseKey(p))
   }
@@ -156,7 +244,9 @@ export class Mirror extends BaseRole implements DatasetReader {
     s.holder.on('core-added', (k) => this.notice('info', 'dataset-picked-up', `holding core ${toZ32(k)} of catalog ${s.catalogKey}`, { catalog: s.catalogKey, core: toZ32(k) }))
     s.holder.on('caught-up', (core) => this.notice('info', 'caught-up', `core ${toZ32(core.key!)} complete at length ${core.length}`, { core: toZ32(core.key!), length: core.length }))
     s.holder.on('error', (err) => this.notice('error', 'error', err.message))
+    this.offerHeld(s.holder)
     network.joinPeer(parseKey(s.agencyNodeKey))
+    for (const h of this.node.config.sources.find((x) => x.catalogKey === s.catalogKey)?.holders ?? []) network.joinPeer(parseKey(h))
     void network.join(agencyTopic(s.holder.key), { server: true, client: true })
   }
 
@@ -230,9 +320,10 @@ export class Mirror extends BaseRole implements DatasetReader {
     yield* log.read({ timeout: MIRROR_WAIT_MS, ...opts, wait })
   }
 
+  /** Exports a dataset; online, blocks not held are fetched from any holder (each within MIRROR_WAIT_MS). */
   async export(name: string, dir: string, onProgress?: Progress): Promise<ExportResult> {
     const s = await this.#find(name)
-    return s.datasets.export(name, dir, onProgress)
+    return s.datasets.export(name, dir, onProgress, { wait: this.online, timeout: MIRROR_WAIT_MS })
   }
 
   async openFiles(name: string): Promise<FilesDataset> {
@@ -248,6 +339,33 @@ export class Mirror extends BaseRole implements DatasetReader {
   /** Each agency read, with its Datasets (which never wait for peers, unlike the methods above). */
   catalogs(): ReadableCatalog[] {
     return [...this.sources.values()].map((s) => ({ catalogKey: parseKey(s.catalogKey), agencyNodeKey: parseKey(s.agencyNodeKey), datasets: s.datasets }))
+  }
+
+  /** How this mirror fetches, and its sparse cache. */
+  fetchStatus(): FetchStatus {
+    return this.fetcher.status()
+  }
+
+  /** How much of source `catalogKey` is held: blocks of every core (the catalog included) against the verified lengths. */
+  async held(catalogKey: string): Promise<HeldSummary> {
+    const s = this.sources.get(catalogKey)
+    if (!s) throw EmbassyError.unknownAgency(`this mirror reads no agency with catalog ${catalogKey}`)
+    let heldBlocks = 0
+    let totalBlocks = 0
+    const waiting = s.holder.catalog.core.length === 0
+    // A peer that has more than this core's verified length: the newer head is still on its way.
+    let behind = false
+    let prefetching = false
+    for (const core of s.holder.allCores()) {
+      if (core.closing || !core.opened) continue
+      const length = core.length
+      totalBlocks += length
+      heldBlocks += length > 0 ? await core.count(0, length) : 0
+      if (core.peers.some((p) => p.remoteLength > length)) behind = true
+      if (this.fetcher.prefetching(core)) prefetching = true
+    }
+    const state = waiting ? 'waiting' : heldBlocks === totalBlocks && !behind ? 'complete' : prefetching && this.fetcher.prefetch !== 'off' ? 'backfilling' : 'partial'
+    return { heldBlocks, totalBlocks, state }
   }
 
   /** Per agency read: how complete the local copy is. */
