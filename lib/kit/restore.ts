@@ -11,6 +11,7 @@ import sodium from 'sodium-universal'
 import { EmbassyError } from '../errors.js'
 import { toZ32 } from '../ids.js'
 import { EmbassyNode, STORE_DIR, type NodeIdentity } from '../node/node.js'
+import type { RestoreSettings } from '../node/config.js'
 import { KEY_BYTES, MAX_KIT_FILE_BYTES, inspectKit, type KitContents } from './format.js'
 import { openKit } from './passphrase.js'
 import { combineSharesReport } from './shares.js'
@@ -48,7 +49,7 @@ export async function kitFromNode(node: EmbassyNode): Promise<KitContents> {
  * catalog key), same read key, the same allow list, bootstrap list and peers. The catalog and
  * datasets are empty until the node replicates them back from an embassy.
  */
-export async function restoreNode(dir: string, contents: KitContents): Promise<NodeIdentity> {
+export async function restoreNode(dir: string, contents: KitContents, settings: RestoreSettings = {}): Promise<NodeIdentity> {
   dir = path.resolve(dir)
   checkRestoreDir(dir)
   const created = !fs.existsSync(dir)
@@ -62,6 +63,7 @@ export async function restoreNode(dir: string, contents: KitContents): Promise<N
         c.allow = [...contents.allow]
         c.bootstrap = [...contents.bootstrap]
         c.peers = [...contents.peers]
+        if (Object.keys(settings).length > 0) c.restore = { ...settings }
       })
       id = await node.identity()
     } finally {
@@ -100,13 +102,15 @@ export interface KitImportResult extends NodeIdentity {
   created: string | null
   /** Share files that are damaged or altered and were not used (the kit opened without them). */
   damagedShares: string[]
+  /** How `embassy run` takes writes: quorum of embassies, forced, backfill throttle. */
+  restore: RestoreSettings
 }
 
 /**
  * `embassy kit import FILE… --dir DIR`: restores an agency from one passphrase kit (needs
  * `passphrase`) or from share files (no passphrase). Runs without a node open.
  */
-export async function kitImport(dir: string, files: readonly string[], passphrase?: string): Promise<KitImportResult> {
+export async function kitImport(dir: string, files: readonly string[], passphrase?: string, settings: RestoreSettings = {}): Promise<KitImportResult> {
   dir = path.resolve(dir)
   if (files.length === 0) throw EmbassyError.badArgument('no kit file given: embassy kit import FILE… --dir DIR')
   checkRestoreDir(dir)
@@ -129,7 +133,7 @@ export async function kitImport(dir: string, files: readonly string[], passphras
   } else {
     throw EmbassyError.badArgument('give either one passphrase kit or share files of one kit, not a mix')
   }
-  const id = await restoreNode(dir, contents)
+  const id = await restoreNode(dir, contents, settings)
   return {
     ...id,
     dir,
@@ -139,7 +143,8 @@ export async function kitImport(dir: string, files: readonly string[], passphras
     allow: contents.allow,
     bootstrap: contents.bootstrap,
     created: contents.created ? new Date(contents.created).toISOString() : null,
-    damagedShares
+    damagedShares,
+    restore: { ...settings }
   }
 }
 

@@ -2,8 +2,8 @@
  * Agency: the only writer of its datasets. Creates datasets (catalog entries), appends
  * records, publishes file trees, and hands out the read capability mirrors need.
  */
-import { CATALOG_CORE_NAME, agencyTopic, keyCheck, metadataKey, randomKey } from '../node/caps.js'
-import { CORES_PER_KIND, Catalog } from '../data/catalog.js'
+import { CATALOG_CORE_NAME, agencyTopic, keyCheck, randomKey } from '../node/caps.js'
+import { CORES_PER_KIND, Catalog, sealAgencyMeta } from '../data/catalog.js'
 import { Datasets, type DatasetSummary } from '../data/datasets.js'
 import { EmbassyError } from '../errors.js'
 import { FilesDataset, type PublishResult } from '../data/files-dataset.js'
@@ -18,22 +18,13 @@ import { BaseRole } from './role.js'
 import type Hypercore from 'hypercore'
 import type { Alarm, CustodyLedger, HeadBook } from '../custody/index.js'
 import { formatReadCapability } from '../data/read-capability.js'
-import { DATASET_ID_BYTES, agencyMeta, encode, kindCode, type DatasetKindName, type Receipt } from '../../protocol/index.js'
+import { DATASET_ID_BYTES, kindCode, type DatasetKindName, type Receipt } from '../../protocol/index.js'
 import { CustodyDesk, type CustodyStatus } from './agency-custody.js'
+import { RestoreGate, type RestoreResult, type RestoreStatus } from './restore-plan.js'
 
 export { MAX_RECEIPT_SKEW_MS, MAX_DEFERRED_RECEIPTS, type CustodyStatus, type DatasetCustody, type EmbassyCustody } from './agency-custody.js'
 
-/** How long a restoring agency waits for more embassies after the first one connects. */
-export const RESTORE_GRACE_MS = 2000
-
-export interface RestoreResult {
-  cores: number
-  blocks: number
-  bytes: number
-  /** Embassies connected when the lengths were taken. */
-  embassies: string[]
-  ms: number
-}
+export { RESTORE_TICK_MS, BACKFILL_WINDOW, type RestoreResult, type RestoreStatus, type RestoreState } from './restore-plan.js'
 
 /** Dataset names: used in file names and URLs, so kept plain. */
 export const DATASET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
@@ -53,6 +44,7 @@ export class Agency extends BaseRole {
   #datasets: Datasets | null = null
   #desk: CustodyDesk | null = null
   #cores: { length: number; map: Map<string, { core: Hypercore; dataset: string | null }> } | null = null
+  #gate: RestoreGate | null = null
 
   constructor(node: EmbassyNode) {
     super(node)
@@ -68,15 +60,40 @@ export class Agency extends BaseRole {
     this.#catalog = new Catalog(core)
     // A new agency's catalog starts with its header (a restored one gets it from its embassies).
     if (core.length === 0 && !this.restoring) {
-      const meta = seal(encode(agencyMeta, { name: this.node.config.name }), metadataKey(readKey))
+      const meta = sealAgencyMeta({ name: this.node.config.name }, readKey) // padded to a size class
       await Catalog.writeHeader(core, { agencyNodeKey: this.node.nodeKey, keyCheck: keyCheck(readKey), meta })
     }
     if (core.length > 0) await this.#catalog.checkReadKey(readKey)
     this.#datasets = new Datasets(this.node.store, this.#catalog, readKey, { writable: true })
     this.#desk = new CustodyDesk(this)
+    const settings = this.node.config.restore ?? {}
+    const agency = this
+    this.#gate = new RestoreGate(
+      {
+        node: this.node,
+        catalog: this.#catalog,
+        readKey,
+        get network() {
+          return agency.network
+        },
+        cores: () => this.cores(),
+        openDatasets: async () => {
+          for (const info of await this.datasets.infos()) await this.datasets.open(info)
+        },
+        knownRole: (key) => this.ledger.role(key) ?? undefined,
+        alarm: (a) => this.desk.alarm(a),
+        notice: (level, event, message, fields) => this.notice(level, event, message, fields),
+        emit: (event, ...args) => this.emit(event, ...args),
+        restored: () => this.desk.replayDeferred()
+      },
+      { quorum: settings.quorum, force: settings.force, backfillRate: settings.backfillRate }
+    )
+    // The heads before any replication: growth without a write of ours means this copy was behind.
+    await this.#gate.prepare()
   }
 
   override async _close(): Promise<void> {
+    if (this.#gate) this.#gate.close()
     if (this.#desk) this.#desk.close()
     if (this.#datasets) await this.#datasets.close()
     if (this.#catalog) await this.#catalog.core.close()
@@ -96,17 +113,29 @@ export class Agency extends BaseRole {
     return this.datasets.readKey
   }
 
-  /** True while a restored agency has not yet synced from its embassies. */
+  /** True while a restored agency has not yet reached the newest heads its embassies witnessed. */
   get restoring(): boolean {
-    return this.node.config.restoring === true
+    return this.#gate ? this.#gate.restoring : this.node.config.restoring === true
+  }
+
+  /** When writes are safe (restore, stale copies, a second live node) and the backfill. */
+  get gate(): RestoreGate {
+    if (!this.#gate) throw EmbassyError.closed()
+    return this.#gate
   }
 
   #assertWritable(): void {
-    if (this.restoring) {
-      throw EmbassyError.notSynced(
-        'this agency was restored from a recovery kit and is still syncing from its embassies; writes are refused until `embassy run` reports restore-complete (writing earlier would fork its feeds)'
-      )
-    }
+    this.gate.assertWritable()
+  }
+
+  /** Changes the backfill throttle of a restored agency (blocks per second; 0 pauses; null: unlimited). */
+  setBackfillRate(rate: number | null): void {
+    this.gate.setBackfillRate(rate)
+  }
+
+  /** Where a restore stands: `status --json` → `restore`. */
+  restoreStatus(): Promise<RestoreStatus> {
+    return this.gate.status()
   }
 
   /** The string a mirror needs: catalog key, read key, agency node key. */
@@ -114,7 +143,11 @@ export class Agency extends BaseRole {
     return formatReadCapability({ catalogKey: this.catalog.key, readKey: this.readKey, agencyNodeKey: this.node.nodeKey })
   }
 
-  async createDataset(name: string, opts: CreateDatasetOptions = {}): Promise<DatasetSummary> {
+  createDataset(name: string, opts: CreateDatasetOptions = {}): Promise<DatasetSummary> {
+    return this.gate.write(() => this.#createDataset(name, opts))
+  }
+
+  async #createDataset(name: string, opts: CreateDatasetOptions = {}): Promise<DatasetSummary> {
     this.#assertWritable()
     if (!DATASET_NAME.test(name)) {
       throw EmbassyError.badArgument(`dataset name "${name.slice(0, 80)}" must be 1-64 characters of A-Z a-z 0-9 . _ - and start with a letter or digit`)
@@ -146,7 +179,11 @@ export class Agency extends BaseRole {
    * Appends JSON records given as text (stored verbatim, so exports are byte-identical).
    * Every text is validated first: one bad record appends nothing (BAD_RECORD names its line).
    */
-  async appendJson(name: string, texts: readonly string[], opts: { lines?: readonly number[]; onProgress?: Progress } = {}): Promise<{ appended: number; length: number }> {
+  appendJson(name: string, texts: readonly string[], opts: { lines?: readonly number[]; onProgress?: Progress } = {}): Promise<{ appended: number; length: number }> {
+    return this.gate.write(() => this.#appendJson(name, texts, opts))
+  }
+
+  async #appendJson(name: string, texts: readonly string[], opts: { lines?: readonly number[]; onProgress?: Progress } = {}): Promise<{ appended: number; length: number }> {
     this.#assertWritable()
     const log = await this.datasets.openLog(name)
     const blocks = LogDataset.encodeJsonTexts(texts, 1, opts.lines)
@@ -164,14 +201,22 @@ export class Agency extends BaseRole {
   }
 
   /** Appends raw byte records. */
-  async appendBytes(name: string, values: readonly Uint8Array[]): Promise<{ appended: number; length: number }> {
+  appendBytes(name: string, values: readonly Uint8Array[]): Promise<{ appended: number; length: number }> {
+    return this.gate.write(() => this.#appendBytes(name, values))
+  }
+
+  async #appendBytes(name: string, values: readonly Uint8Array[]): Promise<{ appended: number; length: number }> {
     this.#assertWritable()
     const log = await this.datasets.openLog(name)
     const length = await log.appendEncoded(LogDataset.encodeBytes(values))
     return { appended: values.length, length }
   }
 
-  async publish(name: string, source: string, onProgress?: Progress): Promise<PublishResult> {
+  publish(name: string, source: string, onProgress?: Progress): Promise<PublishResult> {
+    return this.gate.write(() => this.#publish(name, source, onProgress))
+  }
+
+  async #publish(name: string, source: string, onProgress?: Progress): Promise<PublishResult> {
     this.#assertWritable()
     const files = await this.datasets.openFiles(name)
     return files.publish(source, onProgress)
@@ -191,7 +236,15 @@ export class Agency extends BaseRole {
   }
 
   override handlers(peer: Peer): CustodyHandlers {
-    return this.desk.handlers(peer)
+    const desk = this.desk.handlers(peer)
+    return {
+      ...desk,
+      // Witnessed heads also tell the restore gate how new the embassies' heads are.
+      head: (h) => {
+        this.gate.onHead(peer, h).catch(() => {})
+        desk.head?.(h)
+      }
+    }
   }
 
   get desk(): CustodyDesk {
@@ -223,7 +276,7 @@ export class Agency extends BaseRole {
   }
 
   async status(): Promise<Record<string, unknown>> {
-    return { ...(await this.custody()) }
+    return { ...(await this.custody()), restore: await this.restoreStatus() }
   }
 
   /** The catalog and every dataset core, labelled by dataset name. */
@@ -240,88 +293,45 @@ export class Agency extends BaseRole {
 
   /** Goes online: every dataset core is opened (so it replicates) and the agency topic announced. */
   async attach(network: Network): Promise<void> {
-    this.network = network
+    this.bindNetwork(network)
     this.on('alarm', (a: Alarm) => this.notice('error', 'custody-alarm', `custody alarm (${a.kind}) from ${a.peer}: ${a.detail}`, { ...a }))
-    if (this.restoring) {
-      this.notice('info', 'restoring', 'restored agency: syncing every core from its embassies before accepting writes')
-      // Restored: dial the embassies we know; the sync runs in the background.
-      for (const key of this.node.config.allow) network.joinPeer(parseKeyZ(key))
-      this.#restore(network).then(
-        (r) => {
-          this.emit('restored', r)
-          this.notice('info', 'restore-complete', `restore complete: ${r.cores} cores, ${r.blocks} blocks, ${r.bytes} bytes from ${r.embassies.length} embassies in ${(r.ms / 1000).toFixed(1)} s; writes allowed`, { ...r })
-        },
-        (err) => {
-          this.emit('restore-error', err)
-          this.notice('error', 'restore-error', `restore failed: ${(err as Error).message}`)
-        }
-      )
-    }
+    // Restored: dial the embassies we know; the gate takes writes once their newest heads are here.
+    if (this.restoring) for (const key of this.node.config.allow) network.joinPeer(parseKeyZ(key))
     for (const info of await this.datasets.infos()) await this.datasets.open(info)
     network.on('peer', (peer) => {
       this.ledger.setRole(toZ32(peer.key), peer.role)
-      if (peer.role === 'embassy') this.desk.sendHolders()
+      if (peer.role === 'embassy' || peer.role === 'auditor') this.desk.sendHolders()
+      // Mirrors get the holder list too: they admit and dial only holders we list (or they allow).
+      if (peer.role === 'embassy') for (const p of network.peers.values()) if (p.role === 'mirror') this.#sendHoldersTo(p)
+      if (peer.role === 'mirror') this.#sendHoldersTo(peer)
     })
     // Dial the embassies we know too: after an outage on our side, we find them as soon as our
     // network is back, without waiting for their back-off.
     for (const key of this.node.config.allow) if (this.ledger.role(key) === 'embassy') network.joinPeer(parseKeyZ(key))
+    this.desk.audits.start()
     network.on('channel-error', (peer, err) => {
       this.desk.alarm({ time: Date.now(), kind: 'malformed', peer: toZ32(peer.key), core: null, detail: err.message })
     })
     await network.join(agencyTopic(this.catalog.key), { server: true, client: false })
+    this.gate.start()
   }
 
-  /**
-   * Rebuilds a restored agency from its embassies: waits for them, downloads the catalog and every
-   * dataset core to the newest length they hold, checks the read key, then allows writes again.
-   */
-  async #restore(network: Network): Promise<RestoreResult> {
-    const started = Date.now()
-    const embassies = () => [...network.peers.values()].filter((p) => p.role === 'embassy')
-    await new Promise<void>((resolve) => {
-      if (embassies().length > 0) return resolve()
-      const onpeer = (p: Peer) => {
-        if (p.role !== 'embassy') return
-        network.off('peer', onpeer)
-        resolve()
-      }
-      network.on('peer', onpeer)
-    })
-    // Give the other embassies a moment: we want the newest length any of them holds.
-    const allowed = this.node.config.allow.length
-    const graceUntil = Date.now() + RESTORE_GRACE_MS
-    while (embassies().length < allowed && Date.now() < graceUntil) await new Promise((r) => setTimeout(r, 50))
-
-    const sync = async (core: Hypercore) => {
-      await core.update({ wait: true, force: true })
-      if (core.length > 0) await core.download({ start: 0, end: core.length }).done()
-    }
-    const catalog = this.catalog.core
-    await sync(catalog)
-    await this.catalog.checkReadKey(this.readKey, { wait: true })
-    for (const info of await this.datasets.infos()) await this.datasets.open(info)
-    const cores = await this.cores()
-    let blocks = 0
-    let bytes = 0
-    // Every dataset core at once: one connection carries them all.
-    await Promise.all([...cores.values()].filter(({ core }) => core !== catalog).map(({ core }) => sync(core)))
-    for (const { core } of cores.values()) {
-      if (core.contiguousLength !== core.length) throw EmbassyError.notSynced(`core ${toZ32(core.key!)} is incomplete after sync`)
-      blocks += core.length
-      bytes += core.byteLength
-    }
-    this.node.updateConfig((c) => {
-      delete c.restoring
-    })
-    await this.desk.replayDeferred()
-    return { cores: cores.size, blocks, bytes, embassies: embassies().map((p) => toZ32(p.key)), ms: Date.now() - started }
+  /** Tells a mirror which embassies hold our data (the allowed peers known to be embassies). */
+  #sendHoldersTo(peer: Peer): void {
+    const holders = this.node.config.allow.filter((k) => this.ledger.role(k) === 'embassy').map((k) => parseKeyZ(k))
+    peer.channel.send('holders', { catalog: this.catalog.key, holders })
   }
 
+  /** An agency holds one catalog: an admitted peer may replicate every core of its store. */
+  override entitledCatalogs(key: Buffer): Buffer[] | true {
+    return this.isAllowed(key) ? true : []
+  }
 
   /** Every core of this agency by hex key: the catalog and each dataset's cores. */
   async cores(): Promise<Map<string, { core: Hypercore; dataset: string | null }>> {
     // Asked for every receipt: rebuilt only when the catalog changed.
-    const length = this.catalog.core.length
+    // (A restored catalog's blocks arrive after its length: both count.)
+    const length = this.catalog.core.length * 2 ** 20 + Math.min(this.catalog.core.contiguousLength, 2 ** 20 - 1)
     if (this.#cores && this.#cores.length === length) return this.#cores.map
     const map = await this.#buildCores()
     this.#cores = { length, map }

@@ -38,6 +38,41 @@ import {
 import { defineCommand, defineLocalCommand, runOnHost, strOpt, usageError, type CallerProcess, type CommandInput, type CommandIO } from '../command.js'
 import { escapeText } from '../text.js'
 import type { Host } from '../host.js'
+import type { RestoreSettings } from '../../node/config.js'
+
+/** Help lines of the restore options `kit import` and `run` share. */
+export const RESTORE_OPTION_DETAILS = [
+  '--quorum N            restored agency: embassies whose newest heads are needed before writes (default: more than half of the kit\'s embassies)',
+  '--force               restored agency: take writes with fewer embassies than the quorum, on a NEW FORK of every core (asks first on a terminal; holders see a rewrite)',
+  '--backfill-rate N     restored agency: fetch old blocks in the background at most N blocks a second (0 pauses; default unlimited)'
+]
+export const RESTORE_OPTIONS = { quorum: { type: 'string' }, force: { type: 'boolean' }, 'backfill-rate': { type: 'string' } } as const
+
+/** --quorum, --force, --backfill-rate as restore settings (only those given). */
+export function restoreSettingsFrom(line: CommandInput, command: string): RestoreSettings {
+  const out: RestoreSettings = {}
+  const quorum = strOpt(line, 'quorum')
+  if (quorum !== undefined) {
+    const n = Number(quorum)
+    if (!(/^[0-9]+$/.test(quorum) && Number.isSafeInteger(n) && n >= 1)) throw usageError('--quorum must be a whole number ≥ 1', command)
+    out.quorum = n
+  }
+  if (line.opts.force === true) out.force = true
+  const rate = strOpt(line, 'backfill-rate')
+  if (rate !== undefined) {
+    const n = Number(rate)
+    if (rate.trim() === '' || !Number.isFinite(n) || n < 0) throw usageError('--backfill-rate must be a number of blocks per second ≥ 0', command)
+    out.backfillRate = n
+  }
+  return out
+}
+
+/** --force asks first on a terminal: it moves every core to a new fork. */
+export async function confirmForce(caller: CallerProcess, command: string): Promise<void> {
+  if (!caller.prompt) return
+  const answer = await caller.prompt('--force: if fewer embassies than the quorum answer, every feed moves to a new fork and each embassy must accept it (embassy accept-rewrite). Type "fork" to go on: ')
+  if (answer.trim() !== 'fork') throw usageError('not confirmed; nothing changed', command)
+}
 
 /**
  * A kit passphrase: $EMBASSY_PASSPHRASE, else asked on the terminal (twice when creating a kit).
@@ -232,20 +267,22 @@ export function kitExportHandler(host: Host, line: CommandInput, io: CommandIO):
 export const kitImport = defineLocalCommand({
   name: 'kit import',
   spec: {
-    usage: 'embassy kit import FILE… --dir DIR',
-    summary: 'rebuild an agency from a kit (or M shares); `embassy run` then syncs it from its embassies',
-    options: {},
+    usage: 'embassy kit import FILE… --dir DIR [--quorum N] [--force] [--backfill-rate N]',
+    summary: 'rebuild an agency from a kit (or M shares); `embassy run` then takes writes once it holds the newest heads its embassies witnessed, and backfills the blocks',
+    details: RESTORE_OPTION_DETAILS,
+    options: { ...RESTORE_OPTIONS },
     args: [1, Infinity]
   },
-  input: (line) => ({ files: line.args.map((f) => path.resolve(f)) }),
-  async run({ files }, caller): Promise<KitImportResult> {
+  input: (line) => ({ files: line.args.map((f) => path.resolve(f)), settings: restoreSettingsFrom(line, 'kit import') }),
+  async run({ files, settings }, caller): Promise<KitImportResult> {
     const passphrase = kitNeedsPassphrase(files) ? await passphraseFor(caller, 'kit import', false) : undefined
-    return importKit(caller.dir, files, passphrase)
+    if (settings.force) await confirmForce(caller, 'kit import')
+    return importKit(caller.dir, files, passphrase, settings)
   },
   format: (r) =>
     (r.damagedShares.length > 0
       ? `warning: damaged or altered share${r.damagedShares.length === 1 ? '' : 's'}, not used: ${r.damagedShares.map(escapeText).join(', ')}\n` +
         'the kit opened without them; once the agency runs, make a new kit (embassy kit export) and destroy the old shares\n'
       : '') +
-    `restored agency ${r.nodeKey} (catalog ${r.catalogKey}) in ${r.dir ?? 'the node directory'}\nnext: embassy run — it syncs every dataset from the embassies before accepting writes\n`
+    `restored agency ${r.nodeKey} (catalog ${r.catalogKey}) in ${r.dir ?? 'the node directory'}\nnext: embassy run — it accepts writes once a quorum of its embassies gave it their newest heads, then backfills every block\n`
 })

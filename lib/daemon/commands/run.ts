@@ -15,6 +15,8 @@ import { callControl } from '../control.js'
 import { Daemon, type LogEvent } from '../daemon.js'
 import { runDemo, type DemoResult } from '../demo.js'
 import { escapeText } from '../text.js'
+import { readConfig, writeConfig } from '../../node/config.js'
+import { RESTORE_OPTIONS, RESTORE_OPTION_DETAILS, confirmForce, restoreSettingsFrom } from './kit.js'
 
 /**
  * One operator event as a line on stderr: text, or one JSON object. A message can carry a peer's
@@ -30,16 +32,17 @@ const quiet = { json: true, progress() {}, line() {} }
 export const run = defineLocalCommand({
   name: 'run',
   spec: {
-    usage: 'embassy run [--bootstrap HOST:PORT,…] [--port N] [--http HOST:PORT [--http-status]] [--log-format text|json]',
+    usage: 'embassy run [--bootstrap HOST:PORT,…] [--port N] [--http HOST:PORT [--http-status]] [--log-format text|json] [--quorum N] [--force] [--backfill-rate N]',
     summary: 'run the node: replicate, serve peers and the control socket until SIGINT/SIGTERM',
     details: [
       '--bootstrap LIST      DHT bootstrap nodes (overrides config.json); required one way or the other',
       '--port N              UDP port of this node (default: any free port)',
       '--http HOST:PORT      serve the read-only web gateway (mirror or agency); use 127.0.0.1 unless it must be reachable',
       '--http-status         also publish /api/status (peers, custody, alarms) on a gateway bound beyond loopback',
-      '--log-format F        text (default) or json: one event per line on stderr'
+      '--log-format F        text (default) or json: one event per line on stderr',
+      ...RESTORE_OPTION_DETAILS
     ],
-    options: { bootstrap: { type: 'string' }, port: { type: 'string' }, http: { type: 'string' }, 'http-status': { type: 'boolean' }, 'log-format': { type: 'string' } },
+    options: { bootstrap: { type: 'string' }, port: { type: 'string' }, http: { type: 'string' }, 'http-status': { type: 'boolean' }, 'log-format': { type: 'string' }, ...RESTORE_OPTIONS },
     args: [0, 0]
   },
   /** --bootstrap and --port are checked once the directory is known to be free (run()). */
@@ -48,12 +51,20 @@ export const run = defineLocalCommand({
     if (format !== 'text' && format !== 'json') throw usageError('--log-format must be text or json', 'run')
     const httpStatus = line.opts['http-status'] === true
     if (httpStatus && strOpt(line, 'http') === undefined) throw usageError('--http-status needs --http HOST:PORT', 'run')
-    return { logFormat: format as 'text' | 'json', bootstrap: strOpt(line, 'bootstrap'), port: strOpt(line, 'port'), http: strOpt(line, 'http'), httpStatus }
+    return { logFormat: format as 'text' | 'json', bootstrap: strOpt(line, 'bootstrap'), port: strOpt(line, 'port'), http: strOpt(line, 'http'), httpStatus, restore: restoreSettingsFrom(line, 'run') }
   },
-  async run(input, { dir, io, untilSignal }): Promise<{ stopped: true }> {
+  async run(input, caller): Promise<{ stopped: true }> {
+    const { dir, io, untilSignal } = caller
     if (!EmbassyNode.exists(dir)) throw EmbassyError.notInitialised(dir)
     const already = await callControl(dir, 'id', { args: [], opts: {} }, quiet)
     if (already.running) throw EmbassyError.alreadyRunning(path.resolve(dir))
+    if (Object.keys(input.restore).length > 0) {
+      // Restore settings live in config.json (the agency reads them when it opens); kept for the next start.
+      const config = readConfig(dir)
+      if (config.role !== 'agency') throw usageError('--quorum, --force and --backfill-rate are for a restored agency', 'run')
+      if (input.restore.force) await confirmForce(caller, 'run')
+      writeConfig(dir, { ...config, restore: { ...config.restore, ...input.restore } })
+    }
     const bootstrap = parseBootstrap(input.bootstrap, 'run')
     const port = parsePort(input.port, 'run')
     const daemon = new Daemon({
