@@ -16,6 +16,9 @@ export const RECORD_MAGIC = Uint8Array.of(0x44, 0x45)
 /** Prefix of a read-capability string. */
 export const READ_CAPABILITY_PREFIX = 'embassy-read:'
 
+/** Prefix of a verify-capability string (catalog key + agency node key, no read key). */
+export const VERIFY_CAPABILITY_PREFIX = 'embassy-verify:'
+
 /** Size of the key-check value carried by the catalog header. */
 export const KEY_CHECK_BYTES = 16
 

@@ -11,7 +11,7 @@ export const CUSTODY_PROTOCOL = 'data-embassy/custody/1'
 
 /** Major and minor version this build speaks. A peer with another major gets an error, then close. */
 export const CUSTODY_MAJOR = 1
-export const CUSTODY_MINOR = 1
+export const CUSTODY_MINOR = 2
 
 /** Largest message we accept on the channel (bytes). */
 export const MAX_CUSTODY_MESSAGE = 64 * 1024
@@ -21,12 +21,14 @@ export const MAX_HANDSHAKE_CATALOGS = 4096
 export const PeerRole = {
   AGENCY: 1,
   EMBASSY: 2,
-  MIRROR: 3
+  MIRROR: 3,
+  /** A blind auditor: holds a verify capability, audits holders, stores and serves nothing. (minor 2) */
+  AUDITOR: 4
 } as const
 export type PeerRoleCode = (typeof PeerRole)[keyof typeof PeerRole]
 
-export function peerRoleName(code: number): 'agency' | 'embassy' | 'mirror' | 'unknown' {
-  return code === 1 ? 'agency' : code === 2 ? 'embassy' : code === 3 ? 'mirror' : 'unknown'
+export function peerRoleName(code: number): 'agency' | 'embassy' | 'mirror' | 'auditor' | 'unknown' {
+  return code === 1 ? 'agency' : code === 2 ? 'embassy' : code === 3 ? 'mirror' : code === 4 ? 'auditor' : 'unknown'
 }
 
 /** Channel handshake: who the peer is and what it speaks. */
@@ -384,6 +386,155 @@ export const holderList: Codec<HolderList> = {
   }
 }
 
+/** Most block indices one challenge names. */
+export const MAX_CHALLENGE_INDICES = 256
+/** Bytes of an audit nonce and of each answered value (BLAKE2b-256). */
+export const AUDIT_NONCE_BYTES = 32
+export const AUDIT_VALUE_BYTES = 32
+
+/**
+ * An audit challenge (auditor → holder): prove you hold blocks `indices` of `core` by answering,
+ * per index, BLAKE2b-256(nonce ‖ the block's bytes as stored: ciphertext on an encrypted core).
+ * `id` pairs the answer with the challenge; `nonce` is fresh and random for every challenge. (minor 2)
+ */
+export interface Challenge {
+  id: number
+  core: Uint8Array
+  nonce: Uint8Array
+  indices: number[]
+}
+
+/** Reads a uint array whose length is checked against `max` before any element is decoded. */
+function boundedUints(state: Parameters<Codec<unknown>['decode']>[0], max: number, what: string): number[] {
+  const n = c.uint.decode(state)
+  if (n > max) throw new Error(`${n} ${what} (at most ${max})`)
+  const out: number[] = []
+  for (let i = 0; i < n; i++) out.push(c.uint.decode(state))
+  return out
+}
+
+function boundedHashes(state: Parameters<Codec<unknown>['decode']>[0], max: number, what: string): Uint8Array[] {
+  const n = c.uint.decode(state)
+  if (n > max) throw new Error(`${n} ${what} (at most ${max})`)
+  // Each value is 32 bytes: the remaining bytes must hold them all (checked before decoding).
+  if (state.end - state.start < n * AUDIT_VALUE_BYTES) throw new Error(`${n} ${what} do not fit in the message`)
+  const out: Uint8Array[] = []
+  for (let i = 0; i < n; i++) out.push(c.fixed32.decode(state))
+  return out
+}
+
+export const challenge: Codec<Challenge> = {
+  preencode(state, m) {
+    c.uint.preencode(state, 0) // flags
+    c.uint.preencode(state, m.id)
+    c.fixed32.preencode(state, m.core)
+    c.fixed32.preencode(state, m.nonce)
+    c.array(c.uint).preencode(state, m.indices)
+  },
+  encode(state, m) {
+    c.uint.encode(state, 0)
+    c.uint.encode(state, m.id)
+    c.fixed32.encode(state, m.core)
+    c.fixed32.encode(state, m.nonce)
+    c.array(c.uint).encode(state, m.indices)
+  },
+  decode(state) {
+    c.uint.decode(state)
+    const id = c.uint.decode(state)
+    const core = c.fixed32.decode(state)
+    const nonce = c.fixed32.decode(state)
+    const indices = boundedUints(state, MAX_CHALLENGE_INDICES, 'indices in one challenge')
+    if (indices.length === 0) throw new Error('a challenge names no block')
+    state.start = state.end // fields of later minors
+    return { id, core, nonce, indices }
+  }
+}
+
+/** How a holder answered a challenge. */
+export const AnswerStatus = {
+  /** `values` has one value per index (32 zero bytes for a block the holder does not have). */
+  OK: 0,
+  /** The holder does not hold the core (or refuses this challenger): no values. */
+  NOT_HELD: 1,
+  /** The nonce was used before: a replayed challenge is never answered again. */
+  REPLAYED: 2,
+  /** Too many challenges at once from this challenger: ask again later. */
+  BUSY: 3
+} as const
+
+/**
+ * An audit answer (holder → auditor), signed by the holder's node key over answerSignable(...):
+ * the challenger, the challenge (core, nonce, indices), the status, the holder's time and the
+ * values. Kept in the auditor's audit log as evidence anyone with the keys can check. (minor 2)
+ */
+export interface Answer {
+  id: number
+  core: Uint8Array
+  nonce: Uint8Array
+  status: number
+  /** Milliseconds since the epoch, the holder's clock (informative). */
+  time: number
+  values: Uint8Array[]
+  signature: Uint8Array
+}
+
+export const answer: Codec<Answer> = {
+  preencode(state, m) {
+    c.uint.preencode(state, 0) // flags
+    c.uint.preencode(state, m.id)
+    c.fixed32.preencode(state, m.core)
+    c.fixed32.preencode(state, m.nonce)
+    c.uint.preencode(state, m.status)
+    c.uint.preencode(state, m.time)
+    c.array(c.fixed32).preencode(state, m.values)
+    c.fixed64.preencode(state, m.signature)
+  },
+  encode(state, m) {
+    c.uint.encode(state, 0)
+    c.uint.encode(state, m.id)
+    c.fixed32.encode(state, m.core)
+    c.fixed32.encode(state, m.nonce)
+    c.uint.encode(state, m.status)
+    c.uint.encode(state, m.time)
+    c.array(c.fixed32).encode(state, m.values)
+    c.fixed64.encode(state, m.signature)
+  },
+  decode(state) {
+    c.uint.decode(state)
+    const id = c.uint.decode(state)
+    const core = c.fixed32.decode(state)
+    const nonce = c.fixed32.decode(state)
+    const status = c.uint.decode(state)
+    const time = c.uint.decode(state)
+    const values = boundedHashes(state, MAX_CHALLENGE_INDICES, 'values in one answer')
+    const signature = c.fixed64.decode(state)
+    state.start = state.end // fields of later minors
+    return { id, core, nonce, status, time, values, signature }
+  }
+}
+
+/** Namespace of the bytes a holder signs for an answer (domain separation). */
+export const ANSWER_SIGNING_NAMESPACE = 'data-embassy/custody/answer/1'
+
+/** The exact bytes an answer's signature covers: who asked, what was asked, what was answered. */
+export function answerSignable(challenger: Uint8Array, ch: Pick<Challenge, 'core' | 'nonce' | 'indices'>, m: Pick<Answer, 'status' | 'time' | 'values'>): Buffer {
+  const state = c.state()
+  const fields = (enc: 'preencode' | 'encode') => {
+    c.string[enc](state, ANSWER_SIGNING_NAMESPACE)
+    c.fixed32[enc](state, challenger)
+    c.fixed32[enc](state, ch.core)
+    c.fixed32[enc](state, ch.nonce)
+    c.array(c.uint)[enc](state, ch.indices)
+    c.uint[enc](state, m.status)
+    c.uint[enc](state, m.time)
+    c.array(c.fixed32)[enc](state, m.values)
+  }
+  fields('preencode')
+  state.buffer = Buffer.allocUnsafe(state.end)
+  fields('encode')
+  return state.buffer as Buffer
+}
+
 /** Every message of the custody channel, by name, with its value type. */
 export interface CustodyMessages {
   error: ErrorMessage
@@ -394,6 +545,10 @@ export interface CustodyMessages {
   alarm: AlarmReport
   /** minor 1 */
   holders: HolderList
+  /** minor 2 */
+  challenge: Challenge
+  /** minor 2 */
+  answer: Answer
 }
 export type CustodyMessageName = keyof CustodyMessages
 
@@ -409,7 +564,9 @@ export const CUSTODY_MESSAGES: readonly CustodyMessageSpec[] = [
   { name: 'receipt', codec: receipt },
   { name: 'head', codec: witnessedHead },
   { name: 'alarm', codec: alarmReport },
-  { name: 'holders', codec: holderList }
+  { name: 'holders', codec: holderList },
+  { name: 'challenge', codec: challenge },
+  { name: 'answer', codec: answer }
 ]
 
 /** Message indices on the custody channel (positions in CUSTODY_MESSAGES). */
@@ -418,8 +575,10 @@ export const CustodyMessage = {
   RECEIPT: 1,
   HEAD: 2,
   ALARM: 3,
-  HOLDERS: 4
+  HOLDERS: 4,
+  CHALLENGE: 5,
+  ANSWER: 6
 } as const
 
 /** The first minor version that has each message (a peer on an older minor is not sent it). */
-export const MESSAGE_SINCE_MINOR: Record<CustodyMessageName, number> = { error: 0, receipt: 0, head: 1, alarm: 1, holders: 1 }
+export const MESSAGE_SINCE_MINOR: Record<CustodyMessageName, number> = { error: 0, receipt: 0, head: 1, alarm: 1, holders: 1, challenge: 2, answer: 2 }

@@ -8,17 +8,19 @@
  * Owns: agency custody. May import: custody/, data/, net/ (types), node/, errors, ids, protocol/.
  */
 import type Hypercore from 'hypercore'
-import { EmbassyError } from '../errors.js'
+import { EmbassyError, withArticle } from '../errors.js'
 import { parseKey as parseKeyZ, toZ32 } from '../ids.js'
 import { byteLengthAt, verifySignedHead } from '../data/tree.js'
 import type { Catalog } from '../data/catalog.js'
 import type { Datasets } from '../data/datasets.js'
-import { CustodyLedger, HeadBook, checkReceipt, headEvidence, verifyWitnessSignature, type Alarm } from '../custody/index.js'
+import { AuditRunner, CustodyLedger, HeadBook, checkReceipt, headEvidence, verifyWitnessSignature, type Alarm, type AuditSummary, type AuditableCore } from '../custody/index.js'
 import type { CustodyHandlers } from '../net/custody-channel.js'
 import type { Network, Peer } from '../net/network.js'
 import type { EmbassyNode } from '../node/node.js'
 import { AlarmCode, type AlarmReport, type DatasetKindName, type Receipt, type WitnessedHead } from '../../protocol/index.js'
 import type { Notice } from './role.js'
+import { QuotaAlarmCode, alarmFromQuotaReport } from './quota.js'
+import { CUSTODY_BEHIND_MS, CustodyMilestones } from './milestones.js'
 
 /** One embassy's custody of one dataset, as `embassy status` shows it. */
 export interface EmbassyCustody {
@@ -42,6 +44,10 @@ export interface EmbassyCustody {
    * agency's): it refused the rewrite and keeps what it verified. Such a core counts as not held.
    */
   preRewrite: Array<{ core: string; length: number; fork: number }>
+  /** The embassy's audits of this dataset's cores (challenges it must answer from its own copy). */
+  audit: AuditSummary
+  /** False while the last audit of any of the dataset's cores failed (that core counts as not held). */
+  held: boolean
 }
 
 export interface DatasetCustody {
@@ -77,13 +83,17 @@ export interface DeskAgency {
   isAllowed(key: Buffer): boolean
   cores(): Promise<Map<string, { core: Hypercore; dataset: string | null }>>
   notice(level: Notice['level'], event: string, message: string, fields?: Record<string, unknown>): void
-  emit(event: 'alarm' | 'receipt', value: unknown): boolean
+  emit(event: 'alarm' | 'receipt' | 'audit', value: unknown): boolean
 }
 
 export class CustodyDesk {
   readonly ledger: CustodyLedger
   /** Heads holders witnessed, cross-checked against our own tree. */
   readonly heads = new HeadBook()
+  /** Continuous audits of the embassies (challenges answered from their own copies). */
+  readonly audits: AuditRunner
+  /** Log lines when an embassy becomes fully held, falls behind, recovers (milestones.ts). */
+  readonly milestones: CustodyMilestones
   readonly #agency: DeskAgency
   /** While restoring, receipts wait here (newest per sender and core) until our catalog is back. */
   #deferred = new Map<string, { peer: Peer; receipt: Receipt }>()
@@ -91,6 +101,33 @@ export class CustodyDesk {
   constructor(agency: DeskAgency) {
     this.#agency = agency
     this.ledger = new CustodyLedger(agency.node.dir)
+    this.milestones = new CustodyMilestones(
+      {
+        embassies: () => agency.node.config.allow.filter((k) => this.ledger.role(k) === 'embassy'),
+        cores: async () => (agency.restoring ? [] : [...(await agency.cores()).values()].map(({ core }) => ({ key: toZ32(core.key!), length: core.length, fork: core.fork }))),
+        held: (embassy, core) => this.ledger.get(embassy, core),
+        behindMs: () => (agency.node.config.custodyBehindSeconds ?? CUSTODY_BEHIND_MS / 1000) * 1000
+      },
+      (level, event, message, fields) => agency.notice(level, event, message, fields)
+    )
+    this.audits = new AuditRunner({
+      dir: agency.node.dir,
+      keyPair: agency.node.keyPair,
+      settings: () => agency.node.config.audit,
+      // A restoring agency lacks its own blocks: it audits once they are back.
+      holders: () => (agency.restoring ? [] : [...(agency.network?.peers.values() ?? [])].filter((p) => p.role === 'embassy' && agency.isAllowed(p.key))),
+      cores: () => this.#auditable(),
+      claimed: (holder, core) => this.ledger.get(holder, core)?.length ?? 0,
+      alarm: (a) => this.#alarm(a),
+      onaudit: (x, state) => agency.emit('audit', { ...x, state }),
+      onstray: (s) => agency.notice('warn', 'audit-stray-answer', `audit answer from ${s.peer} ignored: ${s.reason}`, { ...s })
+    })
+  }
+
+  /** Every core of the agency, labelled by dataset name (null: the catalog). */
+  async #auditable(): Promise<AuditableCore[]> {
+    const names = new Map((await this.#agency.datasets.infos()).map((i) => [i.id, i.name ?? i.id]))
+    return [...(await this.#agency.cores()).values()].map(({ core, dataset }) => ({ core, dataset: dataset === null ? null : (names.get(dataset) ?? dataset) }))
   }
 
   handlers(peer: Peer): CustodyHandlers {
@@ -104,7 +141,8 @@ export class CustodyDesk {
       },
       alarm: (r) => {
         this.#onReport(peer, r).catch(fail('alarm'))
-      }
+      },
+      answer: (a) => this.audits.onanswer(peer, a)
     }
   }
 
@@ -117,7 +155,8 @@ export class CustodyDesk {
   sendHolders(): void {
     const holders = this.#embassyKeys()
     for (const p of this.#agency.network?.peers.values() ?? []) {
-      if (p.role === 'embassy') p.channel.send('holders', { catalog: this.#agency.catalog.key, holders })
+      // Auditors the agency admitted learn the list too: they audit the embassies while it is gone.
+      if (p.role === 'embassy' || p.role === 'auditor') p.channel.send('holders', { catalog: this.#agency.catalog.key, holders })
     }
   }
 
@@ -155,6 +194,12 @@ export class CustodyDesk {
   async #onReport(peer: Peer, r: AlarmReport): Promise<void> {
     const sender = toZ32(peer.key)
     if (!this.#agency.isAllowed(peer.key)) return
+    // An embassy near or over its quota for this agency (quota.ts).
+    if (r.code === QuotaAlarmCode.NEAR || r.code === QuotaAlarmCode.EXCEEDED) {
+      const quota = alarmFromQuotaReport(r, sender, this.#agency.catalog.key, peer.role)
+      if (quota) this.#alarm(quota)
+      return
+    }
     const core = toZ32(r.core)
     if (r.code === AlarmCode.HISTORY_REWRITE) {
       this.#alarm({
@@ -203,7 +248,7 @@ export class CustodyDesk {
     const now = Date.now()
     // Custody counts only from peers this agency admitted as embassies.
     if (peer.role !== 'embassy') {
-      this.#alarm({ time: now, kind: 'not-an-embassy', peer: sender, core, detail: `a receipt from a ${peer.role}, not an embassy: ignored (only embassies hold custody)` })
+      this.#alarm({ time: now, kind: 'not-an-embassy', peer: sender, core, detail: `a receipt from ${withArticle(peer.role)}, not an embassy: ignored (only embassies hold custody)` })
       return
     }
     if (r.time > now + MAX_RECEIPT_SKEW_MS) {
@@ -222,6 +267,7 @@ export class CustodyDesk {
       this.#alarm({ time: now, kind: 'custody-regressed', peer: sender, core, detail: `embassy now holds ${r.length} block(s) of core ${core}, down from ${prev.length}` })
     }
     this.#agency.emit('receipt', { embassy: sender, core, length: r.length, time: r.time, receivedAt: now, preRewrite: verdict.preRewrite })
+    this.milestones.start()
   }
 
   /** Records an alarm; only a listed one (not a repeat inside the quiet window) is an event and a log line. */
@@ -259,12 +305,14 @@ export class CustodyDesk {
         let newest: number | null = null
         let any = false
         const preRewrite: EmbassyCustody['preRewrite'] = []
+        const audit = this.audits.summary(nodeKey, own.map((c) => toZ32(c.key!)))
         for (const core of own) {
           const r = this.ledger.get(nodeKey, toZ32(core.key!))
           // History from before our rewrite is kept by the embassy, but it is not our history.
           const pre = !!r && r.fork < core.fork
           if (r && pre) preRewrite.push({ core: toZ32(core.key!), length: r.length, fork: r.fork })
-          const h = r && !pre ? Math.min(r.length, core.length) : 0
+          // A core whose last audit failed is not counted as held until an audit passes.
+          const h = r && !pre && !this.audits.failing(nodeKey, toZ32(core.key!)) ? Math.min(r.length, core.length) : 0
           if (r) {
             any = true
             // Ages are the agency's: when it received and verified the receipt, never the sender's clock.
@@ -281,7 +329,9 @@ export class CustodyDesk {
           receiptAt: any ? newest : null,
           receiptAge: any && newest !== null ? Math.max(0, now - newest) : null,
           connected: !!this.#agency.network?.connectedTo(parseKeyZ(nodeKey)),
-          preRewrite
+          preRewrite,
+          audit,
+          held: audit.state !== 'failed'
         })
       }
       const heads: DatasetCustody['heads'] = []
@@ -295,6 +345,8 @@ export class CustodyDesk {
   }
 
   close(): void {
+    this.milestones.close()
+    this.audits.close()
     this.ledger.close()
   }
 }
