@@ -19,8 +19,8 @@ async function main(argv: string[]): Promise<number> {
   let command: cli.AnyCommand | undefined
   try {
     const p = parse(argv)
-    if (p === 'help') {
-      process.stdout.write(cli.mainHelp())
+    if ('help' in p) {
+      process.stdout.write(p.help)
       return 0
     }
     if (p.opts.help) {
@@ -56,7 +56,7 @@ async function main(argv: string[]): Promise<number> {
     if (result === null) return 0
     if (wantsJson) process.stdout.write(JSON.stringify(result, null, 2) + '\n')
     else process.stdout.write(p.command.format(result, io))
-    return 0
+    return p.command.exitCode?.(result) ?? 0
   } catch (err) {
     progress.done()
     const e = err instanceof EmbassyError ? err : null

@@ -3,8 +3,15 @@
  * flood the log (counts keep counting; repeats inside the quiet window are folded into the last
  * entry). A different offered head or fork is a different alarm. The agency keeps its list in custody.json (ledger.ts); holders keep theirs in
  * alarms.json (AlarmLog).
+ *
+ * Every alarm has a stable ID (alarmId: a hash of what it is and when it was first raised, so the
+ * same alarm has the same ID after a restart and on every listing). The operator acknowledges
+ * alarms by ID (`embassy alarms ack`); acknowledgements live apart, in alarm-acks.json
+ * (AlarmAcks), so the alarm lists and their counts stay as they are: an acknowledged alarm is kept
+ * in the history, it is only no longer active.
  */
 import path from 'node:path'
+import sodium from 'sodium-universal'
 import { JsonFile } from './json-file.js'
 import type { Alarm, AlarmKind } from './receipts.js'
 
@@ -100,5 +107,76 @@ export class AlarmLog {
 
   close(): void {
     this.#doc.close()
+  }
+}
+
+/** The acknowledgement file (every role). */
+export const ALARM_ACKS_FILE = 'alarm-acks.json'
+/** Acknowledgements kept (oldest forgotten first; the alarm lists are bounded at MAX_ALARMS anyway). */
+export const MAX_ACKS = 4 * MAX_ALARMS
+
+const ID_NS = Buffer.from('data-embassy/alarm-id')
+
+/**
+ * An alarm's stable ID: 12 hex characters of BLAKE2b over when it was first raised and what it is
+ * about (kind, peer, core, offered head, reporter, text). Repeats folded into it do not change it.
+ */
+export function alarmId(a: Alarm): string {
+  const about = JSON.stringify([a.time, a.kind, a.peer, a.core ?? null, a.offered ?? null, a.reportedBy ?? null, a.detail])
+  const out = Buffer.alloc(16)
+  sodium.crypto_generichash_batch(out, [ID_NS, Buffer.from(about)])
+  return out.toString('hex').slice(0, 12)
+}
+
+/** An alarm as listed to the operator: with its ID and, once acknowledged, when. */
+export type ListedAlarm = Alarm & { id: string; acknowledgedAt?: number }
+
+interface AckFile {
+  version: 1
+  /** alarm ID → when it was acknowledged (ms since epoch), oldest first */
+  acks: Record<string, number>
+}
+
+/** Which alarms the operator acknowledged (DIR/alarm-acks.json). */
+export class AlarmAcks {
+  readonly #doc: JsonFile<AckFile>
+
+  constructor(dir: string) {
+    this.#doc = new JsonFile<AckFile>(
+      path.join(dir, ALARM_ACKS_FILE),
+      () => ({ version: 1, acks: {} }),
+      (p) => p.version === 1 && typeof p.acks === 'object' && p.acks !== null && !Array.isArray(p.acks),
+      0
+    )
+  }
+
+  /** When alarm `id` was acknowledged, if it was. */
+  at(id: string): number | undefined {
+    const t = this.#doc.data.acks[id]
+    return typeof t === 'number' ? t : undefined
+  }
+
+  /** `alarms` with their IDs and acknowledgement times. */
+  list(alarms: readonly Alarm[]): ListedAlarm[] {
+    return alarms.map((a) => {
+      const id = alarmId(a)
+      const at = this.at(id)
+      return at === undefined ? { ...a, id } : { ...a, id, acknowledgedAt: at }
+    })
+  }
+
+  /** Acknowledges `ids` (already acknowledged ones keep their time); written at once. */
+  ack(ids: readonly string[], now = Date.now()): string[] {
+    const acks = this.#doc.data.acks
+    const added: string[] = []
+    for (const id of ids) {
+      if (acks[id] !== undefined) continue
+      acks[id] = now
+      added.push(id)
+    }
+    const keys = Object.keys(acks)
+    for (const k of keys.slice(0, Math.max(0, keys.length - MAX_ACKS))) delete acks[k]
+    if (added.length) this.#doc.flush()
+    return added
   }
 }

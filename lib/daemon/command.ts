@@ -6,10 +6,11 @@
  * without a node host: init, run, bootstrap, demo, kit import).
  *
  * Owns: the command types and the small readers of command lines every record shares.
- * May import: errors, node/config, daemon/host (types); never a command, the CLI or process state.
+ * May import: errors, ids, node/config, daemon/host (types); never a command, the CLI or process state.
  */
 import type { ParseArgsConfig } from 'node:util'
-import { EmbassyError } from '../errors.js'
+import { EmbassyError, withArticle } from '../errors.js'
+import { parseKey } from '../ids.js'
 import { parseHostPort } from '../node/config.js'
 import type { Host } from './host.js'
 
@@ -21,6 +22,11 @@ export interface CommandSpec {
   /** Longer help: arguments and options, one per line. */
   details?: string[]
   options: Options
+  /**
+   * String options whose value may be left out (`--wait-for-custody [N]`): the value they take
+   * then. A value is only taken from the next word when it is a whole number.
+   */
+  optionalValues?: Record<string, string>
   /** Allowed number of positional arguments. */
   args: [min: number, max: number]
 }
@@ -91,6 +97,8 @@ interface CommandBase<O> {
   format(result: O, view: FormatView): string
   /** More about a failure, for stderr in human mode (verify lists the failing blocks). */
   formatError?(err: EmbassyError): string
+  /** The exit code of a result that is a finding, not an error (audit: 1 when any embassy failed). @default 0 */
+  exitCode?(result: O): number
 }
 
 /** A command that runs on an open node: one the caller opens, or the running one (control socket). */
@@ -159,6 +167,19 @@ export function arg(line: CommandInput, i: number, name: string): string {
   const v = line.args[i]
   if (v === undefined || v === '') throw EmbassyError.badArgument(`missing ${name}`)
   return v
+}
+
+/**
+ * A 32-byte key given on the command line (`what` names it: "core key"). Its error never quotes
+ * the text: a capability pasted there by mistake is a secret.
+ */
+export function keyArg(text: string, what: string): Buffer {
+  if (/^\s*embassy-[a-z]+:/i.test(text)) throw EmbassyError.badArgument(`that is a capability (a secret: not shown), not ${withArticle(what)}`)
+  try {
+    return parseKey(text, what)
+  } catch (err) {
+    throw EmbassyError.badArgument(`the ${what} given is not a 32-byte key (z32 or hex; ${String(text).trim().length} characters given, not shown)`, err)
+  }
 }
 
 export function strOpt(line: CommandInput, name: string): string | undefined {

@@ -49,3 +49,16 @@ export function escapeText(text: string): string {
     return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`
   })
 }
+
+/** Capability prefixes (read, verify): text that starts with one is a secret. */
+const CAPABILITY_TEXT = /^\s*embassy-[a-z]+:/i
+
+/**
+ * `text` as an error may quote it: a pasted capability (a secret) becomes "(a capability, not
+ * shown)", anything else is cut to 80 characters. Error lines must never echo secrets.
+ */
+export function redactSecret(text: string): string {
+  const t = String(text)
+  if (CAPABILITY_TEXT.test(t) || /^[ybndrfg8ejkmcpqxot1uwisza345h769]{100,}$/.test(t.trim())) return '(a capability, not shown)'
+  return t.length > 80 ? `${t.slice(0, 80)}…` : t
+}

@@ -8,6 +8,8 @@ import { DecodeError, RecordType, decode, encode, logRecord, MAX_RECORD_BYTES, t
 
 /** Records per `core.append` call: one atomic write batch each. */
 export const APPEND_BATCH = 2000
+/** Blocks asked for ahead of a waiting read (one download range at a time), so a long read is not one round trip per record. */
+export const READ_AHEAD = 256
 
 /** A record as it is read back. */
 export interface RecordView {
@@ -29,6 +31,14 @@ export interface ReadOptions {
 }
 
 export type Progress = (done: number, total: number) => void
+
+/** How a read treats blocks not held: wait for a peer to send them (bounded), or fail at once. */
+export interface WaitOptions {
+  /** @default false */
+  wait?: boolean
+  /** With wait: give up on a block after this many ms. @default 10000 */
+  timeout?: number
+}
 
 /** One core of a dataset and its part in it: a log's one core, or a file tree's index and content. */
 export interface DatasetCore {
@@ -64,7 +74,16 @@ export class LogDataset {
   }
 
   /**
-   * Validates JSON texts; throws BAD_RECORD naming the first bad one (1-based `line`)
+   * A record as it is stored: one NDJSON line. A raw line break can only be whitespace between
+   * JSON tokens (inside a string it is invalid JSON), so each CR or LF becomes a space: the value is
+   * unchanged, every other byte is kept, and `export` → `append` round-trips exactly.
+   */
+  static oneLine(text: string): string {
+    return /[\r\n]/.test(text) ? text.replace(/[\r\n]/g, ' ') : text
+  }
+
+  /**
+   * Validates JSON texts (each stored as one line, LogDataset.oneLine); throws BAD_RECORD naming the first bad one (1-based `line`)
    * before anything is appended.
    */
   static encodeJsonTexts(texts: readonly string[], firstLine = 1, lines?: readonly number[]): Buffer[] {
@@ -78,7 +97,7 @@ export class LogDataset {
       } catch (err) {
         throw EmbassyError.badRecord(line, `not JSON (${(err as Error).message})`)
       }
-      const value = Buffer.from(text, 'utf8')
+      const value = Buffer.from(LogDataset.oneLine(text), 'utf8')
       if (value.byteLength > MAX_RECORD_BYTES) throw EmbassyError.badRecord(line, `record of ${value.byteLength} bytes is over the ${MAX_RECORD_BYTES}-byte limit`)
       out[i] = encode(logRecord, { type: RecordType.JSON, time, value })
     }
@@ -103,22 +122,36 @@ export class LogDataset {
     return this.core.length
   }
 
-  /** Reads records [start, end); a missing block throws NOT_AVAILABLE (or TIMEOUT when waiting). */
+  /**
+   * Reads records [start, end); a missing block throws NOT_AVAILABLE, or, waiting, is fetched from
+   * any peer (READ_AHEAD blocks asked for at a time) and throws TIMEOUT when none sends it in time.
+   */
   async *read(opts: ReadOptions = {}): AsyncGenerator<RecordView> {
     const length = this.core.length
     const start = opts.start ?? 0
     const end = Math.min(opts.end ?? length, length)
     const wait = opts.wait ?? false
-    for (let seq = start; seq < end; seq++) {
-      let block: Buffer | null
-      try {
-        block = await this.core.get(seq, { wait, timeout: wait ? (opts.timeout ?? 10_000) : 0 })
-      } catch (err) {
-        if ((err as { code?: string }).code === 'REQUEST_TIMEOUT') throw EmbassyError.timeout(`record ${seq} did not arrive in time`)
-        throw err
+    let ahead: { end: number; range: { destroy(): void } } | null = null
+    try {
+      for (let seq = start; seq < end; seq++) {
+        if (wait && (ahead === null || seq >= ahead.end)) {
+          ahead?.range.destroy()
+          ahead = null
+          const to = Math.min(end, seq + READ_AHEAD)
+          if (!(await this.core.has(seq, to))) ahead = { end: to, range: this.core.download({ start: seq, end: to }) }
+        }
+        let block: Buffer | null
+        try {
+          block = await this.core.get(seq, { wait, timeout: wait ? (opts.timeout ?? 10_000) : 0 })
+        } catch (err) {
+          if ((err as { code?: string }).code === 'REQUEST_TIMEOUT') throw EmbassyError.timeout(`record ${seq} did not arrive in time (no peer sent it)`)
+          throw err
+        }
+        if (!block) throw EmbassyError.notAvailable(`record ${seq} is not held here yet`)
+        yield LogDataset.view(seq, block)
       }
-      if (!block) throw EmbassyError.notAvailable(`record ${seq} is not held here yet`)
-      yield LogDataset.view(seq, block)
+    } finally {
+      ahead?.range.destroy()
     }
   }
 
@@ -138,14 +171,14 @@ export class LogDataset {
       : { seq, time: r.time, type: 'bytes', text: buf.toString('base64') }
   }
 
-  /** Writes the records as NDJSON (one record's text per line) to `file`. */
-  async exportTo(file: string, onProgress?: Progress): Promise<{ records: number; bytes: number }> {
+  /** Writes the records as NDJSON (one record's text per line) to `file`; `opts.wait` fetches blocks not held. */
+  async exportTo(file: string, onProgress?: Progress, opts: WaitOptions = {}): Promise<{ records: number; bytes: number }> {
     const out = fs.createWriteStream(file)
     let records = 0
     let bytes = 0
     const total = this.core.length
     try {
-      for await (const r of this.read()) {
+      for await (const r of this.read(opts)) {
         const line = r.text + '\n'
         bytes += Buffer.byteLength(line)
         records++

@@ -9,6 +9,8 @@ import { EmbassyError } from '../../errors.js'
 import type { DatasetSummary, ExportResult, PublishResult } from '../../data/index.js'
 import type { DatasetKindName } from '../../../protocol/index.js'
 import { arg, defineCommand, intOpt, noInput, strOpt, usageError, type CallerProcess, type CommandInput } from '../command.js'
+import type { Agency } from '../../roles/agency.js'
+import { toZ32 } from '../../ids.js'
 import { escapeText, fmtBytes, table } from '../text.js'
 
 export const datasetCreate = defineCommand({
@@ -32,19 +34,36 @@ export const datasetCreate = defineCommand({
   format: (r) => `created ${r.kind} dataset "${r.name}"\nkey: ${r.key}\n`
 })
 
-/** NDJSON from stdin: non-blank lines and their 1-based line numbers. */
+/** Decodes UTF-8 strictly: invalid bytes are an error, never U+FFFD. */
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+
+/**
+ * NDJSON from stdin: non-blank lines and their 1-based line numbers. A line that is not valid
+ * UTF-8 is BAD_RECORD naming it (nothing is appended); bytes are never replaced.
+ */
 async function readNdjson(stdin: CallerProcess['stdin']): Promise<{ texts: string[]; lines: number[] }> {
   const chunks: Buffer[] = []
   for await (const chunk of stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
-  const all = Buffer.concat(chunks).toString('utf8').split('\n')
+  const all = Buffer.concat(chunks)
   const texts: string[] = []
   const lines: number[] = []
-  all.forEach((raw, i) => {
+  let start = 0
+  for (let n = 1; start <= all.byteLength; n++) {
+    let end = all.indexOf(0x0a, start)
+    if (end === -1) end = all.byteLength
+    const bytes = all.subarray(start, end)
+    start = end + 1
+    let raw: string
+    try {
+      raw = UTF8.decode(bytes)
+    } catch {
+      throw EmbassyError.badRecord(n, 'not valid UTF-8 (pass text as UTF-8; binary records need the library\'s appendBytes)')
+    }
     const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw
-    if (line.trim() === '') return
+    if (line.trim() === '') continue
     texts.push(line)
-    lines.push(i + 1)
-  })
+    lines.push(n)
+  }
   return { texts, lines }
 }
 
@@ -52,14 +71,29 @@ export interface AppendResult {
   dataset: string
   appended: number
   length: number
+  /** With --wait-for-custody: the embassies (node keys) that proved they hold the new length. */
+  custody?: { wanted: number; heldBy: string[]; waitedMs: number }
 }
+
+/** --timeout of --wait-for-custody when not given (seconds). */
+export const CUSTODY_WAIT_DEFAULT_S = 60
 
 export const append = defineCommand({
   name: 'append',
   spec: {
-    usage: 'embassy append NAME [JSON …]   (or NDJSON on stdin)',
+    usage: 'embassy append NAME [JSON …] [--wait-for-custody [N]] [--timeout S]   (or NDJSON on stdin)',
     summary: 'append JSON records to a log dataset; a bad line appends nothing',
-    options: {},
+    details: [
+      'Each record is stored as one NDJSON line (a line break between JSON tokens becomes a space);',
+      'a line that is not JSON or not valid UTF-8 is BAD_RECORD naming it, and nothing is appended.',
+      '--wait-for-custody [N]  then wait until N embassies (default 1) proved they hold the records',
+      '                        (signed receipts); needs the running node. Until then the records',
+      '                        exist only at home. Exit 3 (TIMEOUT) when they do not in time:',
+      '                        the records stay appended.',
+      '--timeout S             seconds to wait for custody (default 60)'
+    ],
+    options: { 'wait-for-custody': { type: 'string' }, timeout: { type: 'string' } },
+    optionalValues: { 'wait-for-custody': '1' },
     args: [1, Infinity]
   },
   /** Without JSON arguments the records come from stdin, read here (the running node has no stdin of ours). */
@@ -72,17 +106,74 @@ export const append = defineCommand({
     return { ...line, records: await readNdjson(stdin) }
   },
   input(line) {
-    const records = line.records ?? { texts: line.args.slice(1), lines: line.args.slice(1).map((_, i) => i + 1) }
-    if (records.texts.length === 0) throw EmbassyError.badArgument('no records given: pass JSON arguments or NDJSON on stdin')
-    return { name: arg(line, 0, 'NAME'), records }
+    const given = line.records ?? { texts: line.args.slice(1), lines: line.args.slice(1).map((_, i) => i + 1) }
+    if (given.texts.length === 0) throw EmbassyError.badArgument('no records given: pass JSON arguments or NDJSON on stdin')
+    const records = { texts: given.texts, lines: given.lines }
+    const wait = line.opts['wait-for-custody']
+    let waitFor: number | undefined
+    if (wait !== undefined) {
+      waitFor = intOpt(line, 'wait-for-custody')
+      if (!waitFor) throw usageError('--wait-for-custody needs a number of embassies ≥ 1', 'append')
+    } else if (line.opts.timeout !== undefined) throw usageError('--timeout goes with --wait-for-custody', 'append')
+    const timeout = intOpt(line, 'timeout') ?? CUSTODY_WAIT_DEFAULT_S
+    if (timeout < 1) throw usageError('--timeout must be at least 1 second', 'append')
+    return { name: arg(line, 0, 'NAME'), records, waitFor, timeoutMs: timeout * 1000 }
   },
-  async handler(host, { name, records }, io): Promise<AppendResult> {
+  async handler(host, { name, records, waitFor, timeoutMs }, io): Promise<AppendResult> {
     const agency = await host.agency()
+    if (waitFor !== undefined) {
+      // Checked before appending: a refusal here leaves nothing half done.
+      if (!host.online) throw EmbassyError.notAvailable('--wait-for-custody needs the running node (`embassy run`): only it talks to the embassies; nothing was appended')
+      const admitted = host.node.config.allow.length
+      if (waitFor > admitted) throw EmbassyError.badArgument(`--wait-for-custody ${waitFor}: this agency admits only ${admitted} peer(s); nothing was appended`)
+    }
     const result = await agency.appendJson(name, records.texts, { lines: records.lines, onProgress: (done, total) => io.progress('append', done, total) })
-    return { dataset: name, ...result }
+    if (waitFor === undefined) return { dataset: name, ...result }
+    const started = Date.now()
+    const heldBy = await waitForCustody(agency, name, result.length, waitFor, timeoutMs)
+    const waitedMs = Date.now() - started
+    if (heldBy.length < waitFor) {
+      throw EmbassyError.custodyTimeout(
+        `appended ${result.appended} record(s) to "${name}" (length ${result.length}), but only ${heldBy.length} of ${waitFor} embassies proved they hold them after ${Math.round(timeoutMs / 1000)} s: until then they exist only at home (they stay appended; embassies pick them up when they connect)`,
+        { dataset: name, appended: result.appended, length: result.length, wanted: waitFor, heldBy, waitedMs }
+      )
+    }
+    return { dataset: name, ...result, custody: { wanted: waitFor, heldBy, waitedMs } }
   },
-  format: (r) => `appended ${r.appended} record${r.appended === 1 ? '' : 's'} to "${r.dataset}" (length ${r.length})\n`
+  format: (r) =>
+    `appended ${r.appended} record${r.appended === 1 ? '' : 's'} to "${r.dataset}" (length ${r.length})\n` +
+    (r.custody ? `held by ${r.custody.heldBy.length} embass${r.custody.heldBy.length === 1 ? 'y' : 'ies'} (${r.custody.waitedMs} ms): ${r.custody.heldBy.join(', ')}\n` : '')
 })
+
+/**
+ * Waits until `want` admitted embassies proved (verified receipts) that they hold `name`'s log up
+ * to `length` on its current fork, or `timeoutMs` passes; the embassies that did, by node key.
+ */
+async function waitForCustody(agency: Agency, name: string, length: number, want: number, timeoutMs: number): Promise<string[]> {
+  const core = (await agency.datasets.openLog(name)).core
+  const coreKey = toZ32(core.key!)
+  const holding = (): string[] =>
+    agency.node.config.allow.filter((e) => {
+      if (agency.ledger.role(e) !== 'embassy') return false
+      const r = agency.ledger.get(e, coreKey)
+      return !!r && r.fork === core.fork && r.length >= length
+    })
+  let held = holding()
+  if (held.length >= want) return held
+  return new Promise<string[]>((resolve) => {
+    const done = () => {
+      clearTimeout(timer)
+      agency.off('receipt', onreceipt)
+      resolve(held)
+    }
+    const onreceipt = () => {
+      held = holding()
+      if (held.length >= want) done()
+    }
+    const timer = setTimeout(done, timeoutMs)
+    agency.on('receipt', onreceipt)
+  })
+}
 
 /** Argument `i` as an absolute path against the caller's working directory (a running node has another). */
 function resolveArg(line: CommandInput, i: number): CommandInput {

@@ -6,8 +6,8 @@
  * Owns: this record and its text. May import: command, host, ids, roles/ (types).
  */
 import { EmbassyError } from '../../errors.js'
-import { parseKey, toZ32 } from '../../ids.js'
-import { arg, defineCommand, intOpt } from '../command.js'
+import { toZ32 } from '../../ids.js'
+import { arg, defineCommand, intOpt, keyArg } from '../command.js'
 
 export interface AcceptRewriteResult {
   core: string
@@ -32,7 +32,7 @@ export const acceptRewrite = defineCommand({
   async handler(host, input): Promise<AcceptRewriteResult> {
     if (host.node.role === 'agency') throw EmbassyError.wrongRole('accept-rewrite', 'agency', 'embassy or mirror')
     const holder = host.node.role === 'mirror' ? await host.mirror() : await host.embassy()
-    const r = holder.acceptRewrite(parseKey(input.core, 'core key'), input.fork)
+    const r = holder.acceptRewrite(keyArg(input.core, 'core key'), input.fork)
     return { core: toZ32(r.core), fork: r.fork }
   },
   format: (r) => `accepted the rewrite of core ${r.core} up to fork ${r.fork}; it is taken on the next check\n`

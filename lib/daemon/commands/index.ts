@@ -15,6 +15,8 @@ import { bootstrap, demo, run } from './run.js'
 import { NODE_COMMANDS } from './served.js'
 import { verify } from './verify.js'
 import { acceptRewrite } from './history.js'
+import { audit } from './audit.js'
+import { alarms, alarmsAck } from './alarms.js'
 
 export const COMMANDS: readonly AnyCommand[] = [
   init,
@@ -31,13 +33,16 @@ export const COMMANDS: readonly AnyCommand[] = [
   mirror,
   acceptRewrite,
   status,
+  alarms,
+  alarmsAck,
   run,
   bootstrap,
   demo,
   verify,
   kitExport,
   kitImport,
-  capability
+  capability,
+  audit
 ]
 
 const BY_NAME = new Map(COMMANDS.map((c) => [c.name, c]))
@@ -79,7 +84,7 @@ export function mainHelp(): string {
     'commands:',
     ...rows,
     '',
-    'Run `embassy COMMAND --help` for a command\'s options.',
+    'Run `embassy help COMMAND` (or `embassy COMMAND --help`) for a command\'s options; global options go before or after the command.',
     'Exit codes: 0 ok, 1 failed, 2 usage or configuration error, 3 peer unreachable or timeout.',
     ''
   ].join('\n')

@@ -11,6 +11,7 @@ import type { Network } from '../../net/network.js'
 import { initNode } from '../../roles/index.js'
 import type { CustodyStatus } from '../../roles/agency.js'
 import type { Alarm } from '../../custody/index.js'
+import { AlarmAcks, type ListedAlarm } from '../../custody/alarms.js'
 import type { AgencyHolding } from '../../roles/embassy.js'
 import type { SourceStatus } from '../../roles/mirror.js'
 import type { HeldCore } from '../../roles/holder.js'
@@ -23,7 +24,7 @@ export type InitResult = NodeIdentity & { dir: string }
 export const init = defineLocalCommand({
   name: 'init',
   spec: {
-    usage: 'embassy init --role agency|embassy|mirror [--name NAME] [--bootstrap HOST:PORT,…]',
+    usage: 'embassy init --role agency|embassy|mirror|auditor [--name NAME] [--bootstrap HOST:PORT,…]',
     summary: 'create a node in the data directory',
     details: [
       '--role R              agency (publishes), embassy (holds blind copies) or mirror (reads in a crisis)',
@@ -35,7 +36,7 @@ export const init = defineLocalCommand({
   },
   input(line): { role: RoleName; name: string | undefined; bootstrap: string[] | undefined } {
     const role = line.opts.role
-    if (typeof role !== 'string' || !ROLES.includes(role as RoleName)) throw usageError('--role must be agency, embassy or mirror', 'init')
+    if (typeof role !== 'string' || !ROLES.includes(role as RoleName)) throw usageError('--role must be agency, embassy, mirror or auditor', 'init')
     return { role: role as RoleName, name: strOpt(line, 'name'), bootstrap: parseBootstrap(strOpt(line, 'bootstrap'), 'init') }
   },
   async run(input, { dir }): Promise<InitResult> {
@@ -83,18 +84,55 @@ interface HolderAlarms {
   alarmCounts: Record<string, number>
 }
 
+/** Active alarms only (each with its ID, for `embassy alarms ack`), and how many were acknowledged. */
+interface AlarmView {
+  alarms: ListedAlarm[]
+  alarmsAcknowledged: number
+}
+
+/** A followed agency as status shows it: whether it was ever reached, and since when it is followed. */
+export type AgencyView = AgencyHolding & {
+  /** False until the agency was first reached (its catalog key learnt). */
+  reached: boolean
+  /** When `embassy follow` added it (ms since epoch); null for entries made before this was kept. */
+  followedAt: number | null
+  /** Not reached yet: ms since it was followed (null when unknown or reached). */
+  unreachedFor: number | null
+}
+
 /** What `embassy status` shows: the node, its peers and, per role, what it holds. */
 export type NodeStatus =
-  | (StatusBase & { role: 'agency' } & CustodyStatus)
-  | (StatusBase & { role: 'embassy'; agencies: AgencyHolding[] } & HolderAlarms)
-  | (StatusBase & { role: 'mirror'; sources: SourceStatus[] } & HolderAlarms)
+  | (StatusBase & { role: 'agency' } & Omit<CustodyStatus, 'alarms'> & AlarmView)
+  | (StatusBase & { role: 'embassy'; agencies: AgencyView[] } & Omit<HolderAlarms, 'alarms'> & AlarmView)
+  | (StatusBase & { role: 'mirror'; sources: SourceStatus[] } & Omit<HolderAlarms, 'alarms'> & AlarmView)
+  | (StatusBase & { role: 'auditor'; sources: Array<{ agencyNodeKey: string; catalogKey: string }>; embassies: AuditedEmbassy[] } & Omit<HolderAlarms, 'alarms'> & AlarmView)
+
+/** An embassy a blind auditor audits (roles/auditor.ts status). */
+interface AuditedEmbassy {
+  nodeKey: string
+  connected: boolean
+  audit: { state: string; at: number | null; sampled: number; failed: number; cores: number; confidence?: string }
+}
 
 /** What `embassy status` shows, per role. */
 export async function nodeStatus(host: Host): Promise<NodeStatus> {
   const id = await host.node.identity()
   const peers = host.network ? host.network.describePeers() : []
   // Role.status() is the role's part of this document (Agency: CustodyStatus; Embassy: agencies; Mirror: sources).
-  return { ...id, running: host.online, peers, ...(await (await host.role()).status()) } as NodeStatus
+  const s = { ...id, running: host.online, peers, ...(await (await host.role()).status()) } as Record<string, unknown>
+  // Acknowledged alarms (`embassy alarms ack`) stay in the history and the counts, not in status.
+  const listed = new AlarmAcks(host.node.dir).list((s.alarms as Alarm[] | undefined) ?? [])
+  s.alarms = listed.filter((a) => a.acknowledgedAt === undefined)
+  s.alarmsAcknowledged = listed.length - (s.alarms as ListedAlarm[]).length
+  if (Array.isArray(s.agencies)) {
+    const now = Date.now()
+    s.agencies = (s.agencies as AgencyHolding[]).map((a): AgencyView => {
+      const followedAt = host.node.config.follow.find((f) => f.nodeKey === a.nodeKey)?.followedAt ?? null
+      const reached = a.catalogKey !== null
+      return { ...a, reached, followedAt, unreachedFor: !reached && followedAt !== null ? Math.max(0, now - followedAt) : null }
+    })
+  }
+  return s as unknown as NodeStatus
 }
 
 export const status = defineCommand({
@@ -149,11 +187,11 @@ export function formatStatus(s: NodeStatus, view: FormatView): string {
   // Names, kinds, alarm details and problems come from catalogs and peers: escaped (text.ts).
   const head = `${s.role}${s.name ? ` "${escapeText(s.name)}"` : ''} ${s.nodeKey}\n${s.running ? 'running' : 'not running (read from storage)'}, ${s.peers.length} peer(s) connected${s.peers.length ? ': ' + s.peers.map((p) => `${p.role} ${short(p.nodeKey)}`).join(', ') : ''}\n`
   if (s.role === 'agency') {
-    const rows: string[][] = [['DATASET', 'KIND', 'LENGTH', 'SIZE', 'EMBASSY', 'HELD', 'BEHIND', 'RECEIPT AGE', 'LINK', view.tty ? 'PROVEN' : '']]
+    const rows: string[][] = [['DATASET', 'KIND', 'LENGTH', 'SIZE', 'EMBASSY', 'HELD', 'BEHIND', 'RECEIPT AGE', 'AUDIT', 'LINK', view.tty ? 'PROVEN' : '']]
     for (const d of s.datasets) {
       const name = escapeText(d.name)
       const kind = escapeText(d.kind)
-      if (d.embassies.length === 0) rows.push([name, kind, String(d.length), fmtBytes(d.byteLength), '(none)', '', '', '', '', ''])
+      if (d.embassies.length === 0) rows.push([name, kind, String(d.length), fmtBytes(d.byteLength), '(none)', '', '', '', '', '', ''])
       for (const e of d.embassies) {
         rows.push([
           name,
@@ -168,6 +206,7 @@ export function formatStatus(s: NodeStatus, view: FormatView): string {
               ? `${e.behindBlocks} blk / ${fmtBytes(e.behindBytes)}`
               : 'up to date',
           age(e.receiptAge),
+          e.audit ? (e.audit.state === 'failed' ? `FAILED (${e.audit.failed} blk)` : e.audit.state === 'passed' ? `passed (${e.audit.sampled} blk)` : 'never') : '',
           e.connected ? 'connected' : 'offline',
           bar(view, d.byteLength - e.behindBytes, d.byteLength)
         ])
@@ -180,6 +219,12 @@ export function formatStatus(s: NodeStatus, view: FormatView): string {
     let out = head
     for (const a of s.agencies) {
       out += `\nagency ${a.nodeKey} (${a.connected ? 'connected' : 'offline'}), catalog ${a.catalogKey ?? '(not learnt yet)'}\n`
+      if (!a.reached) {
+        // Not "catching up": nothing was ever heard from it (a wrong key, or it is not running or not admitting us).
+        out += `  never reached${a.unreachedFor !== null ? ` (followed ${age(a.unreachedFor)} ago)` : ''}: check the key (\`embassy id\` on the agency) and that the agency allows this embassy\n`
+        for (const p of a.problems) out += `  problem: ${escapeText(p)}\n`
+        continue
+      }
       out += `  ${a.complete ? 'complete' : 'catching up'}; last receipt sent ${a.lastReceiptAt ? new Date(a.lastReceiptAt).toISOString() : 'never'} (${a.receiptsSent} sent)\n`
       out += table([
         ['  CORE', 'LENGTH', 'HELD', 'SIZE', 'PEERS', 'HISTORY', ''],
@@ -187,6 +232,15 @@ export function formatStatus(s: NodeStatus, view: FormatView): string {
       ])
       for (const p of a.problems) out += `  problem: ${escapeText(p)}\n`
     }
+    return out + formatAlarms(s.alarms, 'alarm')
+  }
+  if (s.role === 'auditor') {
+    if (s.sources.length === 0) return head + '\nauditing no agency yet: embassy follow VERIFY_CAPABILITY\n'
+    let out = head + s.sources.map((src) => `\nauditing the embassies of agency ${src.agencyNodeKey} (catalog ${src.catalogKey})\n`).join('')
+    out += table([
+      ['EMBASSY', 'LINK', 'AUDIT', 'CORES', 'SAMPLED', 'FAILED', 'LAST'],
+      ...s.embassies.map((e) => [short(e.nodeKey), e.connected ? 'connected' : 'offline', e.audit.state, String(e.audit.cores), String(e.audit.sampled), String(e.audit.failed), e.audit.at ? new Date(e.audit.at).toISOString() : 'never'])
+    ])
     return out + formatAlarms(s.alarms, 'alarm')
   }
   let out = head
@@ -209,13 +263,13 @@ function history(c: HeldCore): string {
   return parts.join(', ')
 }
 
-function formatAlarms(alarms: readonly Alarm[], what: string): string {
+function formatAlarms(alarms: readonly ListedAlarm[], what: string): string {
   if (alarms.length === 0) return `\nno ${what}s\n`
   return (
-    `\n${alarms.length} ${what}(s), newest:\n` +
+    `\n${alarms.length} ${what}(s), newest (acknowledge with \`embassy alarms ack ID\`):\n` +
     alarms
       .slice(-5)
-      .map((a) => `  ${new Date(a.time).toISOString()} ${escapeText(a.kind)}${a.peer ? ` from ${escapeText(short(a.peer))}` : ''}: ${escapeText(a.detail)}${a.repeats ? ` (and ${a.repeats} more)` : ''}`)
+      .map((a) => `  ${a.id} ${new Date(a.time).toISOString()} ${escapeText(a.kind)}${a.peer ? ` from ${escapeText(short(a.peer))}` : ''}: ${escapeText(a.detail)}${a.repeats ? ` (and ${a.repeats} more)` : ''}`)
       .join('\n') +
     '\n'
   )

@@ -13,6 +13,8 @@ import { id, status } from './node.js'
 import { allow, capability, deny, follow, mirror } from './peers.js'
 import { verify } from './verify.js'
 import { acceptRewrite } from './history.js'
+import { audit } from './audit.js'
+import { alarms, alarmsAck } from './alarms.js'
 
 export const NODE_COMMANDS: readonly NodeCommand<unknown, unknown>[] = [
   id,
@@ -30,7 +32,10 @@ export const NODE_COMMANDS: readonly NodeCommand<unknown, unknown>[] = [
   verify,
   kitExport,
   capability,
-  acceptRewrite
+  acceptRewrite,
+  alarms,
+  alarmsAck,
+  audit
 ]
 
 const BY_NAME = new Map(NODE_COMMANDS.map((c) => [c.name, c]))
