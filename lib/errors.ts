@@ -55,7 +55,13 @@ const EXIT_BY_CODE = {
   TOO_MANY_REQUESTS: ExitCode.FAILED,
   BUSY: ExitCode.FAILED,
   // A node directory, store or control socket that other local users could read or replace.
-  INSECURE_PERMISSIONS: ExitCode.USAGE
+  INSECURE_PERMISSIONS: ExitCode.USAGE,
+  // A capability (read or verify) whose text is damaged: wrong prefix, not z-base-32, checksum differs.
+  BAD_CAPABILITY: ExitCode.USAGE,
+  // A --port (HTTP gateway, DHT bootstrap) that another process already listens on.
+  PORT_IN_USE: ExitCode.USAGE,
+  // A control-socket request over its size limit (the connection is closed; the node keeps running).
+  REQUEST_TOO_LARGE: ExitCode.USAGE
 } as const satisfies Record<string, ExitCode>
 
 export type ErrorCode = keyof typeof EXIT_BY_CODE
@@ -135,7 +141,7 @@ export class EmbassyError extends Error {
   }
 
   static wrongRole(action: string, role: string, needs: string) {
-    return new EmbassyError('WRONG_ROLE', `${action} needs a ${needs} node; this one is ${role === 'agency' || role === 'embassy' ? 'an' : 'a'} ${role}`, {
+    return new EmbassyError('WRONG_ROLE', `${action} needs ${withArticle(needs)} node; this one is ${withArticle(role)}`, {
       details: { role, needs }
     })
   }
@@ -296,6 +302,33 @@ export class EmbassyError extends Error {
   static insecurePermissions(msg: string, details: ErrorDetails = {}) {
     return new EmbassyError('INSECURE_PERMISSIONS', msg, { details })
   }
+
+  /** A capability string that is damaged (mistyped, truncated, checksum differs); never quotes the secret. */
+  static badCapability(msg: string, cause?: unknown) {
+    return new EmbassyError('BAD_CAPABILITY', msg, { cause })
+  }
+
+  static requestTooLarge(msg: string, details: ErrorDetails = {}) {
+    return new EmbassyError('REQUEST_TOO_LARGE', msg, { details })
+  }
+
+  /** `--port N` is taken by another process (`--port 0` picks a free one). */
+  static portInUse(host: string, port: number, cause?: unknown) {
+    return new EmbassyError('PORT_IN_USE', `${host}:${port} is already in use by another process; choose another --port, or --port 0 for any free one`, {
+      cause,
+      details: { host, port }
+    })
+  }
+
+  /** `append --wait-for-custody`: the records were appended at home, but not enough embassies held them in time. */
+  static custodyTimeout(msg: string, details: ErrorDetails) {
+    return new EmbassyError('TIMEOUT', msg, { details })
+  }
+}
+
+/** `word` with its indefinite article: "an agency", "an embassy or mirror", "a mirror". */
+export function withArticle(word: string): string {
+  return `${/^[aeiou]/i.test(word) ? 'an' : 'a'} ${word}`
 }
 
 export function isEmbassyError(err: unknown): err is EmbassyError {

@@ -57,10 +57,12 @@ export { Network, CustodyChannel, LocalDHT, RECONNECT_BACKOFFS, type Peer, type 
 
 // Custody
 export { CustodyLedger, type Alarm, type AlarmKind } from './custody/index.js'
+export { verifyAuditExport, blindAudit, auditConfidence, type AuditResult, type AuditSummary, type ExportVerdict } from './custody/index.js'
+export { formatVerifyCapability, parseVerifyCapability, type VerifyCapability } from './data/verify-capability.js'
 
 // Roles
-export { Agency, Embassy, Mirror, initNode, createRole, type Role, type Notice, type PairingResult } from './roles/index.js'
-export { DATASET_NAME, RESTORE_GRACE_MS, type CreateDatasetOptions, type RestoreResult } from './roles/agency.js'
+export { Agency, Embassy, Mirror, Auditor, initNode, createRole, type Role, type Notice, type PairingResult } from './roles/index.js'
+export { DATASET_NAME, RESTORE_TICK_MS, type CreateDatasetOptions, type RestoreResult, type RestoreStatus } from './roles/agency.js'
 export type { CustodyStatus, DatasetCustody, EmbassyCustody } from './roles/agency-custody.js'
 export type { AgencyHolding } from './roles/embassy.js'
 export { MIRROR_WAIT_MS, type SourceStatus } from './roles/mirror.js'

@@ -11,6 +11,9 @@ export class JsonFile<T> {
   readonly data: T
   readonly #flushMs: number
   #timer: NodeJS.Timeout | null = null
+  #closed = false
+  /** The last failed background write (disk full, directory gone); cleared by the next good one. */
+  lastError: Error | null = null
 
   /** @param valid checks a parsed document (and fills fields added later); false = damaged */
   constructor(file: string, empty: () => T, valid: (parsed: T) => boolean, flushMs: number) {
@@ -21,10 +24,16 @@ export class JsonFile<T> {
 
   /** The document changed: write it soon. */
   changed(): void {
-    if (this.#timer) return
+    // After close the owner is gone (its directory may be too): a late change is not written.
+    if (this.#timer || this.#closed) return
     this.#timer = setTimeout(() => {
       this.#timer = null
-      this.flush()
+      // A timer must never throw into the process: keep the error for the owner to report.
+      try {
+        this.flush()
+      } catch (err) {
+        this.lastError = err as Error
+      }
     }, this.#flushMs)
     this.#timer.unref?.()
   }
@@ -35,9 +44,12 @@ export class JsonFile<T> {
       this.#timer = null
     }
     writeJsonAtomic(this.file, this.data)
+    this.lastError = null
   }
 
   close(): void {
+    if (this.#closed) return
+    this.#closed = true
     this.flush()
   }
 }

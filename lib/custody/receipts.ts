@@ -28,6 +28,16 @@ export type AlarmKind =
   | 'future-receipt'
   /** A receipt from a peer the agency did not admit as an embassy (ignored). */
   | 'not-an-embassy'
+  /** Another live node signs with this agency's key (an embassy holds a head this node did not write). */
+  | 'second-live-node'
+  /** An embassy's quota for an agency (`follow --max-bytes/--max-cores`) is nearly used up. */
+  | 'quota-near'
+  /** An agency publishes more than an embassy's quota for it: the embassy holds only what fits. */
+  | 'quota-exceeded'
+  /** A holder failed an audit challenge: wrong, missing or late answers (custody not counted). */
+  | 'audit-failed'
+  /** Embassy: a followed agency not reached since `embassy follow`, past `neverReachedAlarmSeconds`. */
+  | 'never-reached'
 
 /** A head in an alarm's evidence (keys and hashes as hex; signatures as hex). */
 export interface HeadEvidence {

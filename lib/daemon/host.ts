@@ -9,7 +9,7 @@ import type { DatasetReader } from '../data/datasets.js'
 import type { Network } from '../net/network.js'
 import { EmbassyNode } from '../node/node.js'
 import type { RoleName } from '../node/config.js'
-import { createRole, type Agency, type Embassy, type Mirror } from '../roles/index.js'
+import { createRole, type Agency, type Auditor, type Embassy, type Mirror } from '../roles/index.js'
 import type { Role } from '../roles/role.js'
 
 /** What a command handler gets: the open node, its role, and the network when running. */
@@ -21,6 +21,7 @@ export interface Host {
   agency(): Promise<Agency>
   embassy(): Promise<Embassy>
   mirror(): Promise<Mirror>
+  auditor(): Promise<Auditor>
   /** Whoever reads datasets on this node: the agency or the mirror (WRONG_ROLE on an embassy). */
   reader(): Promise<DatasetReader>
   /** True inside a running node (the network is up). */
@@ -34,7 +35,7 @@ export interface Host {
 export class NodeHost extends ReadyResource implements Host {
   readonly node: EmbassyNode
   network: Network | null = null
-  #role: Promise<Agency | Embassy | Mirror> | null = null
+  #role: Promise<Agency | Embassy | Mirror | Auditor> | null = null
 
   constructor(dir: string) {
     super()
@@ -57,7 +58,7 @@ export class NodeHost extends ReadyResource implements Host {
     await this.node.close()
   }
 
-  role(): Promise<Agency | Embassy | Mirror> {
+  role(): Promise<Agency | Embassy | Mirror | Auditor> {
     if (!this.#role) {
       const obj = createRole(this.node)
       this.#role = obj.ready().then(() => obj)
@@ -81,6 +82,10 @@ export class NodeHost extends ReadyResource implements Host {
 
   mirror(): Promise<Mirror> {
     return this.#as<Mirror>('mirror')
+  }
+
+  auditor(): Promise<Auditor> {
+    return this.#as<Auditor>('auditor')
   }
 
   async heldCores(): Promise<HeldCoreRef[]> {

@@ -28,7 +28,7 @@ export { LOCK_WAIT_MS, STARTING_NODE_WAIT_MS, waitForDirectory } from './lock-wa
 export { Daemon, type DaemonOptions, type LogEvent } from './daemon.js'
 export { NodeHost, type Host } from './host.js'
 export { ControlServer, callControl, controlSocketPath } from './control.js'
-export { escapeText, fmtBytes } from './text.js'
+export { escapeText, fmtBytes, redactSecret } from './text.js'
 export { nodeStatus, type InitResult, type NodeStatus, type PeerSummary } from './commands/node.js'
 export type { AppendResult, ExportOutput, PublishOutput, ReadRecord, ReadResult } from './commands/data.js'
 export type { AllowResult, DenyResult, FollowResult, MirrorResult } from './commands/peers.js'

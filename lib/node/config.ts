@@ -12,8 +12,8 @@ export const CONFIG_FILE = 'config.json'
 export const KEYS_FILE = 'keys.json'
 export const CONFIG_VERSION = 1
 
-export type RoleName = 'agency' | 'embassy' | 'mirror'
-export const ROLES: readonly RoleName[] = ['agency', 'embassy', 'mirror']
+export type RoleName = 'agency' | 'embassy' | 'mirror' | 'auditor'
+export const ROLES: readonly RoleName[] = ['agency', 'embassy', 'mirror', 'auditor']
 
 /** An agency an embassy follows. */
 export interface FollowEntry {
@@ -26,12 +26,51 @@ export interface FollowEntry {
    * cross-checked (witnessed heads). Omitted when none.
    */
   holders?: string[]
+  /** When `embassy follow` added it (ms since epoch): status shows how long it has not been reached. */
+  followedAt?: number
+  /** Quota (`embassy follow --max-bytes`): bytes of this agency's data held at most. Omitted: no limit. */
+  maxBytes?: number
+  /** Quota (`--max-cores`): dataset cores of this agency held at most. Omitted: no limit. */
+  maxCores?: number
+  /** Fraction of a quota at which `quota-near` is raised (`--quota-warn`). @default 0.9 */
+  quotaWarn?: number
+}
+
+/** How a mirror fetches what it does not hold yet (`embassy mirror --sparse --cache-bytes N --prefetch P`). */
+export interface MirrorSettings {
+  /**
+   * What is fetched in the background besides what readers ask for: `newest` (logs from their end
+   * back, files whole), `oldest` (every block, from the start), `off` (only what is asked for).
+   * @default 'newest'
+   */
+  prefetch?: 'newest' | 'oldest' | 'off'
+  /** Keep only what readers asked for (no prefetch), at most `cacheBytes` of dataset blocks. @default false */
+  sparse?: boolean
+  /** Sparse: dataset block bytes kept at most; the least recently fetched go first. @default 1 GiB */
+  cacheBytes?: number
+}
+
+export const MIRROR_PREFETCH = ['newest', 'oldest', 'off'] as const
+
+/** How a restored agency takes writes and backfills (config `restore`). */
+export interface RestoreSettings {
+  /** Embassies whose heads are needed before writes. @default more than half of the kit's embassies */
+  quorum?: number
+  /** Take writes with fewer embassies than the quorum, on a new fork of every core (cleared once done). @default false */
+  force?: boolean
+  /** Backfill throttle in blocks per second; 0 pauses it. @default unlimited */
+  backfillRate?: number
 }
 
 /** An agency a mirror reads (its read key is in keys.json). */
 export interface SourceEntry {
   catalogKey: string
   agencyNodeKey: string
+  /**
+   * The holders (embassies, node keys z32) the agency listed for this catalog: admitted both
+   * ways and dialled, also once the agency is gone. Omitted when none.
+   */
+  holders?: string[]
 }
 
 export interface NodeConfig {
@@ -45,6 +84,13 @@ export interface NodeConfig {
   bootstrap: string[]
   /** Node keys (z32) allowed to connect, besides followed agencies. @default [] */
   allow: string[]
+  /**
+   * Embassy, mirror: allowed peers scoped to some agencies (`embassy allow KEY --agency AGENCY`):
+   * peer node key (z32) → agency node keys (z32). Such a peer sees and replicates only those
+   * agencies' catalogs here; an allowed peer without an entry, every catalog held here.
+   * Omitted when empty.
+   */
+  allowScopes?: Record<string, string[]>
   /** Embassy: the agencies it holds. @default [] */
   follow: FollowEntry[]
   /** Mirror: the agencies it reads. @default [] */
@@ -58,11 +104,45 @@ export interface NodeConfig {
    */
   restoring?: boolean
   /**
+   * Agency: how a restore takes writes (`embassy kit import` / `embassy run --quorum N --force
+   * --backfill-rate N`). Omitted when the defaults.
+   */
+  restore?: RestoreSettings
+  /**
    * Holders (embassy, mirror): rewrites of history the operator accepted, core key (z32) → the
    * highest fork taken (`embassy accept-rewrite`). A rewrite is never taken otherwise. Omitted when empty.
    */
   acceptRewrites?: Record<string, number>
+  /** Mirror: how it fetches (on demand, prefetch, sparse cache). Omitted when the defaults. */
+  mirror?: MirrorSettings
+  /**
+   * Embassy: seconds after `embassy follow` that an agency never reached raises a `never-reached`
+   * alarm. Omitted for the default. @default 600
+   */
+  neverReachedAlarmSeconds?: number
+  /**
+   * Agency: seconds an embassy that held everything may stay behind before the log says it fell
+   * behind (`custody-behind`; `custody-recovered` when it holds everything again). @default 30
+   */
+  custodyBehindSeconds?: number
+  /**
+   * Embassy: at most one `caught-up` log line per core per this many seconds while appends keep
+   * coming (the first at once); 0 logs every catch-up (for measurements). @default 5
+   */
+  caughtUpLogSeconds?: number
+  /**
+   * Agency, auditor: how audits run (ms and counts, each optional; custody/audit.ts has the
+   * defaults): intervalMs, samples, periodMs, deadlinePerBlockMs, minDeadlineMs, firstAuditMs.
+   */
+  audit?: Partial<Record<AuditSettingName, number>>
 }
+
+/** The audit settings config.json may carry (custody/audit.ts AuditSettings). */
+export const AUDIT_SETTING_NAMES = ['intervalMs', 'samples', 'periodMs', 'deadlinePerBlockMs', 'minDeadlineMs', 'firstAuditMs'] as const
+export type AuditSettingName = (typeof AUDIT_SETTING_NAMES)[number]
+
+/** Default of `neverReachedAlarmSeconds`: ten minutes. */
+export const NEVER_REACHED_ALARM_SECONDS = 600
 
 export interface NodeKeys {
   /** Agency: its read key (hex). */
@@ -84,7 +164,7 @@ export function defaultConfig(role: RoleName, name = ''): NodeConfig {
   return { version: CONFIG_VERSION, role, name, bootstrap: [], allow: [], follow: [], sources: [], peers: [] }
 }
 
-const FIELDS = new Set(['version', 'role', 'name', 'bootstrap', 'allow', 'follow', 'sources', 'peers', 'restoring', 'acceptRewrites'])
+const FIELDS = new Set(['version', 'role', 'name', 'bootstrap', 'allow', 'allowScopes', 'follow', 'sources', 'peers', 'restoring', 'restore', 'acceptRewrites', 'mirror', 'neverReachedAlarmSeconds', 'custodyBehindSeconds', 'caughtUpLogSeconds', 'audit'])
 
 /** Validates a parsed config object; throws BAD_CONFIG naming the field. */
 export function validateConfig(raw: unknown, file = CONFIG_FILE): NodeConfig {
@@ -128,6 +208,20 @@ export function validateConfig(raw: unknown, file = CONFIG_FILE): NodeConfig {
       checkKey(catalogKey, `follow[${i}].catalogKey`, bad)
     }
     const entry: FollowEntry = { nodeKey: f.nodeKey, catalogKey: catalogKey as string | null }
+    if (f.followedAt !== undefined) {
+      if (typeof f.followedAt !== 'number' || !Number.isSafeInteger(f.followedAt) || f.followedAt < 0) return bad(`"follow[${i}].followedAt" must be a time in ms`)
+      entry.followedAt = f.followedAt
+    }
+    for (const field of ['maxBytes', 'maxCores'] as const) {
+      const v = f[field]
+      if (v === undefined) continue
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) return bad(`"follow[${i}].${field}" must be a whole number ≥ 1 (omit it for no limit)`)
+      entry[field] = v
+    }
+    if (f.quotaWarn !== undefined) {
+      if (typeof f.quotaWarn !== 'number' || !(f.quotaWarn > 0 && f.quotaWarn <= 1)) return bad(`"follow[${i}].quotaWarn" must be a fraction in (0, 1]`)
+      entry.quotaWarn = f.quotaWarn
+    }
     if (f.holders !== undefined) {
       if (!Array.isArray(f.holders)) return bad(`"follow[${i}].holders" must be an array`)
       entry.holders = f.holders.map((h, j) => {
@@ -143,11 +237,36 @@ export function validateConfig(raw: unknown, file = CONFIG_FILE): NodeConfig {
     if (typeof s.agencyNodeKey !== 'string') return bad(`"sources[${i}].agencyNodeKey" must be a string`)
     checkKey(s.catalogKey, `sources[${i}].catalogKey`, bad)
     checkKey(s.agencyNodeKey, `sources[${i}].agencyNodeKey`, bad)
-    return { catalogKey: s.catalogKey, agencyNodeKey: s.agencyNodeKey }
+    const entry: SourceEntry = { catalogKey: s.catalogKey, agencyNodeKey: s.agencyNodeKey }
+    if (s.holders !== undefined) {
+      if (!Array.isArray(s.holders)) return bad(`"sources[${i}].holders" must be an array`)
+      entry.holders = s.holders.map((h, j) => {
+        if (typeof h !== 'string') return bad(`"sources[${i}].holders[${j}]" must be a string`)
+        checkKey(h, `sources[${i}].holders[${j}]`, bad)
+        return h
+      })
+    }
+    return entry
   })
   if (o.restoring !== undefined && typeof o.restoring !== 'boolean') bad('"restoring" must be true or false')
   const config: NodeConfig = { version: CONFIG_VERSION, role: o.role as RoleName, name: name as string, bootstrap, allow, follow, sources, peers }
   if (o.restoring === true) config.restoring = true
+  if (o.allowScopes !== undefined) {
+    const a = o.allowScopes
+    if (a === null || typeof a !== 'object' || Array.isArray(a)) return bad('"allowScopes" must be an object of node key → agency node keys')
+    const out: Record<string, string[]> = {}
+    for (const [k, v] of Object.entries(a as Record<string, unknown>)) {
+      checkKey(k, `allowScopes["${k.slice(0, 60)}"]`, bad)
+      if (!Array.isArray(v) || v.length === 0) return bad(`"allowScopes" values must be non-empty arrays of agency node keys`)
+      out[k] = v.map((h, j) => {
+        if (typeof h !== 'string') return bad(`"allowScopes[...][${j}]" must be a string`)
+        checkKey(h, `allowScopes[...][${j}]`, bad)
+        return h
+      })
+    }
+    if (Object.keys(out).length > 0) config.allowScopes = out
+  }
+  if (o.restore !== undefined) config.restore = restoreSettings(o.restore, bad)
   if (o.acceptRewrites !== undefined) {
     const a = o.acceptRewrites
     if (a === null || typeof a !== 'object' || Array.isArray(a)) return bad('"acceptRewrites" must be an object of core key → fork')
@@ -159,7 +278,72 @@ export function validateConfig(raw: unknown, file = CONFIG_FILE): NodeConfig {
     }
     if (Object.keys(out).length > 0) config.acceptRewrites = out
   }
+  if (o.audit !== undefined) {
+    const a = o.audit
+    if (a === null || typeof a !== 'object' || Array.isArray(a)) return bad('"audit" must be an object of settings')
+    const out: Partial<Record<AuditSettingName, number>> = {}
+    for (const [k, v] of Object.entries(a as Record<string, unknown>)) {
+      if (!(AUDIT_SETTING_NAMES as readonly string[]).includes(k)) return bad(`unknown field "audit.${k.slice(0, 60)}" (known: ${AUDIT_SETTING_NAMES.join(', ')})`)
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) return bad(`"audit.${k}" must be a whole number ≥ 0`)
+      out[k as AuditSettingName] = v
+    }
+    config.audit = out
+  }
+  if (o.mirror !== undefined) config.mirror = mirrorSettings(o.mirror, bad)
+  if (o.neverReachedAlarmSeconds !== undefined) {
+    const v = o.neverReachedAlarmSeconds
+    if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) return bad('"neverReachedAlarmSeconds" must be a number of seconds > 0')
+    config.neverReachedAlarmSeconds = v
+  }
+  if (o.custodyBehindSeconds !== undefined) {
+    const v = o.custodyBehindSeconds
+    if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) return bad('"custodyBehindSeconds" must be a number of seconds > 0')
+    config.custodyBehindSeconds = v
+  }
+  if (o.caughtUpLogSeconds !== undefined) {
+    const v = o.caughtUpLogSeconds
+    if (typeof v !== 'number' || !(v >= 0) || !Number.isFinite(v)) return bad('"caughtUpLogSeconds" must be a number of seconds ≥ 0')
+    config.caughtUpLogSeconds = v
+  }
   return config
+}
+
+function mirrorSettings(m: unknown, bad: (msg: string) => never): MirrorSettings {
+  if (m === null || typeof m !== 'object' || Array.isArray(m)) return bad('"mirror" must be an object')
+  const out: MirrorSettings = {}
+  for (const [k, v] of Object.entries(m as Record<string, unknown>)) {
+    if (k === 'prefetch') {
+      if (!MIRROR_PREFETCH.includes(v as 'off')) return bad(`"mirror.prefetch" must be one of ${MIRROR_PREFETCH.join(', ')}`)
+      out.prefetch = v as MirrorSettings['prefetch']
+    } else if (k === 'sparse') {
+      if (typeof v !== 'boolean') return bad('"mirror.sparse" must be true or false')
+      out.sparse = v
+    } else if (k === 'cacheBytes') {
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) return bad('"mirror.cacheBytes" must be a whole number of bytes ≥ 1')
+      out.cacheBytes = v
+    } else return bad(`unknown field "mirror.${k.slice(0, 60)}"`)
+  }
+  return out
+}
+
+function restoreSettings(v: unknown, bad: (m: string) => never): RestoreSettings {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return bad('"restore" must be an object')
+  const o = v as Record<string, unknown>
+  const out: RestoreSettings = {}
+  for (const k of Object.keys(o)) if (!['quorum', 'force', 'backfillRate'].includes(k)) bad(`unknown field "restore.${k}"`)
+  if (o.quorum !== undefined) {
+    if (typeof o.quorum !== 'number' || !Number.isSafeInteger(o.quorum) || o.quorum < 1) bad('"restore.quorum" must be a whole number ≥ 1')
+    out.quorum = o.quorum as number
+  }
+  if (o.force !== undefined) {
+    if (typeof o.force !== 'boolean') bad('"restore.force" must be true or false')
+    if (o.force) out.force = true
+  }
+  if (o.backfillRate !== undefined) {
+    if (typeof o.backfillRate !== 'number' || !Number.isFinite(o.backfillRate) || o.backfillRate < 0) bad('"restore.backfillRate" must be a number of blocks per second ≥ 0')
+    out.backfillRate = o.backfillRate as number
+  }
+  return out
 }
 
 function objects(o: Record<string, unknown>, field: string, bad: (m: string) => never): Record<string, unknown>[] {

@@ -12,10 +12,13 @@ import type Hypercore from 'hypercore'
 import { signReceipt } from '../custody/receipts.js'
 import type { HeldCoreRef } from '../data/held-core.js'
 import { BaseRole } from './role.js'
+import { CAUGHT_UP_LOG_MS, CaughtUpLog } from './milestones.js'
+import { NEVER_REACHED_ALARM_SECONDS } from '../node/config.js'
 import { GUARD_TICK_MS, HistoryGuard } from './guard.js'
 import type { CustodyHandlers } from '../net/custody-channel.js'
-import type { Alarm, AlarmKind } from '../custody/index.js'
+import { ChallengeAnswerer, type Alarm, type AlarmKind } from '../custody/index.js'
 import type { HolderList } from '../../protocol/index.js'
+import { QuotaDesk, type QuotaLimits, type QuotaStatus, type UnlimitedStatus } from './quota.js'
 
 /** At most one receipt per core per this many ms while catching up; at once when caught up. */
 export const RECEIPT_INTERVAL_MS = 1000
@@ -30,6 +33,8 @@ export interface AgencyHolding {
   complete: boolean
   cores: HeldCore[]
   problems: string[]
+  /** Its quota (`follow --max-bytes/--max-cores`): limits, and state and usage once its catalog is held. */
+  quota: QuotaStatus | UnlimitedStatus | QuotaLimits
 }
 
 export interface EmbassyEvents {
@@ -53,6 +58,13 @@ export class Embassy extends BaseRole {
   #guardTimer: NodeJS.Timeout | null = null
   #guard: HistoryGuard | null = null
   #receiptsByAgency = new Map<string, { at: number; count: number }>()
+  /** `caught-up` log lines as milestones (milestones.ts), not one per append. */
+  #caughtUpLog = new CaughtUpLog(
+    (level, event, message, fields) => this.notice(level, event, message, fields),
+    () => (this.node.config.caughtUpLogSeconds ?? CAUGHT_UP_LOG_MS / 1000) * 1000
+  )
+  #quotas: QuotaDesk | null = null
+  #answerer: ChallengeAnswerer | null = null
 
   constructor(node: EmbassyNode) {
     super(node)
@@ -74,8 +86,10 @@ export class Embassy extends BaseRole {
     if (this.#guardTimer) clearInterval(this.#guardTimer)
     this.#timer = null
     this.#guardTimer = null
+    this.#quotas?.close() // first: no quota evaluation runs on cores being closed
     for (const h of this.holders.values()) await h.close()
     this.holders.clear()
+    this.#caughtUpLog.close()
     this.#guard?.close()
   }
 
@@ -95,13 +109,26 @@ export class Embassy extends BaseRole {
   }
 
   /** Follows an agency by node key: allows it, dials it, learns its catalog key from it. */
-  async follow(agencyNodeKey: string): Promise<{ nodeKey: string; catalogKey: string | null; added: boolean }> {
+  /** Per-agency quotas (quota.ts). */
+  get quotas(): QuotaDesk {
+    this.#quotas ??= new QuotaDesk({
+      follow: () => this.node.config.follow,
+      alarms: this.guard.alarms,
+      notice: (level, event, message, fields) => this.notice(level, event, message, fields),
+      agencyPeer: (agency) => this.network?.connectedTo(parseKey(agency)) ?? null
+    })
+    return this.#quotas
+  }
+
+  async follow(agencyNodeKey: string, quota?: FollowQuota): Promise<{ nodeKey: string; catalogKey: string | null; added: boolean; quota: QuotaStatus | UnlimitedStatus | QuotaLimits }> {
     const key = parseKey(agencyNodeKey, 'agency node key')
     const z = toZ32(key)
     const existing = this.node.config.follow.find((f) => f.nodeKey === z)
     if (!existing) this.node.updateConfig((c) => c.follow.push({ nodeKey: z, catalogKey: null }))
     this.network?.joinPeer(key)
-    return { nodeKey: z, catalogKey: existing?.catalogKey ?? null, added: !existing }
+    if (quota) setQuota(this, z, quota)
+    const status = (quota ? await this.quotas.update(z) : null) ?? this.quotas.status(z)
+    return { nodeKey: z, catalogKey: existing?.catalogKey ?? null, added: !existing, quota: status }
   }
 
   /** Admission rule: followed agencies and the other holders they listed, besides explicitly allowed peers. */
@@ -110,9 +137,37 @@ export class Embassy extends BaseRole {
     return this.node.config.follow.some((f) => f.nodeKey === z || (f.holders ?? []).includes(z))
   }
 
+  /** Entitlement: a followed agency and the holders it listed get that agency's catalog (and only it). */
+  protected override trustedCatalogs(key: Buffer): Buffer[] {
+    const z = toZ32(key)
+    return this.node.config.follow.filter((f) => f.catalogKey && (f.nodeKey === z || (f.holders ?? []).includes(z))).map((f) => parseKey(f.catalogKey!))
+  }
+
+  protected override catalogOfAgency(agencyNodeKey: string): Buffer | null {
+    const f = this.node.config.follow.find((x) => x.nodeKey === agencyNodeKey)
+    return f?.catalogKey ? parseKey(f.catalogKey) : null
+  }
+
+  protected override scopeableAgencies(): string[] {
+    return this.node.config.follow.map((f) => f.nodeKey)
+  }
+
+  /** Answers audit challenges from this embassy's own storage (custody/audit.ts). */
+  get answerer(): ChallengeAnswerer {
+    this.#answerer ??= new ChallengeAnswerer(this.node.keyPair, (key) => {
+      for (const h of this.holders.values()) {
+        const core = h.find(key)
+        if (core) return core
+      }
+      return null
+    })
+    return this.#answerer
+  }
+
   override handlers(peer: Peer): CustodyHandlers {
     return {
       ...this.guard.handlers(peer),
+      challenge: (ch) => this.answerer.handle(peer, ch),
       holders: (list) => this.#onHolders(peer, list)
     }
   }
@@ -132,6 +187,7 @@ export class Embassy extends BaseRole {
         else delete entry.holders
       })
       this.notice('info', 'holders-learnt', `agency ${agency} lists ${holders.length} other holder(s) of its data`, { agency, holders })
+      this.network?.rescope()
     }
     for (const h of holders) this.network?.joinPeer(parseKey(h))
   }
@@ -156,10 +212,11 @@ export class Embassy extends BaseRole {
 
   /** Goes online: dials followed agencies, announces every held catalog's topic. */
   async attach(network: Network): Promise<void> {
-    this.network = network
+    this.bindNetwork(network)
+    for (const h of this.holders.values()) this.offerHeld(h)
     this.on('catalog-learnt', (agency, catalog) => this.notice('info', 'catalog-learnt', `agency ${agency} publishes catalog ${catalog}`, { agency, catalog }))
     this.on('core-added', (catalog, core) => this.notice('info', 'dataset-picked-up', `holding core ${core} of catalog ${catalog}`, { catalog, core }))
-    this.on('caught-up', (catalog, core, length) => this.notice('info', 'caught-up', `core ${core} complete at length ${length}`, { catalog, core, length }))
+    this.on('caught-up', (catalog, core, length) => this.#caughtUpLog.caughtUp(catalog, core, length))
     this.on('error', (err) => this.notice('error', 'error', err.message))
     network.on('peer', (peer) => {
       this.#onpeer(peer)
@@ -169,6 +226,7 @@ export class Embassy extends BaseRole {
     this.#timer.unref?.()
     this.#guardTimer = setInterval(() => {
       this.guard.tick().catch((err) => this.notice('error', 'error', `history guard: ${(err as Error).message}`))
+      this.#checkNeverReached()
     }, GUARD_TICK_MS)
     this.#guardTimer.unref?.()
     for (const f of this.node.config.follow) {
@@ -189,6 +247,7 @@ export class Embassy extends BaseRole {
       // Reconnected: tell the agency at once what we hold.
       const holder = this.holders.get(Buffer.from(catalog).toString('hex'))
       if (holder) void this.#sendAll(holder)
+      this.quotas.greet(z)
       return
     }
     if (f.catalogKey !== null) {
@@ -208,7 +267,8 @@ export class Embassy extends BaseRole {
     const hex = key.toString('hex')
     const have = this.holders.get(hex)
     if (have) return have
-    const holder = new Holder(this.node.store, key, this.guard.accepted())
+    const holder = new Holder(this.node.store, key, this.guard.accepted(), this.quotas.holderOptions(agencyKey, key))
+    this.quotas.attach(agencyKey, holder)
     this.holders.set(hex, holder)
     this.guard.watch(holder)
     holder.on('core-added', (k) => {
@@ -222,6 +282,7 @@ export class Embassy extends BaseRole {
     holder.on('progress', (core) => this.#onprogress(holder, core))
     holder.on('error', (err) => this.emit('error', err))
     await holder.open()
+    this.offerHeld(holder)
     this.#checkHeader(agencyKey, holder).catch(() => {})
     if (this.network) void this.network.join(agencyTopic(key), { server: true, client: true })
     return holder
@@ -297,6 +358,17 @@ export class Embassy extends BaseRole {
     this.emit('error', EmbassyError.badCatalog(text))
   }
 
+  /** A followed agency never reached past `neverReachedAlarmSeconds` since `embassy follow`: one alarm. */
+  #checkNeverReached(now = Date.now()): void {
+    const limit = (this.node.config.neverReachedAlarmSeconds ?? NEVER_REACHED_ALARM_SECONDS) * 1000
+    for (const f of this.node.config.follow) {
+      if (f.catalogKey !== null || f.followedAt === undefined || now - f.followedAt < limit) continue
+      if (this.guard.alarms.alarms.some((a) => a.kind === 'never-reached' && a.peer === f.nodeKey)) continue
+      const detail = `agency ${f.nodeKey} not reached in ${Math.round((now - f.followedAt) / 1000)} s since \`embassy follow\`: check its node key and that it allows this embassy`
+      if (this.guard.alarms.add({ time: now, kind: 'never-reached', peer: f.nodeKey, core: null, detail })) this.notice('error', 'never-reached', `never-reached: ${detail}`, { agency: f.nodeKey })
+    }
+  }
+
   /** What is held, per followed agency. */
   holdings(): AgencyHolding[] {
     return this.node.config.follow.map((f) => {
@@ -310,8 +382,26 @@ export class Embassy extends BaseRole {
         receiptsSent: this.#receiptsByAgency.get(f.nodeKey)?.count ?? 0,
         complete: holder ? holder.complete : false,
         cores: holder ? holder.held().map((c) => ({ ...c, head: this.guard.heads.newest(parseKey(c.key)) })) : [],
-        problems
+        problems,
+        quota: this.quotas.status(f.nodeKey)
       }
     })
   }
+}
+
+/** Quota changes `embassy follow` asks for: a number sets a limit, null removes it, undefined keeps it. */
+export interface FollowQuota {
+  maxBytes?: number | null
+  maxCores?: number | null
+  warn?: number | null
+}
+
+function setQuota(embassy: Embassy, agency: string, q: FollowQuota): void {
+  embassy.node.updateConfig((c) => {
+    const entry = c.follow.find((x) => x.nodeKey === agency)
+    if (!entry) return
+    if (q.maxBytes !== undefined) q.maxBytes === null ? delete entry.maxBytes : (entry.maxBytes = q.maxBytes)
+    if (q.maxCores !== undefined) q.maxCores === null ? delete entry.maxCores : (entry.maxCores = q.maxCores)
+    if (q.warn !== undefined) q.warn === null ? delete entry.quotaWarn : (entry.quotaWarn = q.warn)
+  })
 }
