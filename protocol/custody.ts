@@ -280,8 +280,20 @@ export function headSignable(m: Omit<WitnessedHead, 'signature'>): Buffer {
 /** Alarm kinds a holder reports to its agency and to the other holders. (minor 1) */
 export const AlarmCode = {
   HISTORY_REWRITE: 1,
-  EQUIVOCATION: 2
+  EQUIVOCATION: 2,
+  /** An embassy near its quota for this agency (lib/roles/quota.ts). */
+  QUOTA_NEAR: 3,
+  /** An embassy over its quota for this agency. */
+  QUOTA_EXCEEDED: 4,
+  /**
+   * Two live nodes connect with the agency's key: the holder saw connections from two instances
+   * of it alternate (`instance:` handshake capability). `core` is the catalog key; no heads.
+   */
+  SECOND_LIVE_NODE: 5
 } as const
+
+/** Handshake capability an agency sends: `instance:` + 32 hex characters, new at every start. */
+export const INSTANCE_CAPABILITY = 'instance:'
 export type AlarmCodeValue = (typeof AlarmCode)[keyof typeof AlarmCode]
 
 /**

@@ -201,7 +201,7 @@ test('a node that comes back with an old copy of the agency syncs to the newest 
   t.pass(`stale-head logged (notices: ${notices.join(', ')})`)
 })
 
-test('the same identity running twice: the node that sees heads it did not write refuses writes and raises an alarm', async (t) => {
+test('the same identity running twice, one writing: the copy that sees heads it did not write, or is told by the embassy, refuses writes and raises an alarm', async (t) => {
   const bootstrap = await testnet(t)
   const origD = await startDaemon(t, await initDir(t, 'agency', 'agency'), bootstrap)
   const orig = (await origD.host.agency()) as Agency
@@ -218,8 +218,13 @@ test('the same identity running twice: the node that sees heads it did not write
   const twinD = startLater(t, await restoreDir(t, kit), bootstrap)
   await twinD.ready()
   const twin = (await twinD.host.agency()) as Agency
-  await eventually('the twin restored', async () => (await twin.restoreStatus()).writable, 60_000)
-  await orig.append('register', [{ i: 10, by: 'the original' }])
+  // The twin becomes writable, or is told first by the embassy that two instances alternate.
+  await eventually('the twin restored (or told of the original)', async () => {
+    const s = await twin.restoreStatus()
+    return s.writable || s.secondLiveNode
+  }, 60_000)
+  // A write by the original (refused when the embassy's report reached it first).
+  await orig.append('register', [{ i: 10, by: 'the original' }]).catch((err) => t.is(err.code, 'NOT_SYNCED', 'the original was told first'))
   // The embassy keeps one connection per node key: the two knock each other off as they redial,
   // until one of them sees a head it did not write.
   const seen = await eventually('a head one of them did not write', async () => {
@@ -234,6 +239,53 @@ test('the same identity running twice: the node that sees heads it did not write
   t.ok(/another live node/.test(err.message), err.message)
   t.ok((await seen.a.custody()).alarms.some((a) => a.kind === 'second-live-node'), 'alarm raised')
   t.is((await seen.a.restoreStatus()).state, 'waiting')
+})
+
+test('the same identity running twice, both idle: the embassy sees two instances alternate, raises an alarm, and both copies refuse writes', async (t) => {
+  const bootstrap = await testnet(t)
+  const origD = await startDaemon(t, await initDir(t, 'agency', 'agency'), bootstrap)
+  const orig = (await origD.host.agency()) as Agency
+  await orig.createDataset('register')
+  await orig.append('register', Array.from({ length: 5 }, (_, i) => ({ i })))
+  const emb = await startDaemon(t, await initDir(t, 'embassy', 'e'), bootstrap)
+  await pair(origD, emb)
+  await eventually('embassy holds 5', () => held(orig, toZ32(emb.host.node.nodeKey), 5))
+  origD.network!.joinPeer(emb.host.node.nodeKey)
+  const kit: Kit = { primaryKey: Buffer.from(origD.host.node.store.primaryKey!), readKey: Buffer.from(orig.readKey), allow: [...origD.host.node.config.allow] }
+  const twinD = startLater(t, await restoreDir(t, kit), bootstrap)
+  await twinD.ready()
+  const twin = (await twinD.host.agency()) as Agency
+  t.not(twin.instance, orig.instance, 'each run has its own instance')
+  // Nobody writes: the two only take turns on the embassy's one connection for their key.
+  const embassy = (await emb.host.role()) as Embassy
+  await eventually('the embassy raises second-live-node', () => embassy.alarms.some((a) => a.kind === 'second-live-node'), 120_000, 250)
+  for (const [name, a] of [['original', orig], ['twin', twin]] as const) {
+    await eventually(`the ${name} learns it and refuses writes`, async () => (await a.restoreStatus()).secondLiveNode, 120_000, 250)
+    const err = await a.append('register', [{ by: name }]).catch((e) => e)
+    t.is(err.code, 'NOT_SYNCED', `${name}: writes refused`)
+    t.is(err.details?.reason, 'second-live-node')
+    t.ok((await a.custody()).alarms.some((x) => x.kind === 'second-live-node'), `${name}: alarm raised`)
+  }
+})
+
+test('a second-live-node report from one embassy of two is an alarm, not a stop (a hostile embassy cannot halt the writer)', async (t) => {
+  const bootstrap = await testnet(t)
+  const agD = await startDaemon(t, await initDir(t, 'agency', 'agency'), bootstrap)
+  const ag = (await agD.host.agency()) as Agency
+  await ag.createDataset('register')
+  const e1 = await startDaemon(t, await initDir(t, 'embassy', 'e1'), bootstrap)
+  const e2 = await startDaemon(t, await initDir(t, 'embassy', 'e2'), bootstrap)
+  await pair(agD, e1)
+  await pair(agD, e2)
+  const k1 = toZ32(e1.host.node.nodeKey)
+  const agencyHex = Buffer.from(agD.host.node.nodeKey).toString('hex')
+  // What a lying (or mistaken) e1 sends: a second-live-node report on its own custody channel.
+  const toAgency = await eventually('e1 connected to the agency', () => e1.network!.peers.get(agencyHex) ?? null)
+  toAgency.channel.send('alarm', { code: 5, core: ag.catalog.key, length: 0, fork: 0, offeredLength: 0, offeredFork: 0, offeredBy: Buffer.alloc(32), time: Date.now(), heads: [] })
+  await eventually('the agency records the alarm', async () => (await ag.custody()).alarms.some((a) => a.kind === 'second-live-node' && a.peer === k1))
+  t.absent((await ag.restoreStatus()).secondLiveNode, 'one report of two embassies does not stop writes')
+  const r = await ag.append('register', [{ ok: true }])
+  t.is(r.length, 1, 'the agency still writes')
 })
 
 test('restore options: malformed --quorum, --backfill-rate and config fields are named, nothing is written', async (t) => {

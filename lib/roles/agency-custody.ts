@@ -84,6 +84,8 @@ export interface DeskAgency {
   cores(): Promise<Map<string, { core: Hypercore; dataset: string | null }>>
   notice(level: Notice['level'], event: string, message: string, fields?: Record<string, unknown>): void
   emit(event: 'alarm' | 'receipt' | 'audit', value: unknown): boolean
+  /** The restore gate: an embassy's report of a second live node goes to it. */
+  readonly gate: { twinReported(reporter: string): boolean }
 }
 
 export class CustodyDesk {
@@ -201,6 +203,19 @@ export class CustodyDesk {
       return
     }
     const core = toZ32(r.core)
+    if (r.code === AlarmCode.SECOND_LIVE_NODE) {
+      if (peer.role !== 'embassy' || !Buffer.from(r.core).equals(this.#agency.catalog.key)) return
+      const stopped = this.#agency.gate.twinReported(sender)
+      this.#alarm({
+        time: Date.now(),
+        kind: 'second-live-node',
+        peer: sender,
+        core,
+        detail: `embassy ${sender} sees two live nodes connecting with this agency's key (a kit imported while the original runs?)${stopped ? '; writes are refused here' : '; writes stop when more than half of the embassies report it'}: decide which one stands down`,
+        reportedBy: sender
+      })
+      return
+    }
     if (r.code === AlarmCode.HISTORY_REWRITE) {
       this.#alarm({
         time: Date.now(),

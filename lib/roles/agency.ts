@@ -2,6 +2,7 @@
  * Agency: the only writer of its datasets. Creates datasets (catalog entries), appends
  * records, publishes file trees, and hands out the read capability mirrors need.
  */
+import { randomBytes } from 'node:crypto'
 import { CATALOG_CORE_NAME, agencyTopic, keyCheck, randomKey } from '../node/caps.js'
 import { CORES_PER_KIND, Catalog, sealAgencyMeta } from '../data/catalog.js'
 import { Datasets, type DatasetSummary } from '../data/datasets.js'
@@ -18,7 +19,7 @@ import { BaseRole } from './role.js'
 import type Hypercore from 'hypercore'
 import type { Alarm, CustodyLedger, HeadBook } from '../custody/index.js'
 import { formatReadCapability } from '../data/read-capability.js'
-import { DATASET_ID_BYTES, kindCode, type DatasetKindName, type Receipt } from '../../protocol/index.js'
+import { DATASET_ID_BYTES, INSTANCE_CAPABILITY, kindCode, type DatasetKindName, type Receipt } from '../../protocol/index.js'
 import { CustodyDesk, type CustodyStatus } from './agency-custody.js'
 import { RestoreGate, type RestoreResult, type RestoreStatus } from './restore-plan.js'
 
@@ -231,6 +232,13 @@ export class Agency extends BaseRole {
   }
 
   /** Admission rule: only the embassies and mirrors this agency allowed. */
+  /** This run of the agency: embassies tell two live copies of one identity apart by it. */
+  readonly instance = randomBytes(16).toString('hex')
+
+  protected override handshakeCapabilities(): string[] {
+    return [INSTANCE_CAPABILITY + this.instance]
+  }
+
   protected handshakeCatalogs(): Buffer[] {
     return [this.catalog.key]
   }

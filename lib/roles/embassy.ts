@@ -17,7 +17,10 @@ import { NEVER_REACHED_ALARM_SECONDS } from '../node/config.js'
 import { GUARD_TICK_MS, HistoryGuard } from './guard.js'
 import type { CustodyHandlers } from '../net/custody-channel.js'
 import { ChallengeAnswerer, type Alarm, type AlarmKind } from '../custody/index.js'
-import type { HolderList } from '../../protocol/index.js'
+import { AlarmCode, INSTANCE_CAPABILITY, type HolderList } from '../../protocol/index.js'
+
+/** How long after two instances of one agency alternated an embassy keeps telling each of them. */
+export const TWIN_REPORT_MS = 10 * 60_000
 import { QuotaDesk, type QuotaLimits, type QuotaStatus, type UnlimitedStatus } from './quota.js'
 
 /** At most one receipt per core per this many ms while catching up; at once when caught up. */
@@ -54,6 +57,8 @@ export class Embassy extends BaseRole {
   #lastSent = new Map<string, number>()
   /** The length each core last caught up at (hex key → length). */
   #caughtUpAt = new Map<string, number>()
+  /** Per followed agency (z32): its recent instances (newest last), and when two alternated. */
+  #instances = new Map<string, { recent: string[]; twinAt: number }>()
   #timer: NodeJS.Timeout | null = null
   #guardTimer: NodeJS.Timeout | null = null
   #guard: HistoryGuard | null = null
@@ -236,12 +241,47 @@ export class Embassy extends BaseRole {
     for (const h of this.holders.values()) void network.join(agencyTopic(h.key), { server: true, client: true })
   }
 
+  /**
+   * Two live copies of one agency (a kit imported while the original runs) knock each other's
+   * connection off here as both redial. A restart shows a new instance once (A → B); two live
+   * copies alternate (A → B → A). Then: an alarm here, and a report to every connection of that
+   * agency for TWIN_REPORT_MS, so each copy learns it (the agency stops writing on a quorum).
+   */
+  #checkInstance(peer: Peer, agency: string, catalog: Buffer): void {
+    const cap = peer.handshake?.capabilities.find((x) => x.startsWith(INSTANCE_CAPABILITY))
+    const instance = cap && /^[0-9a-f]{32}$/.test(cap.slice(INSTANCE_CAPABILITY.length)) ? cap.slice(INSTANCE_CAPABILITY.length) : null
+    let seen = this.#instances.get(agency)
+    if (!seen) this.#instances.set(agency, (seen = { recent: [], twinAt: 0 }))
+    const now = Date.now()
+    if (instance) {
+      const at = seen.recent.indexOf(instance)
+      if (at !== -1 && at !== seen.recent.length - 1) {
+        const first = now - seen.twinAt >= TWIN_REPORT_MS
+        seen.twinAt = now
+        if (first) {
+          const detail = `two live nodes connect with agency ${agency}'s key (instances alternate: ${seen.recent.map((x) => x.slice(0, 8)).join(', ')}): a kit imported while the original runs? Tell its operator; one of them must stand down`
+          if (this.guard.alarms.add({ time: now, kind: 'second-live-node', peer: agency, core: toZ32(catalog), detail })) this.notice('error', 'second-live-node', detail, { agency })
+        }
+      }
+      // A new instance is a restart (the operator stood one copy down and restarted the other):
+      // stop reporting; if two still run, they alternate again and are reported again.
+      if (at === -1) seen.twinAt = 0
+      if (at !== -1) seen.recent.splice(at, 1)
+      seen.recent.push(instance)
+      if (seen.recent.length > 4) seen.recent.shift()
+    }
+    if (seen.twinAt > 0 && now - seen.twinAt < TWIN_REPORT_MS && peer.channel.supports('alarm')) {
+      peer.channel.send('alarm', { code: AlarmCode.SECOND_LIVE_NODE, core: catalog, length: 0, fork: 0, offeredLength: 0, offeredFork: 0, offeredBy: Buffer.alloc(32), time: now, heads: [] })
+    }
+  }
+
   #onpeer(peer: Peer): void {
     if (peer.role !== 'agency' || !peer.handshake) return
     const z = toZ32(peer.key)
     const f = this.node.config.follow.find((x) => x.nodeKey === z)
     const catalog = peer.handshake.catalogs[0]
     if (!f || !catalog) return
+    this.#checkInstance(peer, z, Buffer.from(catalog))
     const catalogKey = toZ32(catalog)
     if (f.catalogKey === catalogKey) {
       // Reconnected: tell the agency at once what we hold.

@@ -118,6 +118,8 @@ export class RestoreGate {
   #quorum = 0
   #reported: string[] = []
   #secondLive: string | null = null
+  /** Embassies (z32) that reported two live instances of this agency's key. */
+  #twinReports = new Set<string>()
   /** Cores (hex) every connected embassy confirmed at or below our head: an advance now is another writer. */
   #confirmed = new Set<string>()
   /** Heads embassies witnessed (hex core → witness hex → report), kept while they are ahead of us. */
@@ -501,6 +503,22 @@ export class RestoreGate {
       this.#agency.notice('info', 'synced', 'synced to the newest head its embassies hold; writes allowed again')
       this.#startBackfill() // the blocks it was behind by
     }
+  }
+
+  /**
+   * Embassy `reporter` saw two live instances of this agency's key (AlarmCode.SECOND_LIVE_NODE).
+   * One embassy's word is an alarm only (a hostile embassy must not be able to stop the writer);
+   * writes stop once more than half of the agency's embassies report it. True when they stopped.
+   */
+  twinReported(reporter: string): boolean {
+    this.#twinReports.add(reporter)
+    if (this.#secondLive) return true
+    const expected = new Set(this.#expected())
+    const reports = [...this.#twinReports].filter((k) => expected.has(k)).length
+    if (reports < Math.floor(expected.size / 2) + 1) return false
+    this.#secondLive = `${reports} of ${expected.size} embassies (${[...this.#twinReports].join(', ')})`
+    this.#agency.notice('error', 'second-live-node', `${this.#secondLive} see two live nodes with this agency's key (a kit imported while the original runs?); this node refuses writes: decide which one stands down`, { embassies: [...this.#twinReports] })
+    return true
   }
 
   #second(core: Hypercore, peer: Peer | null, r: Report): void {

@@ -115,6 +115,11 @@ export abstract class BaseRole extends ReadyResource implements Role {
   /** Catalog keys named in our handshake. */
   protected abstract handshakeCatalogs(): Buffer[]
 
+  /** Optional features named in our handshake (the agency: its instance). */
+  protected handshakeCapabilities(): string[] {
+    return []
+  }
+
   /** Peers this role trusts beyond the allowlist (followed agencies, the agencies a mirror reads). */
   protected trusts(key: Buffer): boolean {
     return this.trustedCatalogs(key).length > 0
@@ -139,7 +144,7 @@ export abstract class BaseRole extends ReadyResource implements Role {
   }
 
   handshake(): Handshake {
-    return { major: CUSTODY_MAJOR, minor: CUSTODY_MINOR, role: PEER_ROLE[this.name], capabilities: [], catalogs: this.handshakeCatalogs() }
+    return { major: CUSTODY_MAJOR, minor: CUSTODY_MINOR, role: PEER_ROLE[this.name], capabilities: this.handshakeCapabilities(), catalogs: this.handshakeCatalogs() }
   }
 
   /** Allowed, dialled directly (`peers`), or trusted by the role. */
