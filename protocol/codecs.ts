@@ -172,10 +172,41 @@ export interface LogRecord {
   time: number
   /** The record's bytes. */
   value: Uint8Array
+  /**
+   * Pad the block with zero bytes to a multiple of this many bytes (a dataset's `recordPad`), so
+   * that a blind holder sees size classes, not record sizes. Written as record version 2 (the
+   * value's length before it): readers before it refuse the block ("unsupported record version"),
+   * they never misread it. Absent or 0: version 1, unpadded.
+   */
+  padTo?: number
+}
+
+/** Record version with an explicit value length and zero padding after the value. */
+export const RECORD_VERSION_PADDED = 2
+
+function recordHeaderBytes(m: LogRecord, version: number): number {
+  const state = { start: 0, end: RECORD_MAGIC.byteLength, buffer: null }
+  c.uint.preencode(state, version)
+  c.uint.preencode(state, m.type)
+  c.uint.preencode(state, 0)
+  c.uint.preencode(state, m.time)
+  if (version === RECORD_VERSION_PADDED) c.uint.preencode(state, m.value.byteLength)
+  return state.end
+}
+
+/** Zero bytes after the value so the whole block is a multiple of `padTo`. */
+function recordPadding(m: LogRecord): number {
+  if (!m.padTo) return 0
+  const bare = recordHeaderBytes(m, RECORD_VERSION_PADDED) + m.value.byteLength
+  return (m.padTo - (bare % m.padTo)) % m.padTo
 }
 
 export const logRecord: Codec<LogRecord> = {
   preencode(state, m) {
+    if (m.padTo) {
+      state.end += recordHeaderBytes(m, RECORD_VERSION_PADDED) + m.value.byteLength + recordPadding(m)
+      return
+    }
     state.end += RECORD_MAGIC.byteLength
     c.uint.preencode(state, FORMAT_VERSION)
     c.uint.preencode(state, m.type)
@@ -187,12 +218,18 @@ export const logRecord: Codec<LogRecord> = {
     const buf = state.buffer as Uint8Array
     buf.set(RECORD_MAGIC, state.start)
     state.start += RECORD_MAGIC.byteLength
-    c.uint.encode(state, FORMAT_VERSION)
+    c.uint.encode(state, m.padTo ? RECORD_VERSION_PADDED : FORMAT_VERSION)
     c.uint.encode(state, m.type)
     c.uint.encode(state, 0)
     c.uint.encode(state, m.time)
+    if (m.padTo) c.uint.encode(state, m.value.byteLength)
     buf.set(m.value, state.start)
     state.start += m.value.byteLength
+    if (m.padTo) {
+      const n = recordPadding(m)
+      buf.fill(0, state.start, state.start + n)
+      state.start += n
+    }
   },
   decode(state) {
     const buf = state.buffer as Uint8Array
@@ -202,11 +239,19 @@ export const logRecord: Codec<LogRecord> = {
     }
     state.start += RECORD_MAGIC.byteLength
     const version = c.uint.decode(state)
-    if (version !== FORMAT_VERSION) fail(`unsupported record version ${version}`)
+    if (version !== FORMAT_VERSION && version !== RECORD_VERSION_PADDED) fail(`unsupported record version ${version}`)
     const type = c.uint.decode(state)
     if (type !== RecordType.JSON && type !== RecordType.BYTES) fail(`unknown record type ${type}`)
     c.uint.decode(state) // flags
     const time = c.uint.decode(state)
+    if (version === RECORD_VERSION_PADDED) {
+      const length = c.uint.decode(state)
+      if (length > state.end - state.start) fail('padded record shorter than its value')
+      const value = buf.subarray(state.start, state.start + length)
+      for (let i = state.start + length; i < state.end; i++) if (buf[i] !== 0) fail('record padding is not zero bytes')
+      state.start = state.end
+      return { type, time, value, padTo: 0 }
+    }
     const value = buf.subarray(state.start, state.end)
     if (value.byteLength > MAX_RECORD_BYTES) fail('record over the size limit')
     state.start = state.end
@@ -229,8 +274,17 @@ export interface DatasetMeta {
   name: string
   description: string
   contentType: string
+  /** Log datasets: records are padded to a multiple of this many bytes (flag META_RECORD_PAD). */
+  recordPad?: number
   /** Zero bytes after the fields (flag META_PADDED); absent on unpadded (older) entries. */
   padding?: number
+}
+
+/** Flag bit of datasetMeta: a `recordPad` uint follows the content type. */
+export const META_RECORD_PAD = 2
+
+function datasetMetaFlags(m: DatasetMeta): number {
+  return (m.padding === undefined ? 0 : META_PADDED) | (m.recordPad ? META_RECORD_PAD : 0)
 }
 
 function preencodePadding(state: State, padding: number | undefined): void {
@@ -254,22 +308,25 @@ function decodePadding(state: State): number {
 
 export const datasetMeta: Codec<DatasetMeta> = {
   preencode(state, m) {
-    c.uint.preencode(state, m.padding === undefined ? 0 : META_PADDED) // flags
+    c.uint.preencode(state, datasetMetaFlags(m)) // flags
     c.string.preencode(state, m.name)
     c.string.preencode(state, m.description)
     c.string.preencode(state, m.contentType)
+    if (m.recordPad) c.uint.preencode(state, m.recordPad)
     preencodePadding(state, m.padding)
   },
   encode(state, m) {
-    c.uint.encode(state, m.padding === undefined ? 0 : META_PADDED)
+    c.uint.encode(state, datasetMetaFlags(m))
     c.string.encode(state, m.name)
     c.string.encode(state, m.description)
     c.string.encode(state, m.contentType)
+    if (m.recordPad) c.uint.encode(state, m.recordPad)
     encodePadding(state, m.padding)
   },
   decode(state) {
     const flags = c.uint.decode(state)
     const m: DatasetMeta = { name: c.string.decode(state), description: c.string.decode(state), contentType: c.string.decode(state) }
+    if (flags & META_RECORD_PAD) m.recordPad = c.uint.decode(state)
     if (flags & META_PADDED) m.padding = decodePadding(state)
     return m
   }

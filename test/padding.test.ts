@@ -18,7 +18,11 @@ import {
   DecodeError,
   MAX_SEALED_META_BYTES,
   META_PADDED,
+  RECORD_MAGIC,
+  RECORD_VERSION_PADDED,
+  RecordType,
   agencyMeta,
+  logRecord,
   catalogBlock,
   datasetMeta,
   decode,
@@ -26,6 +30,7 @@ import {
   type Codec
 } from '../protocol/index.js'
 import { openAgency, type Test } from './helpers/index.js'
+import type { Agency } from '../lib/index.js'
 
 const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'fixtures')
 const readKey = crypto.randomBytes(32)
@@ -148,4 +153,62 @@ test('padding: padded and unpadded are told apart by the flag; the frozen vector
   const tampered = Buffer.from(paddedAgency.hex, 'hex')
   tampered[tampered.length - 1] = 7
   t.exception(() => decode(agencyMeta, tampered), DecodeError)
+})
+
+// ---------------------------------------------------------------- record padding (optional, per log dataset)
+
+/** Frozen: a JSON record padded to 64 bytes (record version 2: the value's length, then zero bytes). */
+const PADDED_RECORD_V2 = '4445020100ff0068e5cf8b010000077b2261223a317d000000000000000000000000000000000000000000000000000000000000000000000000000000000000'
+
+test('record padding: frozen v2 vector; a v1 reader would refuse it, never misread it; damaged padding is refused', (t) => {
+  const rec = { type: RecordType.JSON, time: 1_700_000_000_000, value: Buffer.from('{"a":1}'), padTo: 64 } as const
+  const buf = encode(logRecord, rec)
+  t.is(buf.toString('hex'), PADDED_RECORD_V2, 'encodes to the frozen bytes')
+  const back = decode(logRecord, Buffer.from(PADDED_RECORD_V2, 'hex'))
+  t.is(Buffer.from(back.value).toString(), '{"a":1}', 'the value, without the padding')
+  t.is(back.time, rec.time)
+  t.is(buf[RECORD_MAGIC.byteLength], RECORD_VERSION_PADDED, 'written as record version 2 (a version-1 reader says "unsupported record version")')
+  const dirty = Buffer.from(buf)
+  dirty[dirty.byteLength - 1] = 1
+  t.exception(() => decode(logRecord, dirty), /padding is not zero/)
+  const short = Buffer.from(buf.subarray(0, 20))
+  t.exception(() => decode(logRecord, short), /shorter than its value/)
+  const unpadded = encode(logRecord, { type: RecordType.JSON, time: 1, value: Buffer.from('{"a":1}') })
+  t.is(unpadded[RECORD_MAGIC.byteLength], 1, 'unpadded records stay version 1')
+})
+
+test('record padding: a log created with recordPad stores every block as a multiple of it; records read back exactly', async (t) => {
+  const { host } = await openAgency(t)
+  const agency = (await host.agency()) as Agency
+  await agency.createDataset('padded', { recordPad: 256 })
+  await agency.createDataset('plain')
+  const texts = [1, 50, 150, 200, 256, 300, 700].map((n) => JSON.stringify({ p: 'x'.repeat(n) }))
+  await agency.appendJson('padded', texts)
+  await agency.appendJson('plain', texts)
+  await agency.appendBytes('padded', [Buffer.alloc(3, 7)])
+  const padded = await agency.datasets.openLog('padded')
+  const plain = await agency.datasets.openLog('plain')
+  const sizes = async (core: typeof padded.core) => {
+    const out: number[] = []
+    for (let i = 0; i < core.length; i++) out.push(((await core.get(i, { raw: true })) as Buffer).byteLength)
+    return out
+  }
+  const p = await sizes(padded.core)
+  // Stored blocks carry the core's constant encryption overhead on top of the padded plaintext.
+  t.is(new Set(p.map((n) => n % 256)).size, 1, `padded blocks differ by whole classes of 256 bytes: ${p.join(', ')}`)
+  t.is(new Set(p.slice(0, 4)).size, 1, 'records of 11 to 210 bytes look alike to a holder')
+  const q = await sizes(plain.core)
+  t.is(new Set(q).size, q.length, `unpadded blocks show every size: ${q.join(', ')}`)
+  const read: string[] = []
+  for await (const r of padded.read()) read.push(r.text)
+  t.alike(read.slice(0, texts.length), texts, 'every record reads back exactly')
+  t.is(read[texts.length], Buffer.alloc(3, 7).toString('base64'), 'byte records too')
+  t.is((await agency.datasets.resolve('padded')).recordPad, 256, 'the setting is in the sealed catalog entry')
+  t.is((await agency.datasets.resolve('plain')).recordPad, 0)
+  for (const bad of [-1, 1.5, 65537]) {
+    const err = await agency.createDataset(`bad${String(bad).replace(/\W/g, '')}`, { recordPad: bad }).catch((e) => e)
+    t.is(err.code, 'BAD_ARGUMENT', `recordPad ${bad} refused`)
+  }
+  const files = await agency.createDataset('tree', { kind: 'files', recordPad: 64 }).catch((e) => e)
+  t.is(files.code, 'BAD_ARGUMENT', 'record padding is for logs only')
 })

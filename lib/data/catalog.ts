@@ -39,6 +39,8 @@ export interface DatasetInfo {
   name: string | null
   description: string | null
   contentType: string | null
+  /** Log datasets: records padded to a multiple of this many bytes (0: not padded, or not known). */
+  recordPad: number
   retired: boolean
   /** Catalog index of the entry that added it. */
   seq: number
@@ -217,6 +219,7 @@ export class Catalog {
         name,
         description: meta?.description ?? null,
         contentType: meta?.contentType ?? null,
+        recordPad: meta?.recordPad ?? 0,
         retired: false,
         seq: prev ? prev.seq : seq
       })

@@ -86,7 +86,7 @@ export class LogDataset {
    * Validates JSON texts (each stored as one line, LogDataset.oneLine); throws BAD_RECORD naming the first bad one (1-based `line`)
    * before anything is appended.
    */
-  static encodeJsonTexts(texts: readonly string[], firstLine = 1, lines?: readonly number[]): Buffer[] {
+  static encodeJsonTexts(texts: readonly string[], firstLine = 1, lines?: readonly number[], padTo = 0): Buffer[] {
     const time = Date.now()
     const out: Buffer[] = new Array(texts.length)
     for (let i = 0; i < texts.length; i++) {
@@ -99,16 +99,17 @@ export class LogDataset {
       }
       const value = Buffer.from(LogDataset.oneLine(text), 'utf8')
       if (value.byteLength > MAX_RECORD_BYTES) throw EmbassyError.badRecord(line, `record of ${value.byteLength} bytes is over the ${MAX_RECORD_BYTES}-byte limit`)
-      out[i] = encode(logRecord, { type: RecordType.JSON, time, value })
+      out[i] = encode(logRecord, { type: RecordType.JSON, time, value, padTo })
     }
     return out
   }
 
-  static encodeBytes(values: readonly Uint8Array[]): Buffer[] {
+  /** @param padTo pad each block to a multiple of this many bytes (the dataset's recordPad) */
+  static encodeBytes(values: readonly Uint8Array[], padTo = 0): Buffer[] {
     const time = Date.now()
     return values.map((value, i) => {
       if (value.byteLength > MAX_RECORD_BYTES) throw EmbassyError.badRecord(i + 1, 'record over the size limit')
-      return encode(logRecord, { type: RecordType.BYTES, time, value })
+      return encode(logRecord, { type: RecordType.BYTES, time, value, padTo })
     })
   }
 

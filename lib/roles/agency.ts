@@ -28,6 +28,9 @@ export { MAX_RECEIPT_SKEW_MS, MAX_DEFERRED_RECEIPTS, type CustodyStatus, type Da
 export { RESTORE_TICK_MS, BACKFILL_WINDOW, type RestoreResult, type RestoreStatus, type RestoreState } from './restore-plan.js'
 
 /** Dataset names: used in file names and URLs, so kept plain. */
+/** Largest record padding a dataset may ask for (bytes). */
+export const MAX_RECORD_PAD = 65536
+
 export const DATASET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
 
 export interface CreateDatasetOptions {
@@ -37,6 +40,11 @@ export interface CreateDatasetOptions {
   description?: string
   /** For log datasets: the records' media type. @default 'application/json' for logs, '' for files */
   contentType?: string
+  /**
+   * For log datasets: pad every record's block to a multiple of this many bytes, so a blind holder
+   * sees size classes instead of record sizes (costs storage and bandwidth). @default 0 (none)
+   */
+  recordPad?: number
 }
 
 export class Agency extends BaseRole {
@@ -165,13 +173,17 @@ export class Agency extends BaseRole {
     }
 
     const id = randomKey(DATASET_ID_BYTES)
-    const info = { id: id.toString('hex'), kind, cores: [], name, description: null, contentType: null, retired: false, seq: -1 }
+    const recordPad = opts.recordPad ?? 0
+    if (!Number.isInteger(recordPad) || recordPad < 0 || recordPad > MAX_RECORD_PAD) throw EmbassyError.badArgument(`record padding must be a whole number of bytes from 0 to ${MAX_RECORD_PAD}, not ${recordPad}`)
+    if (recordPad > 0 && kind !== 'log') throw EmbassyError.badArgument('record padding is for log datasets (files are stored as given)')
+    const info = { id: id.toString('hex'), kind, cores: [], name, description: null, contentType: null, recordPad, retired: false, seq: -1 }
     const ds = await this.datasets.open(info)
     const cores = await ds.coreKeys()
     await this.catalog.add(id, kindCode(kind), cores, {
       name,
       description: opts.description ?? '',
-      contentType: opts.contentType ?? (kind === 'log' ? 'application/json' : '')
+      contentType: opts.contentType ?? (kind === 'log' ? 'application/json' : ''),
+      ...(recordPad > 0 ? { recordPad } : {})
     }, this.readKey)
     return this.datasets.summary(await this.datasets.resolve(name))
   }
@@ -187,7 +199,8 @@ export class Agency extends BaseRole {
   async #appendJson(name: string, texts: readonly string[], opts: { lines?: readonly number[]; onProgress?: Progress } = {}): Promise<{ appended: number; length: number }> {
     this.#assertWritable()
     const log = await this.datasets.openLog(name)
-    const blocks = LogDataset.encodeJsonTexts(texts, 1, opts.lines)
+    const { recordPad } = await this.datasets.resolve(name)
+    const blocks = LogDataset.encodeJsonTexts(texts, 1, opts.lines, recordPad)
     const length = await log.appendEncoded(blocks, opts.onProgress)
     return { appended: blocks.length, length }
   }
@@ -209,7 +222,8 @@ export class Agency extends BaseRole {
   async #appendBytes(name: string, values: readonly Uint8Array[]): Promise<{ appended: number; length: number }> {
     this.#assertWritable()
     const log = await this.datasets.openLog(name)
-    const length = await log.appendEncoded(LogDataset.encodeBytes(values))
+    const { recordPad } = await this.datasets.resolve(name)
+    const length = await log.appendEncoded(LogDataset.encodeBytes(values, recordPad))
     return { appended: values.length, length }
   }
 
