@@ -55,7 +55,7 @@ export class AlarmList {
  * reported it (a holder's own finding and each other holder's report stay apart).
  */
 function keyOf(a: Alarm): string {
-  const about = a.offered ? `${a.offered.length}/${a.offered.fork}` : a.evidence?.[0] ? `${a.evidence[0].length}/${a.evidence[0].fork}` : ''
+  const about = a.offered ? `${a.offered.length}/${a.offered.fork}` : a.evidence?.[0] ? `${a.evidence[0].length}/${a.evidence[0].fork}` : a.block !== undefined ? `#${a.block}` : ''
   return `${a.peer}|${a.kind}|${a.core ?? ''}|${about}|${a.reportedBy ?? ''}`
 }
 

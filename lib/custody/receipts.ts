@@ -24,6 +24,8 @@ export type AlarmKind =
   | 'equivocation'
   /** An embassy reported holding less of a core than it proved before. */
   | 'custody-regressed'
+  /** A stored block of a held core failed its check when served (core and index in the alarm); it was cleared to be fetched again. */
+  | 'damaged-block'
   /** A receipt dated further ahead than the allowed clock skew (refused). */
   | 'future-receipt'
   /** A receipt from a peer the agency did not admit as an embassy (ignored). */
@@ -38,6 +40,8 @@ export type AlarmKind =
   | 'audit-failed'
   /** Embassy: a followed agency not reached since `embassy follow`, past `neverReachedAlarmSeconds`. */
   | 'never-reached'
+  /** This node's disk is full: a write (append, publish, download) was refused with DISK_FULL. */
+  | 'disk-full'
 
 /** A head in an alarm's evidence (keys and hashes as hex; signatures as hex). */
 export interface HeadEvidence {
@@ -65,6 +69,8 @@ export interface Alarm {
   reportedBy?: string
   /** equivocation: the signed heads that cannot both be true (self-verifying with the writer's key). */
   evidence?: HeadEvidence[]
+  /** damaged-block: the block's index (each damaged block is its own alarm). */
+  block?: number
   /** Further alarms of the same kind from the same peer about the same core within the quiet window. */
   repeats?: number
 }

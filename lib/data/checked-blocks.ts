@@ -129,3 +129,99 @@ export async function checkBlocksOnRead(core: Hypercore): Promise<void> {
   if (!current || current instanceof CheckedEncryption) return
   await core.setEncryption(new CheckedEncryption(current))
 }
+
+/** Why a stored block was not served. */
+export interface DamagedBlock {
+  /** Core key (z32). */
+  core: string
+  index: number
+  reason: string
+}
+
+/** The storage object hypercore's replicator reads served blocks through (hypercore 11: `core.core.storage`). */
+interface ServingStorage {
+  read(...args: unknown[]): { getBlock(index: number): Promise<Buffer | null>; [k: string]: unknown }
+}
+
+const GUARDED = Symbol('embassy.guardedServing')
+
+/**
+ * Blocks checked before they are served to a peer. Hypercore's replicator reads a requested block
+ * with `core.core.storage.read()`; a storage read that throws (a damaged RocksDB block) makes its
+ * request handler reject and the peer's whole connection is destroyed, and a block whose bytes no
+ * longer match its leaf is sent and the peer stops asking this holder for that core. Here the
+ * replicator's reads go through a wrapper whose `getBlock` resolves null for such a block, which
+ * hypercore answers with "not available": only that request fails and the peer asks elsewhere.
+ * The node's own reads (sessions, verify) use the core's state storage and are not changed.
+ * `onDamaged` is called for every block refused (once per core and index).
+ * Works blind (the check is over the stored bytes). Uses hypercore internals, like verify.
+ */
+export function guardServedBlocks(core: Hypercore, onDamaged: (d: DamagedBlock) => void): boolean {
+  const c = core.core as (CoreInternals & { storage?: ServingStorage; [GUARDED]?: boolean }) | null
+  const state = c?.state
+  if (!c || !c.storage || !state?.storage || c[GUARDED]) return false
+  const inner = c.storage
+  const own = state.storage
+  const reported = new Set<number>()
+  const coreName = (): string => (c.key ? toZ32(Buffer.from(c.key)) : 'unknown')
+  const damaged = (index: number, reason: string): null => {
+    checkedBlockStats.tampered++
+    if (!reported.has(index)) {
+      reported.add(index)
+      try {
+        onDamaged({ core: coreName(), index, reason })
+      } catch {
+        // a listener's failure must not fail the request
+      }
+    }
+    return null
+  }
+  const checked = async (index: number, read: Promise<Buffer | null>): Promise<Buffer | null> => {
+    let block: Buffer | null
+    try {
+      block = await read
+    } catch (err) {
+      return damaged(index, `storage read failed: ${(err as Error).message}`)
+    }
+    if (!block) return block
+    let leaf: StoredNode | null
+    try {
+      const rx = own.read()
+      const node = rx.getTreeNode(2 * index)
+      rx.tryFlush()
+      leaf = await node
+    } catch (err) {
+      return damaged(index, `its Merkle leaf cannot be read: ${(err as Error).message}`)
+    }
+    checkedBlockStats.checked++
+    if (!leaf) return damaged(index, 'no Merkle leaf is stored for it')
+    if (leaf.size !== block.byteLength || !crypto.data(block).equals(Buffer.from(leaf.hash))) {
+      return damaged(index, 'its bytes do not match the signed Merkle tree (changed in storage)')
+    }
+    return block
+  }
+  const read = (...args: unknown[]) => {
+    const batch = inner.read(...args)
+    const getBlock = batch.getBlock.bind(batch)
+    batch.getBlock = (index: number) => {
+      const p = checked(index, getBlock(index))
+      p.catch(() => {})
+      return p
+    }
+    return batch
+  }
+  // Everything else goes to the real storage, with itself as `this` (it may use private fields).
+  const wrapper = new Proxy(inner as object, {
+    get(target, prop) {
+      if (prop === 'read') return read
+      const v = Reflect.get(target, prop, target) as unknown
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v
+    },
+    set(target, prop, value) {
+      return Reflect.set(target, prop, value, target)
+    }
+  }) as ServingStorage
+  c.storage = wrapper
+  c[GUARDED] = true
+  return true
+}

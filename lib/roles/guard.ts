@@ -77,6 +77,16 @@ export class HistoryGuard {
         detail: `Hypercore found two writer-signed heads at length ${length} (fork ${fork}) of this core and closed it`
       })
     })
+    holder.on('damaged-block', (d) => {
+      this.#raise({
+        time: Date.now(),
+        kind: 'damaged-block',
+        peer: '',
+        core: d.core,
+        block: d.index,
+        detail: `block ${d.index} failed its check when a peer asked for it (${d.reason}); not served, cleared and fetched again from another holder`
+      })
+    })
     holder.on('rewrite-accepted', (core, fork) => {
       this.heads.forget(core.key!)
       this.#mine.delete(core.key!.toString('hex'))

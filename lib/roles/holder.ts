@@ -15,6 +15,7 @@ import type Hypercore from 'hypercore'
 import { Catalog, type DatasetInfo } from '../data/catalog.js'
 import { toZ32 } from '../ids.js'
 import type { HeldCoreRef } from '../data/held-core.js'
+import { guardServedBlocks, type DamagedBlock } from '../data/checked-blocks.js'
 import type { HeadSummary } from '../custody/heads.js'
 
 export interface HeldCore {
@@ -64,6 +65,12 @@ export interface HolderEvents {
   conflict: [core: Hypercore, length: number, fork: number]
   /** An accepted rewrite was applied: the core is now on `fork`. */
   'rewrite-accepted': [core: Hypercore, fork: number]
+  /**
+   * A stored block failed its check when a peer asked for it (unreadable, or not its signed leaf):
+   * that request was answered "not available" and the block cleared, so it is fetched again from
+   * another holder and verified. For the role's HistoryGuard to log and alarm (`damaged-block`).
+   */
+  'damaged-block': [damage: DamagedBlock]
   error: [err: Error]
 }
 
@@ -182,6 +189,17 @@ export class Holder extends EventEmitter<HolderEvents> {
     const r = replicator(core)
     if (r) r.allowFork = false
     core.on('conflict', (length, fork) => this.emit('conflict', core, length, fork))
+    guardServedBlocks(core, (damage) => {
+      this.emit('damaged-block', damage)
+      if (this.#closed || core.closing) return
+      // Cleared, then asked for again: another holder's copy arrives verified against the signed tree.
+      core
+        .clear(damage.index, damage.index + 1)
+        .then(() => {
+          if (!this.#closed && !core.closing) core.download({ start: damage.index, end: damage.index + 1 })
+        })
+        .catch(() => {})
+    })
     core.on('truncate', () => {
       // Only an accepted rewrite gets here: hold the core append-only again on its new fork.
       const rr = replicator(core)

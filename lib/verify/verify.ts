@@ -28,8 +28,8 @@ import { children, depth, fullRoots, leftSpan, rightSpan } from './flat-tree.js'
 
 /** Blocks re-read and checked together (one storage read batch): a subtree of 2^CHUNK_DEPTH blocks. */
 export const CHUNK_DEPTH = 10
-/** Failures listed per core (all are counted). */
-export const MAX_LISTED_FAILURES = 100
+/** Failures listed per core (all are counted in `failed`; a damaged core has every bad block named up to this many). */
+export const MAX_LISTED_FAILURES = 1000
 
 export interface VerifyFailure {
   /** First block concerned; null for a core-level failure (head, roots, signature). */
@@ -263,20 +263,58 @@ class CoreVerifier {
     this.progress(rightSpan(top) / 2 - leftSpan(top) / 2 + 1)
   }
 
+  /**
+   * Reads the tree nodes first..last and their blocks in one storage batch. A read that fails
+   * (damaged storage: the store reports corruption) does not end the core's verification: the
+   * chunk is read again one item at a time, an unreadable block is reported with its index and
+   * an unreadable tree node counts as missing.
+   */
+  async readChunk(first: number, last: number, top: number, topNode: TreeNode | null): Promise<{ nodes: Array<TreeNode | null>; blocks: Array<Buffer | null>; blockErrors: Map<number, string> }> {
+    const blockErrors = new Map<number, string>()
+    try {
+      const rx = this.storage.read()
+      const nodeReads: Array<Promise<TreeNode | null>> = []
+      const blockReads: Array<Promise<Buffer | null>> = []
+      for (let i = first; i <= last; i++) {
+        nodeReads.push(i === top ? Promise.resolve(topNode) : rx.getTreeNode(i))
+        if (i % 2 === 0) blockReads.push(rx.getBlock(i / 2))
+      }
+      rx.tryFlush()
+      const settled = await Promise.allSettled([Promise.all(nodeReads), Promise.all(blockReads)])
+      if (settled[0].status === 'fulfilled' && settled[1].status === 'fulfilled') return { nodes: settled[0].value, blocks: settled[1].value, blockErrors }
+    } catch {
+      // read again below, one item at a time
+    }
+    const one = async <T>(read: (rx: StorageRead) => Promise<T | null>): Promise<T | null | Error> => {
+      try {
+        const rx = this.storage.read()
+        const p = read(rx)
+        rx.tryFlush()
+        return await p
+      } catch (err) {
+        return err instanceof Error ? err : new Error(String(err))
+      }
+    }
+    const nodes: Array<TreeNode | null> = []
+    const blocks: Array<Buffer | null> = []
+    for (let i = first; i <= last; i++) {
+      const node = i === top ? topNode : await one((rx) => rx.getTreeNode(i))
+      nodes.push(node instanceof Error ? null : node)
+      if (i % 2 !== 0) continue
+      const block = await one((rx) => rx.getBlock(i / 2))
+      if (block instanceof Error) {
+        blockErrors.set(i / 2, block.message || 'read failed')
+        blocks.push(null)
+      } else blocks.push(block)
+    }
+    return { nodes, blocks, blockErrors }
+  }
+
   async checkChunk(top: number, topNode: TreeNode | null, brk: Break | null): Promise<Tally> {
     const first = leftSpan(top)
     const last = rightSpan(top)
     const firstBlock = first / 2
-    const rx = this.storage.read()
-    const nodeReads: Array<Promise<TreeNode | null>> = []
-    const blockReads: Array<Promise<Buffer | null>> = []
-    for (let i = first; i <= last; i++) {
-      nodeReads.push(i === top ? Promise.resolve(topNode) : rx.getTreeNode(i))
-      if (i % 2 === 0) blockReads.push(rx.getBlock(i / 2))
-    }
-    rx.tryFlush()
-    const nodes = await Promise.all(nodeReads)
-    const blocks = await Promise.all(blockReads)
+    const { nodes, blocks, blockErrors } = await this.readChunk(first, last, top, topNode)
     const bitfield = this.internals.bitfield
     const tally: Tally = { held: 0, checked: 0, failed: 0, failures: [], breaks: [] }
 
@@ -284,6 +322,13 @@ class CoreVerifier {
       if (index % 2 === 0) {
         const block = blocks[index / 2 - firstBlock] ?? null
         const seq = index / 2
+        const unreadable = blockErrors.get(seq)
+        if (unreadable !== undefined) {
+          tally.held++
+          tally.failed++
+          tally.failures.push({ index: seq, error: `block cannot be read from storage (damaged storage): ${unreadable}` })
+          return
+        }
         if (!block) {
           if (bitfield && bitfield.get(seq)) {
             tally.failed++

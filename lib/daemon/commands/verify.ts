@@ -35,8 +35,13 @@ export const verify = defineCommand({
     if (!report.ok) {
       const bad = report.cores.filter((c) => c.failures.length > 0)
       const first = bad[0]!.failures[0]!
+      const named = bad
+        .map((c) => ({ c, indices: badBlocks(c) }))
+        .filter((x) => x.indices.length > 0)
+        .map(({ c, indices }) => `${c.name}: ${indices.slice(0, 10).join(', ')}${indices.length > 10 || c.failuresTruncated ? ', …' : ''}`)
       throw EmbassyError.verifyFailed(
-        `${report.totals.failed} block(s) in ${bad.length} core(s) do not verify; first: ${bad[0]!.name}${first.index === null ? '' : ` block ${first.index}`}: ${first.error}`,
+        `${report.totals.failed} block(s) in ${bad.length} core(s) do not verify; ` +
+          (named.length > 0 ? `bad blocks: ${named.join('; ')}` : `first: ${bad[0]!.name}${first.index === null ? '' : ` block ${first.index}`}: ${first.error}`),
         { ...report }
       )
     }
@@ -53,14 +58,28 @@ export function verifyHandler(host: Host, line: CommandInput, io: CommandIO): Pr
   return runOnHost(verify, host, line, io)
 }
 
-/** The per-core failures of a VERIFY_FAILED error (its details are the report). */
+/** The indices of the single bad blocks of a core (ranges and core-level failures left out), as listed. */
+export function badBlocks(c: CoreVerifyReport): number[] {
+  return c.failures.filter((f) => f.index !== null && f.end === undefined).map((f) => f.index!)
+}
+
+/**
+ * The per-core failures of a VERIFY_FAILED error (its details are the report): every bad block
+ * index listed (up to MAX_LISTED_FAILURES per core, then a count), then the first failures in full.
+ */
 export function formatVerifyFailures(details: ErrorDetails): string {
   const cores = (details.cores ?? []) as CoreVerifyReport[]
   let out = ''
   for (const c of cores) {
     if (c.failures.length === 0) continue
     out += `  ${c.name} (${c.key}): ${c.failed} failure(s)\n`
+    const indices = badBlocks(c)
+    if (indices.length > 0) {
+      const unlisted = c.failuresTruncated ? ` (and more: ${c.failures.length} failure(s) listed, ${c.failed} block(s) failed in all)` : ''
+      out += `    bad block(s) (${indices.length}): ${indices.join(', ')}${unlisted}\n`
+    }
     for (const f of c.failures.slice(0, 20)) out += `    ${f.index === null ? 'core' : `block ${f.index}${f.end !== undefined ? `-${f.end}` : ''}`}: ${f.error}\n`
+    if (c.failures.length > 20) out += `    … ${c.failures.length - 20} more listed in --json\n`
   }
   return out
 }
