@@ -1,6 +1,7 @@
 /**
  * GET /metrics: Prometheus text exposition (version 0.0.4). Requests by route and status, agency
- * readiness, dataset lengths, held blocks and bytes, peers, and the gateway's own counters.
+ * readiness, dataset lengths, held blocks and bytes, peers, the gateway's own counters, and (from
+ * the status document) custody lag, audits, alarms by kind, DHT nodes and restore progress.
  * Imports: ./context.ts, ./library.ts, ./http.ts (promLabel).
  */
 import { send, withDeadline, type Ctx, type Site } from './context.js'
@@ -19,6 +20,75 @@ async function peerCount(site: Site): Promise<number | null> {
   try {
     const s = (await withDeadline(site.status(), PEERS_WAIT_MS)) as { peers?: unknown } | null
     return Array.isArray(s?.peers) ? s.peers.length : null
+  } catch {
+    return null
+  }
+}
+
+/** The node's status document for the custody metrics; null when the gateway has none or it fails. */
+async function statusDoc(site: Site): Promise<Record<string, any> | null> {
+  if (!site.status) return null
+  try {
+    const s = await withDeadline(site.status(), PEERS_WAIT_MS)
+    return s !== null && typeof s === 'object' ? (s as Record<string, any>) : null
+  } catch {
+    return null
+  }
+}
+
+const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0)
+const arr = (v: unknown): any[] => (Array.isArray(v) ? v : [])
+
+/**
+ * Custody, alarm, DHT and restore metrics from the status document (the alert rules in
+ * deploy/prometheus/alerts.yml use these). The HELP/TYPE lines are written whenever a document is
+ * there, so the names exist even with no samples.
+ */
+function statusMetrics(metric: (name: string, type: string, help: string, samples: Sample[]) => void, s: Record<string, any>): void {
+  const open = new Map<string, number>()
+  for (const a of arr(s.alarms)) if (typeof a?.kind === 'string') open.set(a.kind, (open.get(a.kind) ?? 0) + 1)
+  metric('embassy_alarms_open', 'gauge', 'Unacknowledged alarms in the status document, by kind.', [...open].sort().map(([kind, n]): Sample => [{ kind }, n]))
+  const counts = s.alarmCounts !== null && typeof s.alarmCounts === 'object' ? Object.entries(s.alarmCounts as Record<string, unknown>) : []
+  metric('embassy_alarms_total', 'counter', 'Alarms raised since the ledger began, by kind (acknowledged ones included).', counts.sort().map(([kind, n]): Sample => [{ kind }, num(n)]))
+  const behindBlocks: Sample[] = []
+  const behindBytes: Sample[] = []
+  const receiptAge: Sample[] = []
+  const auditFailed: Sample[] = []
+  const connected: Sample[] = []
+  for (const d of arr(s.datasets)) {
+    for (const e of arr(d?.embassies)) {
+      const labels = { dataset: String(d?.name ?? ''), embassy: String(e?.nodeKey ?? '') }
+      behindBlocks.push([labels, num(e?.behindBlocks)])
+      behindBytes.push([labels, num(e?.behindBytes)])
+      // No receipt yet: +Inf would break sums; -1 says "never" and the rules treat it apart.
+      receiptAge.push([labels, typeof e?.receiptAge === 'number' ? e.receiptAge / 1000 : -1])
+      auditFailed.push([labels, e?.audit?.state === 'failed' ? 1 : 0])
+      connected.push([labels, e?.connected === true ? 1 : 0])
+    }
+  }
+  metric('embassy_custody_behind_blocks', 'gauge', 'Blocks an embassy lacks of a dataset (agency).', behindBlocks)
+  metric('embassy_custody_behind_bytes', 'gauge', 'Bytes an embassy lacks of a dataset (agency).', behindBytes)
+  metric('embassy_custody_receipt_age_seconds', 'gauge', 'Age of the embassy\'s newest verified receipt for a dataset; -1 when none yet (agency).', receiptAge)
+  metric('embassy_custody_audit_failed', 'gauge', '1 while the embassy\'s last audit of the dataset failed (agency).', auditFailed)
+  metric('embassy_custody_connected', 'gauge', '1 while the embassy is connected (agency).', connected)
+  if (s.dht !== null && typeof s.dht === 'object') {
+    metric('embassy_dht_nodes', 'gauge', 'DHT routing-table nodes (0: DHT unreachable).', [[{}, num(s.dht.nodes)]])
+  }
+  const r = s.restore
+  if (r !== null && typeof r === 'object') {
+    metric('embassy_restore_complete', 'gauge', '1 once a restore holds every block (or no restore ran), else 0 (agency).', [[{}, r.state === 'complete' ? 1 : 0]])
+    metric('embassy_restore_held_blocks', 'gauge', 'Blocks held locally during a restore/backfill (agency).', [[{}, num(r.heldBlocks)]])
+    metric('embassy_restore_total_blocks', 'gauge', 'Blocks at the newest head a restore fetches (agency).', [[{}, num(r.totalBlocks)]])
+    metric('embassy_second_live_node', 'gauge', '1 while another live node signs with this agency\'s key (agency).', [[{}, r.secondLiveNode === true ? 1 : 0]])
+  }
+}
+
+/** The node directory's disk (`status().disk`: free, total, low), null when the status does not say. */
+async function diskOf(site: Site): Promise<{ free: number; total: number; low: boolean } | null> {
+  if (!site.status) return null
+  try {
+    const d = ((await withDeadline(site.status(), PEERS_WAIT_MS)) as { disk?: { free?: unknown; total?: unknown; low?: unknown } } | null)?.disk
+    return d && typeof d.free === 'number' && typeof d.total === 'number' ? { free: d.free, total: d.total, low: d.low === true } : null
   } catch {
     return null
   }
@@ -71,6 +141,13 @@ export async function metrics(ctx: Ctx): Promise<void> {
   metric('embassy_dataset_bytes', 'gauge', 'Bytes held in all of the dataset\'s cores.', bytes)
   const peers = await peerCount(site)
   if (peers !== null) metric('embassy_peers', 'gauge', 'Connected peers.', [[{}, peers]])
+  const doc = await statusDoc(site)
+  if (doc) statusMetrics(metric, doc)
+  const disk = await diskOf(site)
+  if (disk) {
+    metric('embassy_disk_free_bytes', 'gauge', 'Free bytes on the disk of the node directory.', [[{}, disk.free]])
+    metric('embassy_disk_low', 'gauge', '1 when free space is below the low-space threshold (lowSpaceBytes / lowSpaceFraction), else 0.', [[{}, disk.low ? 1 : 0]])
+  }
   metric('embassy_gateway_ready', 'gauge', '1 when the gateway serves data, 0 while the node is starting.', [[{}, site.isReady() ? 1 : 0]])
   metric('embassy_gateway_streamed_bytes_total', 'counter', 'Body bytes of files and records streamed.', [[{}, site.stats.bytesStreamed]])
   metric('embassy_gateway_records_scanned_total', 'counter', 'Log records read and decoded for record lists and searches.', [[{}, site.stats.recordsScanned]])
