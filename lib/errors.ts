@@ -61,7 +61,9 @@ const EXIT_BY_CODE = {
   // A --port (HTTP gateway, DHT bootstrap) that another process already listens on.
   PORT_IN_USE: ExitCode.USAGE,
   // A control-socket request over its size limit (the connection is closed; the node keeps running).
-  REQUEST_TOO_LARGE: ExitCode.USAGE
+  REQUEST_TOO_LARGE: ExitCode.USAGE,
+  // The file system holding the node directory is full (ENOSPC): nothing was written; free space and retry.
+  DISK_FULL: ExitCode.FAILED
 } as const satisfies Record<string, ExitCode>
 
 export type ErrorCode = keyof typeof EXIT_BY_CODE
@@ -317,6 +319,21 @@ export class EmbassyError extends Error {
     return new EmbassyError('PORT_IN_USE', `${host}:${port} is already in use by another process; choose another --port, or --port 0 for any free one`, {
       cause,
       details: { host, port }
+    })
+  }
+
+  /**
+   * The disk holding the node directory is full: the write was refused whole (nothing acknowledged is
+   * lost). `free`/`needed` are bytes, null when unknown.
+   */
+  static diskFull(what: string, opts: { dir: string; free: number | null; needed?: number | null; cause?: unknown; reopen?: boolean; landed?: string }) {
+    const free = opts.free === null ? 'unknown' : `${opts.free} byte(s)`
+    const needed = opts.needed === undefined || opts.needed === null ? '' : `, about ${opts.needed} byte(s) needed`
+    // The store (RocksDB) keeps refusing writes after it ran out of space, even once space is freed.
+    const advice = opts.reopen ? 'space is free again, but the open store refuses writes until it is reopened: restart the node (`embassy run`), then retry' : 'free some space, restart the node if it runs (`embassy run`), and retry'
+    return new EmbassyError('DISK_FULL', `no space left on the disk of ${opts.dir} while ${what} (free: ${free}${needed}); ${opts.landed ?? 'nothing of it was acknowledged'}: ${advice}`, {
+      cause: opts.cause,
+      details: { dir: opts.dir, free: opts.free, needed: opts.needed ?? null, reopen: opts.reopen === true }
     })
   }
 

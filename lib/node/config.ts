@@ -135,6 +135,13 @@ export interface NodeConfig {
    * defaults): intervalMs, samples, periodMs, deadlinePerBlockMs, minDeadlineMs, firstAuditMs.
    */
   audit?: Partial<Record<AuditSettingName, number>>
+  /**
+   * `embassy run` warns (log, status `disk.low`, metric) when the node directory's disk has fewer
+   * free bytes than this. @default the smaller of 256 MiB and 5 % of the disk (node/disk.ts)
+   */
+  lowSpaceBytes?: number
+  /** The same as a fraction of the disk (0 < f < 1); with both set, the larger threshold counts. */
+  lowSpaceFraction?: number
 }
 
 /** The audit settings config.json may carry (custody/audit.ts AuditSettings). */
@@ -164,7 +171,7 @@ export function defaultConfig(role: RoleName, name = ''): NodeConfig {
   return { version: CONFIG_VERSION, role, name, bootstrap: [], allow: [], follow: [], sources: [], peers: [] }
 }
 
-const FIELDS = new Set(['version', 'role', 'name', 'bootstrap', 'allow', 'allowScopes', 'follow', 'sources', 'peers', 'restoring', 'restore', 'acceptRewrites', 'mirror', 'neverReachedAlarmSeconds', 'custodyBehindSeconds', 'caughtUpLogSeconds', 'audit'])
+const FIELDS = new Set(['version', 'role', 'name', 'bootstrap', 'allow', 'allowScopes', 'follow', 'sources', 'peers', 'restoring', 'restore', 'acceptRewrites', 'mirror', 'neverReachedAlarmSeconds', 'custodyBehindSeconds', 'caughtUpLogSeconds', 'audit', 'lowSpaceBytes', 'lowSpaceFraction'])
 
 /** Validates a parsed config object; throws BAD_CONFIG naming the field. */
 export function validateConfig(raw: unknown, file = CONFIG_FILE): NodeConfig {
@@ -290,6 +297,16 @@ export function validateConfig(raw: unknown, file = CONFIG_FILE): NodeConfig {
     config.audit = out
   }
   if (o.mirror !== undefined) config.mirror = mirrorSettings(o.mirror, bad)
+  if (o.lowSpaceBytes !== undefined) {
+    const v = o.lowSpaceBytes
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) return bad('"lowSpaceBytes" must be a whole number of bytes ≥ 0')
+    config.lowSpaceBytes = v
+  }
+  if (o.lowSpaceFraction !== undefined) {
+    const v = o.lowSpaceFraction
+    if (typeof v !== 'number' || !(v > 0 && v < 1)) return bad('"lowSpaceFraction" must be a fraction in (0, 1)')
+    config.lowSpaceFraction = v
+  }
   if (o.neverReachedAlarmSeconds !== undefined) {
     const v = o.neverReachedAlarmSeconds
     if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) return bad('"neverReachedAlarmSeconds" must be a number of seconds > 0')

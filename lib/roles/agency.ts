@@ -6,7 +6,8 @@ import { randomBytes } from 'node:crypto'
 import { CATALOG_CORE_NAME, agencyTopic, keyCheck, randomKey } from '../node/caps.js'
 import { CORES_PER_KIND, Catalog, sealAgencyMeta } from '../data/catalog.js'
 import { Datasets, type DatasetSummary } from '../data/datasets.js'
-import { EmbassyError } from '../errors.js'
+import { EmbassyError, isEmbassyError } from '../errors.js'
+import { diskSpace, toDiskFull } from '../node/disk.js'
 import { FilesDataset, type PublishResult } from '../data/files-dataset.js'
 import { parseKey as parseKeyZ, toZ32 } from '../ids.js'
 import { LogDataset, type Progress } from '../data/log-dataset.js'
@@ -193,7 +194,7 @@ export class Agency extends BaseRole {
    * Every text is validated first: one bad record appends nothing (BAD_RECORD names its line).
    */
   appendJson(name: string, texts: readonly string[], opts: { lines?: readonly number[]; onProgress?: Progress } = {}): Promise<{ appended: number; length: number }> {
-    return this.gate.write(() => this.#appendJson(name, texts, opts))
+    return this.gate.write(() => this.#diskWrite(`appending to ${name}`, () => this.#appendJson(name, texts, opts)))
   }
 
   async #appendJson(name: string, texts: readonly string[], opts: { lines?: readonly number[]; onProgress?: Progress } = {}): Promise<{ appended: number; length: number }> {
@@ -201,7 +202,7 @@ export class Agency extends BaseRole {
     const log = await this.datasets.openLog(name)
     const { recordPad } = await this.datasets.resolve(name)
     const blocks = LogDataset.encodeJsonTexts(texts, 1, opts.lines, recordPad)
-    const length = await log.appendEncoded(blocks, opts.onProgress)
+    const length = await this.#diskWrite(`appending to ${name}`, () => log.appendEncoded(blocks, opts.onProgress), blocks.reduce((n, b) => n + b.byteLength, 0))
     return { appended: blocks.length, length }
   }
 
@@ -216,7 +217,7 @@ export class Agency extends BaseRole {
 
   /** Appends raw byte records. */
   appendBytes(name: string, values: readonly Uint8Array[]): Promise<{ appended: number; length: number }> {
-    return this.gate.write(() => this.#appendBytes(name, values))
+    return this.gate.write(() => this.#diskWrite(`appending to ${name}`, () => this.#appendBytes(name, values)))
   }
 
   async #appendBytes(name: string, values: readonly Uint8Array[]): Promise<{ appended: number; length: number }> {
@@ -228,7 +229,34 @@ export class Agency extends BaseRole {
   }
 
   publish(name: string, source: string, onProgress?: Progress): Promise<PublishResult> {
-    return this.gate.write(() => this.#publish(name, source, onProgress))
+    // A publish writes file by file (data/files-dataset.ts: MirrorDrive): the files written before the
+    // disk filled are published, each whole; the rest are not. Publishing again completes the tree.
+    const landed = 'the files written before it are published (each whole), the rest are not; publish again to complete the tree'
+    return this.gate.write(() => this.#diskWrite(`publishing ${name}`, () => this.#publish(name, source, onProgress), undefined, landed))
+  }
+
+  /**
+   * Runs a write; a full disk comes out as DISK_FULL (free/needed bytes) and raises a `disk-full`
+   * alarm on this node (logged by `embassy run`). The write is refused whole: see files-dataset.ts
+   * for what a publish cut short leaves behind.
+   */
+  async #diskWrite<T>(what: string, fn: () => Promise<T>, needed?: number, landed?: string): Promise<T> {
+    try {
+      return await fn()
+    } catch (err) {
+      const mapped = await toDiskFull(err, this.node.dir, what, needed, landed)
+      if (isEmbassyError(mapped) && mapped.code === 'DISK_FULL' && mapped !== err) this.#diskFullAlarm(mapped)
+      throw mapped
+    }
+  }
+
+  #diskFullAlarm(err: EmbassyError): void {
+    const detail = err.text
+    let listed = true
+    try {
+      listed = this.ledger.alarm({ time: Date.now(), kind: 'disk-full', peer: toZ32(this.node.keyPair.publicKey), core: null, detail })
+    } catch {}
+    if (listed) this.notice('error', 'disk-full', `disk-full: ${detail}`, { ...err.details })
   }
 
   async #publish(name: string, source: string, onProgress?: Progress): Promise<PublishResult> {
@@ -298,7 +326,9 @@ export class Agency extends BaseRole {
   }
 
   async status(): Promise<Record<string, unknown>> {
-    return { ...(await this.custody()), restore: await this.restoreStatus() }
+    const { lowSpaceBytes, lowSpaceFraction } = this.node.config
+    const disk = await diskSpace(this.node.dir, { lowSpaceBytes, lowSpaceFraction }).catch(() => null)
+    return { ...(await this.custody()), restore: await this.restoreStatus(), disk }
   }
 
   /** The catalog and every dataset core, labelled by dataset name. */
