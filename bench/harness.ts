@@ -290,9 +290,10 @@ export async function startBootstrap(nodes = 5): Promise<{ proc: Proc; bootstrap
   return { proc, bootstrap: e.bootstrap as string[] }
 }
 
-/** `embassy run --log-format json` on `dir`; resolves once it logged 'started'. */
-export async function startRun(dir: string, bootstrap: string[], label = 'run', opts: { nodeArgs?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<Proc> {
-  const proc = spawnNode(CLI, runArgs(dir, bootstrap), { events: 'stderr', label, ...opts })
+/** `embassy run --log-format json` on `dir` (plus `extra` arguments, e.g. `--http`); resolves once it logged 'started'. */
+export async function startRun(dir: string, bootstrap: string[], label = 'run', opts: { nodeArgs?: string[]; env?: NodeJS.ProcessEnv; extra?: string[] } = {}): Promise<Proc> {
+  const { extra, ...spawnOpts } = opts
+  const proc = spawnNode(CLI, runArgs(dir, bootstrap, extra ?? []), { events: 'stderr', label, ...spawnOpts })
   await proc.waitEvent((e) => e.event === 'started', 60_000, 'started')
   return proc
 }

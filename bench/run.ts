@@ -87,43 +87,63 @@ async function main(): Promise<number> {
   const started = Date.now()
   const budget = quick ? BUDGET_MS.quick : BUDGET_MS.full
   const say = (msg: string) => process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s] ${msg}\n`)
-  // Bounded: past the budget (plus slack for --variants) everything is stopped and the run fails.
+  const m = machine()
+  const results: Result[] = []
+  const failures: Array<{ name: string; error: string }> = []
+  const timings: Record<string, number> = {}
+  let running: { name: string; t0: number } | null = null
+  let cut = false // the time limit fired: its handler prints the one JSON document
+  const doc = () => {
+    const totalS = round((Date.now() - started) / 1000, 1)
+    return { machine: m, mode: quick ? 'quick' : 'full', variants: !!values.variants, date: new Date(started).toISOString(), seconds: totalS, suiteSeconds: timings, results, failures }
+  }
+  // Bounded: past the budget (plus slack for --variants) everything is stopped and the run fails,
+  // still with its one JSON document: what finished, and the suite that was cut as a failure.
+  const limitMs = budget * (values.variants ? 3 : 1.5)
   const hardLimit = setTimeout(() => {
-    say(`run exceeded its time limit: stopping every child process`)
+    cut = true
+    say(`run exceeded its time limit (${limitMs / 1000} s): stopping every child process`)
+    if (running) {
+      timings[running.name] = round((Date.now() - running.t0) / 1000, 1)
+      failures.push({ name: running.name, error: `cut by the run's time limit (${limitMs / 1000} s)` })
+    }
+    for (const n of names) if (!(n in timings)) failures.push({ name: n, error: 'not run: the run hit its time limit' })
     cleanup(keep)
-    process.exit(4)
-  }, budget * (values.variants ? 3 : 1.5))
+    process.stderr.write('\n' + table(results) + '\n')
+    setTimeout(() => process.exit(4), 10_000) // stdout stuck: exit anyway
+    process.stdout.write(JSON.stringify(doc(), null, 2) + '\n', () => process.exit(4))
+  }, limitMs)
   hardLimit.unref()
 
-  const m = machine()
   say(`machine: ${m.cpus} × ${m.model}, ${m.memoryGiB} GiB, node ${m.node}, ${m.os}; mode ${quick ? 'quick' : 'full'}`)
   const { proc: dht, bootstrap } = await startBootstrap(5)
   say(`local DHT (5 nodes) on ${bootstrap.join(',')}`)
   const ctx: Ctx = { quick, variants: !!values.variants, bootstrap, say, pick: (full, q) => (quick ? q : full) }
 
-  const results: Result[] = []
-  const failures: Array<{ name: string; error: string }> = []
-  const timings: Record<string, number> = {}
   for (const name of names) {
+    if (cut) break
     const t0 = Date.now()
+    running = { name, t0 }
     say(`── ${name}`)
     try {
       const r = await SUITES[name]!(ctx)
       results.push(...r)
       for (const x of r) say(`  → ${x.name}: ${fmt(x.value)} ${x.unit}${x.ratio !== null ? ` (ratio ${x.ratio})` : ''}`)
     } catch (err) {
+      if (cut) break
       const msg = (err as Error).stack ?? String(err)
       failures.push({ name, error: msg.slice(0, 4000) })
       say(`${name} FAILED: ${msg}`)
     }
     timings[name] = round((Date.now() - t0) / 1000, 1)
+    running = null
   }
+  if (cut) return new Promise<number>(() => {}) // the limit's handler prints and exits
   await dht.stop()
-  const totalS = round((Date.now() - started) / 1000, 1)
-  say(`done in ${totalS} s`)
+  const out = doc()
+  say(`done in ${out.seconds} s${out.seconds > budget / 1000 ? ` (over the ${budget / 1000} s budget of a ${quick ? 'quick' : 'full'} run)` : ''}`)
   process.stderr.write('\n' + table(results) + '\n')
-  const doc = { machine: m, mode: quick ? 'quick' : 'full', variants: !!values.variants, date: new Date(started).toISOString(), seconds: totalS, suiteSeconds: timings, results, failures }
-  process.stdout.write(JSON.stringify(doc, null, 2) + '\n')
+  process.stdout.write(JSON.stringify(out, null, 2) + '\n')
   return failures.length ? 1 : 0
 }
 

@@ -6,8 +6,9 @@
  * - bytes per audited block on the wire: challenge + answer against moving the block itself;
  * - time to audit 10,000 cores (one random block each, challenge → signed answer → checked) against
  *   reading one block of each core;
- * - the extra load continuous audits put on an embassy at the default schedule (8 samples per core
- *   per minute), as the holder's CPU share for 10,000 held cores, derived from the measured cost.
+ * - the extra load continuous audits put on an embassy at the default schedule (AUDIT_DEFAULTS:
+ *   `samples` blocks per core every `intervalMs`), as the holder's CPU share for 10,000 held cores,
+ *   derived from the measured cost.
  */
 import path from 'node:path'
 import Corestore from 'corestore'
@@ -138,7 +139,7 @@ export async function audit(ctx: Ctx): Promise<Result[]> {
     )
 
     // 3. Continuous audits on an embassy at the default schedule: holder CPU per second of wall
-    //    time for 10,000 held cores (8 samples per core per interval), from the measured cost.
+    //    time for 10,000 held cores (AUDIT_DEFAULTS.samples per core per interval), from the measured cost.
     const perBlockUs = median(answerUs)
     const cores = 10_000
     const perSecondUs = (cores * AUDIT_DEFAULTS.samples * perBlockUs) / (AUDIT_DEFAULTS.intervalMs / 1000)

@@ -5,11 +5,18 @@
  * `embassy append` (writes are taken as soon as every core's newest witnessed head is here; blocks
  * are backfilled behind), and spawn → `restore-complete` (every block held again). Baseline, same
  * run: a plain Hypercore reader process pulling the same bytes in the same 1 MiB blocks.
+ *
+ * And the on-demand mirror (issue 13 item 5): an agency with a log of S bytes (64 KiB records)
+ * held in full by one embassy, then offline; a fresh mirror made with the read capability
+ * (`embassy mirror --capability-file`, default prefetch) is started with `embassy run --http`.
+ * Measured from its spawn: the first `GET /api/datasets/register/records/0` answered 200, and the
+ * newest record after it. Baseline, same mirror, same run: spawn → the log held in full (its
+ * `caught-up` line), the full download of the same bytes that a download-then-serve mirror waits for.
  */
 import fs from 'node:fs'
 import path from 'node:path'
-import { cli, cliOk, MiB, result, rmdir, round, startRun, type Proc, type Result } from '../harness.js'
-import { describe, makeFolder, newAgency, newEmbassy, rawRead, rawWriter, runEmbassy, waitHeld } from '../product.js'
+import { cli, cliOk, initNode, MiB, result, rmdir, round, sleep, startRun, tmpdir, type Json, type Proc, type Result } from '../harness.js'
+import { describe, fillLog, makeFolder, newAgency, newEmbassy, rawRead, rawWriter, runEmbassy, waitHeld } from '../product.js'
 import type { Ctx } from '../context.js'
 
 /** The issue's goals: first append under 5 s, and the large figure within 1.5× of the small one. */
@@ -88,6 +95,125 @@ async function once(ctx: Ctx, bytes: number): Promise<Measured> {
   }
 }
 
+/** The log dataset a fresh mirror serves (64 KiB JSON records, one block each). */
+const MIRROR_DATASET = 'register'
+
+interface MirrorMeasured {
+  bytes: number
+  records: number
+  /** Spawn → `GET …/records/0` answered 200. */
+  firstRecordS: number
+  /** Spawn → the newest record answered 200 (asked right after the first). */
+  newestRecordS: number
+  /** Spawn → the `http` log line (the gateway listening). */
+  httpS: number
+  /** Requests answered with something else than 200 before the first record (the mirror still learning the catalog). */
+  earlyAnswers: Record<string, number>
+  /** The newest record's X-Embassy-Contiguous-Length / X-Embassy-Length. */
+  contiguousAtNewest: number | null
+  lengthAtNewest: number | null
+  /** Spawn → the log held in full (the baseline). */
+  fullS: number
+}
+
+/** GET `url`: status, headers (lower-case) and the parsed JSON body when there is one. */
+async function getJson(url: string): Promise<{ status: number; headers: Headers; json: Json | null }> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(30_000) })
+  const text = await res.text()
+  let json: Json | null = null
+  try {
+    json = JSON.parse(text) as Json
+  } catch {}
+  return { status: res.status, headers: res.headers, json }
+}
+
+/** The record view's seq, checked against its JSON text (the bench's records carry their own "seq"). */
+function servedSeq(json: Json | null): number | null {
+  if (!json || typeof json.text !== 'string') return null
+  try {
+    return (JSON.parse(json.text) as Json).seq ?? null
+  } catch {
+    return null
+  }
+}
+
+async function mirrorOnce(ctx: Ctx, bytes: number): Promise<MirrorMeasured> {
+  const procs: Proc[] = []
+  const dirs: string[] = []
+  const label = `continuity-mirror-${bytes / MiB}`
+  try {
+    const agency = await newAgency(label)
+    dirs.push(path.dirname(agency.dir))
+    await cliOk(['dataset', 'create', MIRROR_DATASET, '--dir', agency.dir, '--json'])
+    const { records } = await fillLog(agency.dir, MIRROR_DATASET, bytes)
+    const capability = (await cliOk(['capability', '--dir', agency.dir, '--json'])).json?.readCapability
+    if (typeof capability !== 'string') throw new Error('embassy capability printed no readCapability')
+    const cores = await describe(agency.dir)
+    const log = cores.filter((c) => c.length === records)
+    if (log.length !== 1) throw new Error(`expected one core of length ${records}: ${JSON.stringify(cores.map((c) => [c.name, c.length]))}`)
+    const embassy = await newEmbassy(`${label}-embassy`, [agency])
+    dirs.push(path.dirname(embassy.dir))
+    const mirrorDir = path.join(tmpdir(`${label}-mirror`), 'mirror')
+    dirs.push(path.dirname(mirrorDir))
+    const mirrorId = await initNode(mirrorDir, 'mirror', label)
+    const capFile = path.join(path.dirname(mirrorDir), 'capability.txt')
+    fs.writeFileSync(capFile, capability + '\n', { mode: 0o600 })
+    await cliOk(['mirror', '--capability-file', capFile, '--dir', mirrorDir, '--json'])
+    await cliOk(['allow', mirrorId.nodeKey, '--dir', embassy.dir, '--json'])
+
+    const agencyProc = await startRun(agency.dir, ctx.bootstrap, `${label}-agency`)
+    procs.push(agencyProc)
+    const emb = await runEmbassy(embassy.dir, ctx.bootstrap, { label: `${label}-embassy` })
+    procs.push(emb)
+    await waitHeld(emb, cores, 900_000)
+    await agencyProc.stop() // from now on the embassy is the only holder
+
+    const mirror = await startRun(mirrorDir, ctx.bootstrap, `${label}-mirror`, { extra: ['--http', '127.0.0.1:0'] })
+    procs.push(mirror)
+    const t0 = mirror.spawnedAt
+    const held = waitHeld(mirror, log, 900_000)
+    held.catch(() => {}) // awaited below; a failure before then must not go unhandled
+    const http = await mirror.waitEvent((e) => e.event === 'http', 60_000, 'http')
+    const base = `${String(http.url).replace(/\/$/, '')}/api/datasets/${MIRROR_DATASET}/records`
+
+    // Polled until served: before the mirror has the catalog and a holder the gateway answers 404/503 at once.
+    const earlyAnswers: Record<string, number> = {}
+    const deadline = Date.now() + 120_000
+    let first: Awaited<ReturnType<typeof getJson>>
+    for (;;) {
+      first = await getJson(`${base}/0`)
+      if (first.status === 200) break
+      earlyAnswers[first.status] = (earlyAnswers[first.status] ?? 0) + 1
+      if (Date.now() > deadline) throw new Error(`record 0 not served 120 s after the mirror started (last ${first.status} ${JSON.stringify(first.json)})`)
+      await sleep(20)
+    }
+    const firstAt = Date.now()
+    if (servedSeq(first.json) !== 0) throw new Error(`/records/0 served ${JSON.stringify(first.json).slice(0, 200)}`)
+    const newest = await getJson(`${base}/${records - 1}`)
+    const newestAt = Date.now()
+    if (newest.status !== 200 || servedSeq(newest.json) !== records - 1) throw new Error(`/records/${records - 1}: ${newest.status} ${JSON.stringify(newest.json).slice(0, 200)}`)
+    const num = (h: string | null) => (h === null ? null : Number(h))
+    const contiguous = num(newest.headers.get('x-embassy-contiguous-length'))
+    const length = num(newest.headers.get('x-embassy-length'))
+    const full = await held
+    ctx.say(`  mirror of ${bytes / MiB} MiB (${records} records): run → http ${round((http.time - t0) / 1000, 2)} s, → /records/0 ${round((firstAt - t0) / 1000, 2)} s, → newest ${round((newestAt - t0) / 1000, 2)} s (contiguous ${contiguous} of ${length}), → held in full ${round((full.at - t0) / 1000, 2)} s`)
+    return {
+      bytes,
+      records,
+      firstRecordS: (firstAt - t0) / 1000,
+      newestRecordS: (newestAt - t0) / 1000,
+      httpS: (http.time - t0) / 1000,
+      earlyAnswers,
+      contiguousAtNewest: contiguous,
+      lengthAtNewest: length,
+      fullS: (full.at - t0) / 1000
+    }
+  } finally {
+    for (const p of procs.reverse()) await p.stop().catch(() => {})
+    for (const d of dirs) rmdir(d)
+  }
+}
+
 export async function continuity(ctx: Ctx): Promise<Result[]> {
   const small = await once(ctx, 64 * MiB)
   const large = await once(ctx, ctx.pick(1024, 256) * MiB)
@@ -117,6 +243,44 @@ export async function continuity(ctx: Ctx): Promise<Result[]> {
       better: 'lower',
       goal: `≤ ${SIZE_RATIO_GOAL}× the small one`,
       met: large.firstAppendS <= SIZE_RATIO_GOAL * small.firstAppendS
+    })
+  )
+  const mSmall = await mirrorOnce(ctx, 64 * MiB)
+  const mLarge = await mirrorOnce(ctx, ctx.pick(1024, 256) * MiB)
+  for (const m of [mSmall, mLarge]) {
+    out.push(
+      result({
+        name: `continuity: fresh mirror run → /records/0 and the newest record served, log of ${m.bytes / MiB} MiB`,
+        value: round(m.newestRecordS, 2),
+        unit: 's',
+        baseline: `the same mirror, run → the whole ${m.bytes / MiB} MiB log held (the full download a download-then-serve mirror waits for)`,
+        baselineValue: round(m.fullS, 2),
+        better: 'lower',
+        goal: `< ${FIRST_APPEND_GOAL_S} s`,
+        met: m.newestRecordS < FIRST_APPEND_GOAL_S,
+        detail: {
+          records: m.records,
+          httpS: round(m.httpS, 2),
+          firstRecordS: round(m.firstRecordS, 2),
+          newestRecordS: round(m.newestRecordS, 2),
+          earlyAnswers: m.earlyAnswers,
+          contiguousAtNewest: m.contiguousAtNewest,
+          lengthAtNewest: m.lengthAtNewest,
+          servedBeforeBackfillDone: m.contiguousAtNewest !== null && m.lengthAtNewest !== null && m.contiguousAtNewest < m.lengthAtNewest
+        }
+      })
+    )
+  }
+  out.push(
+    result({
+      name: `continuity: mirror first records, ${mLarge.bytes / MiB} MiB vs 64 MiB`,
+      value: round(mLarge.newestRecordS, 2),
+      unit: 's',
+      baseline: 'the same figure for the 64 MiB log, this run',
+      baselineValue: round(mSmall.newestRecordS, 2),
+      better: 'lower',
+      goal: `≤ ${SIZE_RATIO_GOAL}× the small one`,
+      met: mLarge.newestRecordS <= SIZE_RATIO_GOAL * mSmall.newestRecordS
     })
   )
   return out
