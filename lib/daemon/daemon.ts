@@ -11,7 +11,8 @@ import { EmbassyError } from '../errors.js'
 import { NodeHost } from './host.js'
 import { LOCK_WAIT_MS, openHost, waitForDirectory } from './lock-wait.js'
 import { toZ32 } from '../ids.js'
-import { Network } from '../net/network.js'
+import { MIN_DHT_NODES, Network } from '../net/network.js'
+import { DISK_CHECK_INTERVAL_MS, diskSpace, type DiskSpace } from '../node/disk.js'
 
 export interface LogEvent {
   time: number
@@ -41,6 +42,9 @@ export class Daemon extends ReadyResource {
   network: Network | null = null
   control: ControlServer | null = null
   gateway: Gateway | null = null
+  /** The last free-space check of the node directory's disk (every DISK_CHECK_INTERVAL_MS). */
+  disk: DiskSpace | null = null
+  #diskTimer: ReturnType<typeof setInterval> | null = null
 
   constructor(opts: DaemonOptions) {
     super()
@@ -90,12 +94,27 @@ export class Daemon extends ReadyResource {
     network.on('offline', () => this.#log('warn', 'network-offline', 'the DHT does not answer: our network may be down; connected peers keep replicating'))
     network.on('online', () => this.#log('info', 'network-online', 'the DHT answers again: dialling known peers'))
     network.on('dht-back', () => this.#log('info', 'dht-back', 'DHT reachable again: announced and looked up again'))
+    network.on('few-dht-nodes', (nodes) =>
+      this.#log(
+        'warn',
+        'few-dht-nodes',
+        `only ${nodes} DHT node(s) answered (fewer than ${MIN_DHT_NODES}): first connections and reconnections can take minutes; run four or more DHT nodes in all (\`embassy bootstrap\` runs five; embassies make good permanent DHT nodes) and list them in --bootstrap`,
+        { nodes, minimum: MIN_DHT_NODES }
+      )
+    )
+    network.on('looking-for', (key, attempt, nextInMs) =>
+      this.#log('info', 'looking-for', `looking for ${toZ32(key)} (attempt ${attempt}, next in ${Math.max(1, Math.round(nextInMs / 1000))} s)`, { nodeKey: toZ32(key), attempt, nextInMs })
+    )
     await network.ready()
     this.network = network
     this.host.network = network
 
     role.on('notice', (n) => this.#log(n.level, n.event, n.message, n.fields))
     await role.attach(network)
+
+    await this.#checkDisk()
+    this.#diskTimer = setInterval(() => void this.#checkDisk(), DISK_CHECK_INTERVAL_MS)
+    this.#diskTimer.unref()
 
     const control = new ControlServer(node.dir, this.host)
     await control.listen()
@@ -116,7 +135,29 @@ export class Daemon extends ReadyResource {
       this.#log('info', 'http', `serving ${gateway.url}/ (read-only)`, { url: gateway.url })
     }
     const id = await node.identity()
-    this.#log('info', 'started', `${id.role} ${id.nodeKey} running (bootstrap ${bootstrapText.join(',')})`, { ...id, bootstrap: bootstrapText })
+    const dht = network.dhtStatus()
+    this.#log('info', 'started', `${id.role} ${id.nodeKey} running (DHT on ${dht.address ?? '?'}, ${dht.nodes} DHT node(s) answered; bootstrap ${bootstrapText.join(',')})`, {
+      ...id,
+      bootstrap: bootstrapText,
+      dhtAddress: dht.address,
+      dhtNodes: dht.nodes
+    })
+  }
+
+  /** Checks free space; logs when it falls below the threshold (`disk-low`) and when it recovers (`disk-ok`). */
+  async #checkDisk(): Promise<void> {
+    const { lowSpaceBytes, lowSpaceFraction } = this.host.node.config
+    const d = await diskSpace(this.host.node.dir, { lowSpaceBytes, lowSpaceFraction }).catch(() => null)
+    if (!d) return
+    const was = this.disk
+    this.disk = d
+    const mib = (n: number): string => `${(n / 1048576).toFixed(1)} MiB`
+    const fields = { free: d.free, total: d.total, threshold: d.threshold }
+    if (d.low && (was === null || !was.low)) {
+      this.#log('warn', 'disk-low', `low disk space: ${mib(d.free)} free of ${mib(d.total)} (below ${mib(d.threshold)}; lowSpaceBytes/lowSpaceFraction in config.json): writes and downloads fail with DISK_FULL when it runs out`, fields)
+    } else if (!d.low && was !== null && was.low) {
+      this.#log('info', 'disk-ok', `disk space back above the threshold: ${mib(d.free)} free of ${mib(d.total)}`, fields)
+    }
   }
 
   /** Opens the node directory, waiting a little while a one-shot command holds it (each try on a new host). */
@@ -137,6 +178,8 @@ export class Daemon extends ReadyResource {
 
   /** Reverse order: stop serving HTTP and commands, close connections and the swarm, then storage. */
   async #stop(): Promise<void> {
+    if (this.#diskTimer) clearInterval(this.#diskTimer)
+    this.#diskTimer = null
     if (this.gateway) await this.gateway.close().catch(() => {})
     if (this.control) await this.control.close().catch(() => {})
     if (this.network) await this.network.close().catch(() => {})

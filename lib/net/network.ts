@@ -59,6 +59,21 @@ export const CONNECTION_TIMEOUT_MS = 6000
  */
 export const TOPIC_RELOOKUP_MS = 2000
 
+/**
+ * Fewer DHT nodes than this answering at start: first connections and reconnections can take
+ * minutes (HyperDHT classifies NATs from the answers of at least three nodes); the node warns.
+ */
+export const MIN_DHT_NODES = 4
+
+/** A configured peer that stays unreachable is reported at most this often (ms, per peer). */
+export const LOOKING_REPORT_MS = 30_000
+
+/** Peers whose last contact is remembered after they went away; beyond this the oldest are forgotten. */
+export const MAX_CONTACTS = 4096
+
+/** Last contact is recorded at most this often per connection (ms): data arrives per UDX packet. */
+const CONTACT_RESOLUTION_MS = 250
+
 /** Hypercore's replication protocol on a Protomux (one channel per core, id = discovery key). */
 const HYPERCORE_PROTOCOL = 'hypercore/alpha'
 /** Positions of the `request` and `noData` messages in Hypercore's channel (lib/replicator.js `_makePeer`). */
@@ -98,7 +113,10 @@ export interface NetworkOptions {
   dialAnyone?: boolean
   /** What this node does with each custody message a peer sends (the table is in protocol/). */
   handlers?: (peer: Peer) => CustodyHandlers
-  /** UDP port for the DHT node. @default 0 (any) */
+  /**
+   * UDP port for the DHT node: that port only (PORT_IN_USE when it is busy), or 0 for any free
+   * one. @default 0
+   */
   port?: number
   /** Host to bind. @default '0.0.0.0' */
   host?: string
@@ -108,6 +126,8 @@ export interface NetworkOptions {
   keepAlive?: number
   /** A connection silent this long is closed (ms). @default CONNECTION_TIMEOUT_MS */
   connectionTimeout?: number
+  /** A configured peer still unreachable is reported at most this often (ms). @default LOOKING_REPORT_MS */
+  lookingReportMs?: number
 }
 
 /** What one connection replicates (Network keeps it per peer). */
@@ -154,6 +174,22 @@ export interface NetworkEvents {
   online: []
   /** The DHT could not be reached at all (empty routing table) and now can. */
   'dht-back': []
+  /** At start, fewer than MIN_DHT_NODES DHT nodes answered (reconnections may be slow). */
+  'few-dht-nodes': [nodes: number]
+  /** A configured peer (one we dial) is still unreachable; at most once per LOOKING_REPORT_MS each. */
+  'looking-for': [key: Buffer, attempt: number, nextInMs: number]
+}
+
+/** The DHT as status shows it. */
+export interface DhtStatus {
+  /** Our DHT socket (host:port), null before it is bound. */
+  address: string | null
+  /** Nodes in our routing table now (those that answered us). */
+  nodes: number
+  /** Nodes that answered at start. */
+  nodesAtStart: number
+  /** Fewer than MIN_DHT_NODES answered at start: reconnections can take minutes. */
+  few: boolean
 }
 
 export class Network extends ReadyResource {
@@ -174,6 +210,11 @@ export class Network extends ReadyResource {
   #dhtOnline = true
   /** Keys the firewall refused, oldest first (a bounded memory of Hyperswarm's bans). */
   #refused = new Set<string>()
+  /** When each peer was last heard from (any data or keep-alive), oldest first, bounded by MAX_CONTACTS. */
+  #contacts = new Map<string, number>()
+  /** Configured peers not connected: unreachable since, and when we last said so. */
+  #looking = new Map<string, { since: number; reportedAt: number }>()
+  #nodesAtStart = 0
 
   constructor(opts: NetworkOptions & { scope?: ReplicationScope }) {
     super()
@@ -184,7 +225,12 @@ export class Network extends ReadyResource {
 
   override async _open(): Promise<void> {
     const { keyPair, bootstrap } = this.opts
-    this.dht = new DHT({ bootstrap, keyPair, port: this.opts.port ?? 0, host: this.opts.host ?? '0.0.0.0', udx: udxWithLargeBuffers() } as ConstructorParameters<typeof DHT>[0])
+    const port = this.opts.port ?? 0
+    const host = this.opts.host ?? '0.0.0.0'
+    // dht-rpc tries port..port+5 and then any port unless told otherwise: a given port is that
+    // port or an error, never a neighbour the operator did not choose (nor firewall rules allow).
+    const ports = port === 0 ? { port: 0 } : { port: [port, port + 1], anyPort: false }
+    this.dht = new DHT({ bootstrap, keyPair, ...ports, host, udx: udxWithLargeBuffers() } as unknown as ConstructorParameters<typeof DHT>[0])
     this.swarm = new Hyperswarm({
       keyPair,
       dht: this.dht,
@@ -193,7 +239,18 @@ export class Network extends ReadyResource {
     })
     this.swarm.on('connection', (conn, info) => this.#onconnection(conn, info))
     this.swarm.on('update', () => this.#keepTopicPeers())
-    await this.swarm.listen()
+    try {
+      await this.swarm.listen()
+    } catch (err) {
+      await this.swarm.destroy({ force: true }).catch(() => {})
+      // A DHT whose socket never bound cannot destroy itself (it re-awaits the failed bind) and
+      // would keep its network-interface watcher, and the process, alive: release it here.
+      await this.dht.destroy().catch(() => (this.dht as unknown as { io?: { networkInterfaces?: { destroy(): void } } }).io?.networkInterfaces?.destroy())
+      if ((err as { code?: string }).code === 'EADDRINUSE') throw EmbassyError.portInUse(host, port, err)
+      throw err
+    }
+    this.#nodesAtStart = this.#routingNodes()
+    if (this.#nodesAtStart < MIN_DHT_NODES) this.emit('few-dht-nodes', this.#nodesAtStart)
     this.#dhtReachable = this.#routingNodes() > 0
     this.#dhtOnline = this.dht.online
     this.dht.on('network-update', () => this.#onNetworkUpdate())
@@ -291,6 +348,7 @@ export class Network extends ReadyResource {
    */
   #watchDht(): void {
     this.#readmitAdmitted()
+    this.#reportLooking()
     const reachable = this.#routingNodes() > 0
     if (!reachable) this.dht.refresh()
     if (reachable && !this.#dhtReachable) {
@@ -314,6 +372,49 @@ export class Network extends ReadyResource {
     }
     if (!online && this.#dhtOnline) this.emit('offline')
     this.#dhtOnline = online
+  }
+
+  /**
+   * Says which configured peers (the ones we dial: a followed agency, an allowed embassy, a listed
+   * holder) are still unreachable: the first time one is found unreachable, then at most once per
+   * LOOKING_REPORT_MS while it stays so. O(configured peers) per DHT check.
+   */
+  #reportLooking(now = Date.now()): void {
+    const seen = new Set<string>()
+    for (const info of this.swarm.explicitPeers) {
+      const hex = info.publicKey.toString('hex')
+      if (this.peers.has(hex) || this.connectionTo(info.publicKey)) continue
+      seen.add(hex)
+      let entry = this.#looking.get(hex)
+      if (!entry) this.#looking.set(hex, (entry = { since: now, reportedAt: 0 }))
+      // Not yet one check long (it may be connecting right now), or said recently: quiet.
+      if (now - entry.since < DHT_WATCH_MS / 2 || now - entry.reportedAt < (this.opts.lookingReportMs ?? LOOKING_REPORT_MS)) continue
+      entry.reportedAt = now
+      this.emit('looking-for', info.publicKey, info.attempts, nextRetryMs(info, this.swarm))
+    }
+    for (const hex of this.#looking.keys()) if (!seen.has(hex)) this.#looking.delete(hex)
+  }
+
+  /** Our DHT socket, its routing table and what answered at start (status). */
+  dhtStatus(): DhtStatus {
+    const a = this.dht?.address() as { host: string; port: number } | null
+    const nodes = this.dht ? this.#routingNodes() : 0
+    return { address: a ? `${a.host}:${a.port}` : null, nodes, nodesAtStart: this.#nodesAtStart, few: this.#nodesAtStart < MIN_DHT_NODES }
+  }
+
+  /** When `key` was last heard from (data or keep-alive; ms since epoch), null if never since start. */
+  lastContact(key: Uint8Array | string): number | null {
+    const hex = typeof key === 'string' ? key : Buffer.from(key).toString('hex')
+    return this.#contacts.get(hex) ?? null
+  }
+
+  #touch(hex: string, now = Date.now()): void {
+    this.#contacts.delete(hex)
+    this.#contacts.set(hex, now)
+    if (this.#contacts.size > MAX_CONTACTS) {
+      const oldest = this.#contacts.keys().next().value
+      if (oldest !== undefined) this.#contacts.delete(oldest)
+    }
   }
 
   /** Dials at once every known (explicit) peer that is not connected. */
@@ -489,6 +590,15 @@ export class Network extends ReadyResource {
       repl: { all: false, catalogs: new Set(), downloadOnly: new Set(), uploads: new Set(), attached: new Set(), refused: 0 }
     }
     this.#connections.set(conn, c)
+    // Last contact: anything received, keep-alives included (they never reach the mux).
+    this.#touch(peer.id)
+    let touched = Date.now()
+    conn.rawStream?.on('data', () => {
+      const now = Date.now()
+      if (now - touched < CONTACT_RESOLUTION_MS) return
+      touched = now
+      this.#touch(peer.id, now)
+    })
     conn.on('close', () => {
       this.#connections.delete(conn)
       this.#pending.delete(c)
@@ -594,9 +704,23 @@ export class Network extends ReadyResource {
   }
 
   /** Peers as z32 keys with their role (status output). */
-  describePeers(): Array<{ nodeKey: string; role: string; since: number }> {
-    return [...this.peers.values()].map((p) => ({ nodeKey: toZ32(p.key), role: p.role, since: p.connectedAt }))
+  describePeers(): Array<{ nodeKey: string; role: string; since: number; lastContact: number | null }> {
+    return [...this.peers.values()].map((p) => ({ nodeKey: toZ32(p.key), role: p.role, since: p.connectedAt, lastContact: this.lastContact(p.key) }))
   }
+}
+
+/**
+ * About when Hyperswarm dials a configured peer again (ms): its retry timers by attempt (proven
+ * peers, ones that connected before, start shorter), capped by its rule of one attempt per second
+ * per failure. An estimate for the operator, not a schedule.
+ */
+function nextRetryMs(info: { attempts: number; proven: boolean }, swarm: Hyperswarm): number {
+  const backoffs = (swarm as unknown as { _timer?: { backoffs?: number[] } })._timer?.backoffs ?? RECONNECT_BACKOFFS
+  const at = (i: number) => backoffs[Math.min(i, backoffs.length - 1)] ?? 0
+  const a = info.attempts
+  if (a === 0) return at(0)
+  if (a > 3) return at(3)
+  return info.proven ? at(a - 1) : at(Math.min(a, 2))
 }
 
 /** One connection and what it replicates. */

@@ -9,24 +9,25 @@ import { EmbassyError } from '../../errors.js'
 import type { DatasetSummary, ExportResult, PublishResult } from '../../data/index.js'
 import type { DatasetKindName } from '../../../protocol/index.js'
 import { arg, defineCommand, intOpt, noInput, strOpt, usageError, type CallerProcess, type CommandInput } from '../command.js'
-import type { Agency } from '../../roles/agency.js'
+import type { Agency, RestoreStatus } from '../../roles/agency.js'
 import { toZ32 } from '../../ids.js'
 import { escapeText, fmtBytes, table } from '../text.js'
 
 export const datasetCreate = defineCommand({
   name: 'dataset create',
   spec: {
-    usage: 'embassy dataset create NAME [--kind log|files] [--description TEXT] [--content-type TYPE]',
+    usage: 'embassy dataset create NAME [--kind log|files] [--description TEXT] [--content-type TYPE] [--pad-records BYTES]',
     summary: 'add a dataset to the agency\'s catalog',
-    details: ['--kind K          log (records, the default) or files (a versioned file tree)', '--description T   free text, sealed with the read key', '--content-type T   media type of a log\'s records (default application/json)'],
-    options: { kind: { type: 'string' }, description: { type: 'string' }, 'content-type': { type: 'string' } },
+    details: ['--kind K          log (records, the default) or files (a versioned file tree)', '--description T   free text, sealed with the read key', '--content-type T   media type of a log\'s records (default application/json)', '--pad-records N    pad each record to a multiple of N bytes (≤ 65536): holders see size classes, not record sizes'],
+    options: { kind: { type: 'string' }, description: { type: 'string' }, 'content-type': { type: 'string' }, 'pad-records': { type: 'string' } },
     args: [1, 1]
   },
-  input: (line) => ({ name: arg(line, 0, 'NAME'), kind: strOpt(line, 'kind'), description: strOpt(line, 'description'), contentType: strOpt(line, 'content-type') }),
+  input: (line) => ({ name: arg(line, 0, 'NAME'), kind: strOpt(line, 'kind'), description: strOpt(line, 'description'), contentType: strOpt(line, 'content-type'), recordPad: intOpt(line, 'pad-records') }),
   async handler(host, input): Promise<DatasetSummary> {
     const agency = await host.agency()
     // The agency checks the kind (BAD_ARGUMENT for anything but log or files).
-    const opts: { kind: DatasetKindName; description?: string; contentType?: string } = { kind: (input.kind ?? 'log') as DatasetKindName }
+    const opts: { kind: DatasetKindName; description?: string; contentType?: string; recordPad?: number } = { kind: (input.kind ?? 'log') as DatasetKindName }
+    if (input.recordPad !== undefined) opts.recordPad = input.recordPad
     if (input.description !== undefined) opts.description = input.description
     if (input.contentType !== undefined) opts.contentType = input.contentType
     return agency.createDataset(input.name, opts)
@@ -215,15 +216,42 @@ export const list = defineCommand({
     args: [0, 0]
   },
   input: noInput,
-  async handler(host): Promise<{ datasets: DatasetSummary[] }> {
+  async handler(host): Promise<ListResult> {
     const reader = await host.reader()
-    return { datasets: await reader.list() }
+    const datasets = await reader.list()
+    // A restoring agency lists what came back so far: say so, or an empty list reads as "no datasets".
+    if (host.node.role === 'agency') {
+      const agency = await host.agency()
+      if (agency.restoring) {
+        let restore: RestoreStatus | undefined
+        try {
+          restore = await agency.restoreStatus()
+        } catch {
+          // No restore gate here (the agency is not open for writes): say only that it restores.
+        }
+        return { datasets, restoring: true, ...(restore ? { restore } : {}) }
+      }
+    }
+    return { datasets }
   },
-  format: (r) =>
-    r.datasets.length === 0
-      ? 'no datasets\n'
-      : table([['NAME', 'KIND', 'LENGTH', 'SIZE', 'DESCRIPTION'], ...r.datasets.map((d) => [escapeText(d.name) || '(sealed)', escapeText(d.kind), String(d.length), fmtBytes(d.byteLength), escapeText(d.description ?? '')])])
+  format: (r) => {
+    const restoring = r.restoring
+      ? `restoring from embassies (${r.restore ? `${escapeText(r.restore.state)}, ${r.restore.heldBlocks}/${r.restore.totalBlocks} blocks held` : 'starting'}): ` +
+        (r.datasets.length === 0 ? 'no dataset is back yet' : 'more datasets may appear') +
+        '; `embassy status` shows the restore\n'
+      : ''
+    if (r.datasets.length === 0) return restoring || 'no datasets\n'
+    return table([['NAME', 'KIND', 'LENGTH', 'SIZE', 'DESCRIPTION'], ...r.datasets.map((d) => [escapeText(d.name) || '(sealed)', escapeText(d.kind), String(d.length), fmtBytes(d.byteLength), escapeText(d.description ?? '')])]) + restoring
+  }
 })
+
+/** `list --json`: the datasets, and on an agency that is restoring, that it is and how far. */
+export interface ListResult {
+  datasets: DatasetSummary[]
+  /** True while this agency restores from its embassies (the list is not complete yet). */
+  restoring?: boolean
+  restore?: RestoreStatus
+}
 
 /** One record in `read --json`. */
 export interface ReadRecord {

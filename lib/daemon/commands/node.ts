@@ -7,9 +7,11 @@
 import path from 'node:path'
 import { EmbassyNode, type NodeIdentity } from '../../node/node.js'
 import { ROLES, type RoleName } from '../../node/config.js'
-import type { Network } from '../../net/network.js'
+import type { DhtStatus, Network } from '../../net/network.js'
 import { initNode } from '../../roles/index.js'
-import type { CustodyStatus } from '../../roles/agency.js'
+import type { CustodyStatus, DatasetCustody, EmbassyCustody, RestoreStatus } from '../../roles/agency.js'
+import type { FetchStatus } from '../../roles/mirror-fetch.js'
+import type { QuotaLimits, QuotaStatus, UnlimitedStatus } from '../../roles/quota.js'
 import type { Alarm } from '../../custody/index.js'
 import { AlarmAcks, type ListedAlarm } from '../../custody/alarms.js'
 import type { AgencyHolding } from '../../roles/embassy.js'
@@ -18,6 +20,7 @@ import type { HeldCore } from '../../roles/holder.js'
 import { defineCommand, defineLocalCommand, noInput, parseBootstrap, strOpt, usageError, type FormatView } from '../command.js'
 import type { Host } from '../host.js'
 import { escapeText, fmtBytes, short, table } from '../text.js'
+import { parseKey } from '../../ids.js'
 
 export type InitResult = NodeIdentity & { dir: string }
 
@@ -76,7 +79,18 @@ interface StatusBase extends Omit<NodeIdentity, 'role'> {
   /** True inside a running node; false when read from storage. */
   running: boolean
   peers: PeerSummary[]
+  /** Our DHT socket and how many DHT nodes answer (running nodes only). */
+  dht?: DhtStatus
 }
+
+/** When a peer was last heard from (any message or keep-alive; ms since epoch), null if never since start. */
+interface Contact {
+  lastContact: number | null
+}
+
+/** An embassy's custody of a dataset, with its last contact (apart from the receipt's age). */
+export type EmbassyCustodyView = EmbassyCustody & Contact
+export type DatasetCustodyView = Omit<DatasetCustody, 'embassies'> & { embassies: EmbassyCustodyView[] }
 
 /** A holder's own alarms (refused rewrites, equivocations, bad heads). */
 interface HolderAlarms {
@@ -98,13 +112,13 @@ export type AgencyView = AgencyHolding & {
   followedAt: number | null
   /** Not reached yet: ms since it was followed (null when unknown or reached). */
   unreachedFor: number | null
-}
+} & Contact
 
 /** What `embassy status` shows: the node, its peers and, per role, what it holds. */
 export type NodeStatus =
-  | (StatusBase & { role: 'agency' } & Omit<CustodyStatus, 'alarms'> & AlarmView)
+  | (StatusBase & { role: 'agency'; datasets: DatasetCustodyView[]; restore?: RestoreStatus } & Omit<CustodyStatus, 'alarms' | 'datasets'> & AlarmView)
   | (StatusBase & { role: 'embassy'; agencies: AgencyView[] } & Omit<HolderAlarms, 'alarms'> & AlarmView)
-  | (StatusBase & { role: 'mirror'; sources: SourceStatus[] } & Omit<HolderAlarms, 'alarms'> & AlarmView)
+  | (StatusBase & { role: 'mirror'; sources: Array<SourceStatus & Contact>; fetch?: FetchStatus } & Omit<HolderAlarms, 'alarms'> & AlarmView)
   | (StatusBase & { role: 'auditor'; sources: Array<{ agencyNodeKey: string; catalogKey: string }>; embassies: AuditedEmbassy[] } & Omit<HolderAlarms, 'alarms'> & AlarmView)
 
 /** An embassy a blind auditor audits (roles/auditor.ts status). */
@@ -120,6 +134,24 @@ export async function nodeStatus(host: Host): Promise<NodeStatus> {
   const peers = host.network ? host.network.describePeers() : []
   // Role.status() is the role's part of this document (Agency: CustodyStatus; Embassy: agencies; Mirror: sources).
   const s = { ...id, running: host.online, peers, ...(await (await host.role()).status()) } as Record<string, unknown>
+  const network = host.network
+  if (network) s.dht = network.dhtStatus()
+  // Last contact (a message or keep-alive seen), apart from a receipt's age: a receipt can be old
+  // while the peer is alive (nothing changed), and recent while it is gone.
+  const contact = (nodeKey: string): number | null => {
+    if (!network) return null
+    try {
+      return network.lastContact(parseKey(nodeKey))
+    } catch {
+      return null
+    }
+  }
+  if (Array.isArray(s.datasets)) {
+    s.datasets = (s.datasets as DatasetCustody[]).map((d): DatasetCustodyView => ({ ...d, embassies: d.embassies.map((e) => ({ ...e, lastContact: contact(e.nodeKey) })) }))
+  }
+  if (Array.isArray(s.sources) && host.node.role === 'mirror') {
+    s.sources = (s.sources as SourceStatus[]).map((src) => ({ ...src, lastContact: contact(src.agencyNodeKey) }))
+  }
   // Acknowledged alarms (`embassy alarms ack`) stay in the history and the counts, not in status.
   const listed = new AlarmAcks(host.node.dir).list((s.alarms as Alarm[] | undefined) ?? [])
   s.alarms = listed.filter((a) => a.acknowledgedAt === undefined)
@@ -129,7 +161,7 @@ export async function nodeStatus(host: Host): Promise<NodeStatus> {
     s.agencies = (s.agencies as AgencyHolding[]).map((a): AgencyView => {
       const followedAt = host.node.config.follow.find((f) => f.nodeKey === a.nodeKey)?.followedAt ?? null
       const reached = a.catalogKey !== null
-      return { ...a, reached, followedAt, unreachedFor: !reached && followedAt !== null ? Math.max(0, now - followedAt) : null }
+      return { ...a, reached, followedAt, unreachedFor: !reached && followedAt !== null ? Math.max(0, now - followedAt) : null, lastContact: contact(a.nodeKey) }
     })
   }
   return s as unknown as NodeStatus
@@ -185,20 +217,21 @@ function bar(view: FormatView, done: number, total: number): string {
 
 export function formatStatus(s: NodeStatus, view: FormatView): string {
   // Names, kinds, alarm details and problems come from catalogs and peers: escaped (text.ts).
-  const head = `${s.role}${s.name ? ` "${escapeText(s.name)}"` : ''} ${s.nodeKey}\n${s.running ? 'running' : 'not running (read from storage)'}, ${s.peers.length} peer(s) connected${s.peers.length ? ': ' + s.peers.map((p) => `${p.role} ${short(p.nodeKey)}`).join(', ') : ''}\n`
+  const now = Date.now()
+  const head = `${s.role}${s.name ? ` "${escapeText(s.name)}"` : ''} ${s.nodeKey}\n${s.running ? 'running' : 'not running (read from storage)'}, ${s.peers.length} peer(s) connected${s.peers.length ? ': ' + s.peers.map((p) => `${escapeText(p.role)} ${short(p.nodeKey)}`).join(', ') : ''}\n` + formatDht(s.dht)
   if (s.role === 'agency') {
-    const rows: string[][] = [['DATASET', 'KIND', 'LENGTH', 'SIZE', 'EMBASSY', 'HELD', 'BEHIND', 'RECEIPT AGE', 'AUDIT', 'LINK', view.tty ? 'PROVEN' : '']]
+    let out = head + formatRestore(s.restore)
+    if (s.datasets.length === 0) out += s.restore && s.restore.state !== 'complete' ? '\nno datasets back yet (restoring)\n' : '\nno datasets yet: embassy dataset create NAME\n'
     for (const d of s.datasets) {
-      const name = escapeText(d.name)
-      const kind = escapeText(d.kind)
-      if (d.embassies.length === 0) rows.push([name, kind, String(d.length), fmtBytes(d.byteLength), '(none)', '', '', '', '', '', ''])
-      for (const e of d.embassies) {
-        rows.push([
-          name,
-          kind,
-          String(d.length),
-          fmtBytes(d.byteLength),
-          short(e.nodeKey),
+      out += `\ndataset ${escapeText(d.name)} (${escapeText(d.kind)}, ${d.length} blocks, ${fmtBytes(d.byteLength)})\n`
+      if (d.embassies.length === 0) {
+        out += '  (none): no embassy holds it yet\n'
+        continue
+      }
+      out += table([
+        ['  EMBASSY', 'HELD', 'BEHIND', 'RECEIPT AGE', 'LAST CONTACT', 'AUDIT', 'LINK', ...(view.tty ? ['PROVEN'] : [])],
+        ...d.embassies.map((e) => [
+          `  ${short(e.nodeKey)}`,
           String(e.heldLength),
           e.preRewrite.length
             ? `keeps pre-rewrite history (${e.preRewrite.map((p) => `${p.length} blk, fork ${p.fork}`).join('; ')})`
@@ -206,29 +239,32 @@ export function formatStatus(s: NodeStatus, view: FormatView): string {
               ? `${e.behindBlocks} blk / ${fmtBytes(e.behindBytes)}`
               : 'up to date',
           age(e.receiptAge),
+          contactText(e.lastContact, now),
           e.audit ? (e.audit.state === 'failed' ? `FAILED (${e.audit.failed} blk)` : e.audit.state === 'passed' ? `passed (${e.audit.sampled} blk)` : 'never') : '',
           e.connected ? 'connected' : 'offline',
-          bar(view, d.byteLength - e.behindBytes, d.byteLength)
+          ...(view.tty ? [bar(view, d.byteLength - e.behindBytes, d.byteLength)] : [])
         ])
-      }
+      ])
     }
-    return head + '\n' + table(rows) + formatAlarms(s.alarms, 'custody alarm')
+    return out + formatAlarms(s.alarms, 'custody alarm')
   }
   if (s.role === 'embassy') {
     if (s.agencies.length === 0) return head + '\nfollowing no agency yet: embassy follow AGENCY_NODE_KEY\n'
     let out = head
     for (const a of s.agencies) {
-      out += `\nagency ${a.nodeKey} (${a.connected ? 'connected' : 'offline'}), catalog ${a.catalogKey ?? '(not learnt yet)'}\n`
+      out += `\nagency ${a.nodeKey} (${a.connected ? 'connected' : 'offline'}, last contact ${contactText(a.lastContact, now)})\n  catalog ${a.catalogKey ?? '(not learnt yet)'}\n`
       if (!a.reached) {
         // Not "catching up": nothing was ever heard from it (a wrong key, or it is not running or not admitting us).
-        out += `  never reached${a.unreachedFor !== null ? ` (followed ${age(a.unreachedFor)} ago)` : ''}: check the key (\`embassy id\` on the agency) and that the agency allows this embassy\n`
+        out += `  never reached${a.unreachedFor !== null ? ` (followed ${age(a.unreachedFor)} ago)` : ''}: check the key (\`embassy id\` on the agency)\n    and that the agency allows this embassy\n`
+        out += formatQuota(a.quota)
         for (const p of a.problems) out += `  problem: ${escapeText(p)}\n`
         continue
       }
       out += `  ${a.complete ? 'complete' : 'catching up'}; last receipt sent ${a.lastReceiptAt ? new Date(a.lastReceiptAt).toISOString() : 'never'} (${a.receiptsSent} sent)\n`
+      out += formatQuota(a.quota)
       out += table([
-        ['  CORE', 'LENGTH', 'HELD', 'SIZE', 'PEERS', 'HISTORY', ''],
-        ...a.cores.map((c) => [`  ${c.dataset === 'catalog' ? 'catalog' : short(c.key)}`, String(c.length), String(c.contiguousLength), fmtBytes(c.byteLength), String(c.peers), history(c), bar(view, c.contiguousLength, c.length)])
+        ['  CORE', 'LENGTH', 'HELD', 'SIZE', 'PEERS', 'HISTORY', ...(view.tty ? [''] : [])],
+        ...a.cores.map((c) => [`  ${c.dataset === 'catalog' ? 'catalog' : short(c.key)}`, String(c.length), String(c.contiguousLength), fmtBytes(c.byteLength), String(c.peers), history(c), ...(view.tty ? [bar(view, c.contiguousLength, c.length)] : [])])
       ])
       for (const p of a.problems) out += `  problem: ${escapeText(p)}\n`
     }
@@ -236,23 +272,68 @@ export function formatStatus(s: NodeStatus, view: FormatView): string {
   }
   if (s.role === 'auditor') {
     if (s.sources.length === 0) return head + '\nauditing no agency yet: embassy follow VERIFY_CAPABILITY\n'
-    let out = head + s.sources.map((src) => `\nauditing the embassies of agency ${src.agencyNodeKey} (catalog ${src.catalogKey})\n`).join('')
+    let out = head + s.sources.map((src) => `\nauditing the embassies of agency ${src.agencyNodeKey}\n  catalog ${src.catalogKey}\n`).join('')
     out += table([
       ['EMBASSY', 'LINK', 'AUDIT', 'CORES', 'SAMPLED', 'FAILED', 'LAST'],
-      ...s.embassies.map((e) => [short(e.nodeKey), e.connected ? 'connected' : 'offline', e.audit.state, String(e.audit.cores), String(e.audit.sampled), String(e.audit.failed), e.audit.at ? new Date(e.audit.at).toISOString() : 'never'])
+      ...s.embassies.map((e) => [short(e.nodeKey), e.connected ? 'connected' : 'offline', escapeText(e.audit.state), String(e.audit.cores), String(e.audit.sampled), String(e.audit.failed), e.audit.at ? new Date(e.audit.at).toISOString() : 'never'])
     ])
     return out + formatAlarms(s.alarms, 'alarm')
   }
   let out = head
   if (s.sources.length === 0) return head + '\nreading no agency yet: embassy mirror READ_CAPABILITY\n'
   for (const src of s.sources) {
-    out += `\nagency ${src.agencyNodeKey}, catalog ${src.catalogKey}: ${src.complete ? 'complete' : 'catching up'}\n`
+    const held = src.held ? `; held ${src.held.heldBlocks}/${src.held.totalBlocks} blocks (${src.held.state})` : ''
+    out += `\nagency ${src.agencyNodeKey} (last contact ${contactText(src.lastContact ?? null, now)})\n  catalog ${src.catalogKey}\n  ${src.complete ? 'complete' : 'catching up'}${held}\n`
     out += table([
       ['  CORE', 'LENGTH', 'HELD', 'SIZE', 'PEERS', 'HISTORY'],
       ...src.cores.map((c) => [`  ${c.dataset === 'catalog' ? 'catalog' : short(c.key)}`, String(c.length), String(c.contiguousLength), fmtBytes(c.byteLength), String(c.peers), history(c)])
     ])
   }
-  return out + formatAlarms(s.alarms, 'alarm')
+  return out + formatFetch(s.fetch) + formatAlarms(s.alarms, 'alarm')
+}
+
+/** "5 s ago", or "never" (not heard from since this node started). */
+function contactText(at: number | null, now: number): string {
+  return at === null ? 'never' : `${age(Math.max(0, now - at))} ago`
+}
+
+/** Our DHT socket, and a warning when too few DHT nodes answered at start. */
+function formatDht(dht: DhtStatus | undefined): string {
+  if (!dht) return ''
+  let out = `DHT ${dht.address ?? '(not bound)'}, ${dht.nodes} DHT node(s) answer\n`
+  if (dht.few) {
+    out += `WARNING: only ${dht.nodesAtStart} DHT node(s) answered at start: connections and reconnections can\n` + '  take minutes; run four or more DHT nodes in all (README, "Running it for real")\n'
+  }
+  return out
+}
+
+/** An agency's restore, while it runs (or while writes wait), in one or two lines. */
+function formatRestore(r: RestoreStatus | undefined): string {
+  if (!r || (r.state === 'complete' && r.writable && !r.secondLiveNode)) return ''
+  const rate = r.backfillRate === 0 ? ', backfill paused' : r.backfillRate !== null ? `, backfill at most ${r.backfillRate} blk/s` : ''
+  let out = `\nrestore: ${escapeText(r.state)}, ${r.heldBlocks}/${r.totalBlocks} blocks held${rate}; ${r.reported.length} of ${r.quorum} embassies reported\n`
+  out += r.writable ? '  writes accepted\n' : `  writes wait for ${escapeText(r.waitingFor ?? 'the restore')}\n`
+  if (r.secondLiveNode) out += "  ANOTHER LIVE NODE signs with this agency's key: writes refused until the operator decides\n"
+  return out
+}
+
+/** An embassy's quota for one agency: limits, use once its catalog is held, and state. */
+function formatQuota(q: QuotaStatus | UnlimitedStatus | QuotaLimits): string {
+  const bytes = q.maxBytes === null ? 'no byte limit' : `limit ${fmtBytes(q.maxBytes)}`
+  const cores = q.maxCores === null ? 'no core limit' : `limit ${q.maxCores} cores`
+  if ('bytes' in q) {
+    const state = q.state === 'ok' ? 'ok' : q.state.toUpperCase()
+    return `  quota: ${state}; ${fmtBytes(q.heldBytes)} held of ${fmtBytes(q.bytes)} published (${bytes}); ${q.heldCores}/${q.cores} cores (${cores})\n` + (q.reason ? `    ${escapeText(q.reason)}\n` : '')
+  }
+  if (q.maxBytes === null && q.maxCores === null) return '  quota: none (no limits)\n'
+  return `  quota: ${bytes}, ${cores} (use shown once its catalog is held)\n`
+}
+
+/** How a mirror fetches: its prefetch order and, when sparse, its cache. */
+function formatFetch(f: FetchStatus | undefined): string {
+  if (!f) return ''
+  const cache = f.sparse ? `; sparse: ${fmtBytes(f.cachedBytes)} in ${f.cachedBlocks} blocks cached of ${f.cacheBytes === null ? 'no limit' : fmtBytes(f.cacheBytes)}, ${f.evicted} evicted` : ''
+  return `\nfetch: prefetch ${escapeText(f.prefetch)}${cache}\n`
 }
 
 /** A held core's history column: its fork, cosigners, and a rewrite it refused. */
