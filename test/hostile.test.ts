@@ -7,7 +7,7 @@ import { CATALOG_CORE_NAME } from '../lib/node/caps.js'
 import { CustodyChannel, toZ32, type Agency, type Daemon, type Embassy, type Mirror } from '../lib/index.js'
 import { signReceipt } from '../lib/custody/receipts.js'
 import { CUSTODY_MINOR, CustodyMessage, PeerRole, encode, receipt as receiptCodec, type Codec } from '../protocol/index.js'
-import { corruptBlock, eventually, initDir, pair, report as reportRow, startDaemon, testnet } from './helpers/index.js'
+import { eventually, forgeBlock, initDir, pair, report as reportRow, startDaemon, testnet } from './helpers/index.js'
 import { verifyCores } from '../lib/verify/verify.js'
 import { Gateway } from '../lib/index.js'
 
@@ -139,9 +139,10 @@ test('hostile: a peer serving tampered blocks is caught by verification; nothing
   const capability = agency.capability()
   await agencyD.close()
 
-  // The evil embassy flips bytes of blocks 10..14 in its own storage, under a valid tree.
+  // The evil embassy rewrites blocks 10..14 and their leaves in its own storage (so its own
+  // pre-serve check passes and it sends them); the signed roots above no longer match.
   const evilCore = [...((await evil.host.embassy()) as Embassy).holders.values()][0]!.cores.get(logKey.toString('hex'))!.core
-  for (let i = 10; i < 15; i++) await corruptBlock(evilCore, i)
+  for (let i = 10; i < 15; i++) await forgeBlock(evilCore, i)
 
   const mirrorD = await startDaemon(t, await initDir(t, 'mirror', 'mirror'), bootstrap)
   await pair(evil, mirrorD, { capability })

@@ -1,5 +1,6 @@
 /** Tampering below Hypercore (through hypercore-storage), for verification and hostile-peer tests. */
 import type Hypercore from 'hypercore'
+import hcrypto from 'hypercore-crypto'
 
 /** The part of hypercore-storage a test uses to put bytes under hypercore's feet. */
 interface RawTreeNode {
@@ -43,6 +44,25 @@ export async function corruptBlock(core: Hypercore, index: number): Promise<void
   bad[at] = bad[at]! ^ 0x5a
   const tx = storage.write()
   tx.putBlock(index, bad)
+  await tx.flush()
+}
+
+/**
+ * What a hostile holder does: flips one byte of block `index` AND rewrites its Merkle leaf to
+ * match, so its own pre-serve check passes and the block goes out; the receiver's proof (the leaf
+ * up to the signed roots) then fails.
+ */
+export async function forgeBlock(core: Hypercore, index: number): Promise<void> {
+  await corruptBlock(core, index)
+  const storage = rawStorage(core)
+  const rx = storage.read()
+  const readBlock = rx.getBlock(index)
+  const readLeaf = rx.getTreeNode(2 * index)
+  rx.tryFlush()
+  const [bad, leaf] = await Promise.all([readBlock, readLeaf])
+  if (!bad || !leaf) throw new Error(`block ${index} or its leaf is not stored`)
+  const tx = storage.write()
+  tx.putTreeNode({ index: leaf.index, size: leaf.size, hash: hcrypto.data(bad) })
   await tx.flush()
 }
 
