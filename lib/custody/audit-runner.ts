@@ -23,6 +23,13 @@ import type { Alarm } from './receipts.js'
 export const MAX_PARALLEL_AUDITS = 8
 /** Longest time between two scheduler ticks (ms). */
 export const AUDIT_TICK_MS = 1000
+/** A failed (holder, core) is audited again this soon (bounded by intervalMs), not a whole interval later. */
+export const AUDIT_RETRY_MS = 30_000
+/**
+ * A scheduled audit cut short because the connection closed (a restart, a network loss) is not a
+ * verdict; this many in a row are (a holder must not dodge audits by hanging up).
+ */
+export const MAX_INTERRUPTED_AUDITS = 3
 
 /** One core the auditor can audit, with what it belongs to. */
 export interface AuditableCore {
@@ -82,6 +89,8 @@ export class AuditRunner {
   #running = new Set<string>()
   /** Holder (z32) → when it was first seen with a claim (the first audit waits firstAuditMs from there). */
   #firstSeen = new Map<string, number>()
+  /** (holder/core) → scheduled audits in a row cut short by a closed connection. */
+  #interrupted = new Map<string, number>()
   #ticking = false
   #closed = false
 
@@ -135,12 +144,13 @@ export class AuditRunner {
           if (claimed <= 0) continue
           if (!this.#firstSeen.has(holder)) this.#firstSeen.set(holder, now)
           const last = this.book.get(holder, core)
-          const due = last ? now - last.at >= s.intervalMs : now - this.#firstSeen.get(holder)! >= s.firstAuditMs
+          const wait = last?.state === 'failed' ? Math.min(s.intervalMs, AUDIT_RETRY_MS) : s.intervalMs
+          const due = last ? now - last.at >= wait : now - this.#firstSeen.get(holder)! >= s.firstAuditMs
           if (!due) continue
           const sweep = this.book.sweep(holder, core, now)
           const indices = planAudit(sweep, claimed, s, now)
           this.#running.add(id)
-          this.#run(peer, c, indices, sweep)
+          this.#run(peer, c, indices, sweep, id)
             .catch(() => {})
             .finally(() => this.#running.delete(id))
         }
@@ -150,9 +160,18 @@ export class AuditRunner {
     }
   }
 
-  async #run(peer: Peer, c: AuditableCore, indices: number[], sweep: ReturnType<AuditBook['sweep']>): Promise<AuditExchange> {
+  async #run(peer: Peer, c: AuditableCore, indices: number[], sweep: ReturnType<AuditBook['sweep']>, id: string | null): Promise<AuditExchange> {
+    // id: a scheduled audit's (holder/core); null for `embassy audit`, whose every verdict counts.
     const x = await this.challenger.audit(peer, c.core, indices, { dataset: c.dataset, settings: this.settings })
     if (this.#closed) return x
+    if (id !== null && x.answer === null && peer.channel.closed) {
+      // The connection went away mid-audit: asked again once it is back, unless it keeps happening.
+      const n = (this.#interrupted.get(id) ?? 0) + 1
+      this.#interrupted.set(id, n)
+      if (n < MAX_INTERRUPTED_AUDITS) return x
+      x.result.error = `${n} audits in a row were cut short by the connection closing; ${x.result.error ?? ''}`.trim()
+    }
+    if (id !== null) this.#interrupted.delete(id)
     this.#record(x, { ...sweep })
     return x
   }
@@ -200,7 +219,7 @@ export class AuditRunner {
         const sweep = this.book.sweep(holder, core, now)
         // Random samples only: a manual audit does not move the sweep.
         const indices = planAudit({ periodStart: now, cursor: claimed, swept: true }, claimed, { ...s, periodMs: Number.MAX_SAFE_INTEGER }, now, blocks)
-        jobs.push(this.#run(peer, c, indices, sweep).then((x) => x.result))
+        jobs.push(this.#run(peer, c, indices, sweep, null).then((x) => x.result))
       }
     }
     return Promise.all(jobs)
