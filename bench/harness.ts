@@ -34,11 +34,189 @@ export interface Result {
   ratio: number | null
   /** 'higher' when a bigger value is better (throughput), 'lower' otherwise (times, memory). */
   better: 'higher' | 'lower'
-  /** A stated goal, as text (`≥ 0.95 ratio`, `< 100 ms`), and whether this run met it. */
+  /**
+   * A stated goal, as text (`≥ 0.95 ratio`, `< 100 ms`), and whether this run met it; null when
+   * the machine was busy (`noisy`): the runner never claims a goal met on a noisy result.
+   */
   goal?: string
-  met?: boolean
+  met?: boolean | null
+  /** The machine was busy during this result's suite (see LoadMonitor): its goal is not judged. */
+  noisy?: boolean
+  /** Why `met` is null, or what made the result noisy. */
+  reason?: string
+  /** Quick mode: the size actually measured, when smaller than the full size the name states. */
+  measured?: string
+  /** Load around the suite that produced this result (see LoadMonitor). */
+  load?: SuiteLoad
   /** Anything else worth keeping (spread, sizes, counts). */
   detail?: Json
+}
+
+// ---------- machine load (bench hygiene) ----------
+
+/**
+ * When the machine counts as busy. The 1-minute load average is the kernel's count of runnable
+ * (and uninterruptible) threads, sampled every 5 s and decayed over a minute; the benchmark's own
+ * processes are part of it, so the runner computes its own share the same way (its and its
+ * children's threads in state R or D, from /proc/PID/task, every 5 s, the same decay) and
+ * subtracts it: what is left is other people's work.
+ * A suite is noisy when, at its start or its end, that external load exceeds
+ * `EXTERNAL_LOAD_PER_CPU` × the number of CPUs, or when other processes used more than
+ * `OTHERS_CPU_SHARE` of the machine's CPU during the suite (from /proc/stat minus our own CPU:
+ * the load average lags by a minute, this does not).
+ */
+export const BUSY = { EXTERNAL_LOAD_PER_CPU: 0.5, OTHERS_CPU_SHARE: 0.25, SAMPLE_MS: 5000 } as const
+
+/** A load snapshot: the load averages, and our estimate of how much of the 1-minute one is not ours. */
+export interface LoadPoint {
+  at: string
+  loadavg: [number, number, number]
+  /** The run's own share of the 1-minute load average (decayed like the kernel's) */
+  own1: number
+  /** loadavg[0] − own1, never below 0 */
+  external1: number
+}
+
+export interface SuiteLoad {
+  before: LoadPoint
+  after: LoadPoint
+  /** Other processes' CPU during the suite, in cores (machine busy time minus the run's own) */
+  othersCores: number
+  /** Our own CPU during the suite, in cores */
+  ownCores: number
+  cpus: number
+  noisy: boolean
+  reason: string
+}
+
+/** Busy jiffies (everything but idle and iowait) of the whole machine, and the tick, from /proc/stat. */
+function machineBusyMs(): number {
+  try {
+    const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number)
+    const [user, nice, system, , , irq, softirq, steal] = line
+    return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) * TICK_MS
+  } catch {
+    return NaN
+  }
+}
+
+/**
+ * Threads of this run in state R (running or runnable) or D (uninterruptible): what the kernel
+ * counts for the load average. The runner's main thread (taking this sample) is left out.
+ */
+export function ownRunnable(): number {
+  let n = 0
+  const pids = [process.pid, ...[...children].map((c) => c.pid ?? -1)]
+  for (const pid of pids) {
+    let tids: string[] = []
+    try {
+      tids = fs.readdirSync(`/proc/${pid}/task`)
+    } catch {
+      continue
+    }
+    for (const tid of tids) {
+      if (pid === process.pid && tid === String(pid)) continue
+      try {
+        const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+        const state = stat[stat.lastIndexOf(')') + 2]
+        if (state === 'R' || state === 'D') n++
+      } catch {}
+    }
+  }
+  return n
+}
+
+/** CPU ms used by this run: the runner, its reaped children (cutime/cstime) and its live ones. */
+export function ownCpuMs(): number {
+  let total = 0
+  try {
+    const stat = fs.readFileSync('/proc/self/stat', 'utf8')
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    total += (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * TICK_MS
+  } catch {
+    const u = process.cpuUsage()
+    total += (u.user + u.system) / 1000
+  }
+  for (const c of children) {
+    const ms = cpuMs(c.pid ?? -1)
+    if (Number.isFinite(ms)) total += ms
+  }
+  return total
+}
+
+/**
+ * Watches the machine's load for the whole run (see BUSY). `mark()` takes a snapshot (suite start
+ * and end); `suite(before, after)` says whether the machine was busy in between.
+ */
+export class LoadMonitor {
+  readonly cpus = os.cpus().length
+  #own1 = 0
+  #lastAt = Date.now()
+  #lastOwn = ownCpuMs()
+  #timer: NodeJS.Timeout
+  #marks = new Map<LoadPoint, { own: number; busy: number; t: number }>()
+
+  constructor() {
+    this.#timer = setInterval(() => this.#sample(), BUSY.SAMPLE_MS)
+    this.#timer.unref()
+  }
+
+  #sample(): void {
+    const now = Date.now()
+    const own = ownCpuMs()
+    const dt = now - this.#lastAt
+    if (dt <= 0) return
+    const e = Math.exp(-dt / 60_000)
+    this.#own1 = this.#own1 * e + ownRunnable() * (1 - e)
+    this.#lastAt = now
+    this.#lastOwn = own
+  }
+
+  mark(): LoadPoint {
+    this.#sample()
+    const l = os.loadavg()
+    const p: LoadPoint = {
+      at: new Date().toISOString(),
+      loadavg: [round(l[0]!), round(l[1]!), round(l[2]!)],
+      own1: round(this.#own1),
+      external1: round(Math.max(0, l[0]! - this.#own1))
+    }
+    this.#marks.set(p, { own: this.#lastOwn, busy: machineBusyMs(), t: Date.now() })
+    return p
+  }
+
+  suite(before: LoadPoint, after: LoadPoint): SuiteLoad {
+    const a = this.#marks.get(before)
+    const b = this.#marks.get(after)
+    const dt = a && b ? Math.max(1, b.t - a.t) : NaN
+    const ownCores = a && b ? (b.own - a.own) / dt : NaN
+    const othersCores = a && b ? Math.max(0, (b.busy - a.busy - (b.own - a.own)) / dt) : NaN
+    const reasons: string[] = []
+    const limit = BUSY.EXTERNAL_LOAD_PER_CPU * this.cpus
+    if (before.external1 > limit) reasons.push(`load from other work ${before.external1} at the start (> ${limit} on ${this.cpus} CPUs)`)
+    if (after.external1 > limit) reasons.push(`load from other work ${after.external1} at the end (> ${limit} on ${this.cpus} CPUs)`)
+    if (othersCores > BUSY.OTHERS_CPU_SHARE * this.cpus) reasons.push(`other processes used ${round(othersCores)} of ${this.cpus} CPUs during the suite (> ${BUSY.OTHERS_CPU_SHARE * this.cpus})`)
+    return { before, after, othersCores: round(othersCores), ownCores: round(ownCores), cpus: this.cpus, noisy: reasons.length > 0, reason: reasons.join('; ') }
+  }
+
+  stop(): void {
+    clearInterval(this.#timer)
+  }
+}
+
+/**
+ * Marks a suite's results with its load; on a noisy suite every goal is left unjudged
+ * (`met: null`, the would-be verdict in `reason`): a busy machine never claims a goal met.
+ */
+export function withLoad(results: Result[], load: SuiteLoad): Result[] {
+  return results.map((r) => {
+    const x: Result = { ...r, load }
+    if (!load.noisy) return x
+    x.noisy = true
+    x.reason = `machine busy: ${load.reason}` + (r.goal ? `; the goal is not judged (measured: ${r.met ? 'met' : 'not met'})` : '')
+    if (r.goal) x.met = null
+    return x
+  })
 }
 
 /** Child processes and temp dirs of this run; `cleanup()` removes all of them. */

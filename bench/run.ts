@@ -6,7 +6,7 @@
  * baseline, baselineValue, ratio, … } ] }. Every child process and temp dir is removed on exit.
  */
 import { parseArgs } from 'node:util'
-import { cleanup, installCleanup, machine, round, startBootstrap, type Result } from './harness.js'
+import { BUSY, cleanup, installCleanup, LoadMonitor, machine, round, startBootstrap, withLoad, type LoadPoint, type Result, type SuiteLoad } from './harness.js'
 import type { Ctx, Suite } from './context.js'
 import { replication } from './suites/replication.js'
 import { publish } from './suites/publish.js'
@@ -46,12 +46,12 @@ function spread(r: Result): string {
 
 function table(results: Result[]): string {
   const rows = results.map((r) => [
-    r.name,
+    r.name + (r.measured ? ` [measured: ${r.measured}]` : ''),
     `${fmt(r.value)} ${r.unit}`,
     spread(r),
     r.baselineValue === null ? '—' : `${fmt(r.baselineValue)} ${r.unit}`,
     r.ratio === null ? '—' : r.ratio.toFixed(2),
-    r.goal ? `${r.met ? 'met' : 'NOT met'}: ${r.goal}` : ''
+    (r.goal ? `${r.met === null ? 'not judged (noisy)' : r.met ? 'met' : 'NOT met'}: ${r.goal}` : '') + (r.noisy && !r.goal ? 'noisy' : '')
   ])
   const head = ['benchmark', 'value', 'spread', 'baseline', 'ratio', 'goal']
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
@@ -59,6 +59,15 @@ function table(results: Result[]): string {
   const out = [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)]
   const baselines = results.map((r, i) => `  [${i + 1}] ${r.name}: baseline = ${r.baseline}`)
   return out.join('\n') + '\n\nbaselines (measured in this run):\n' + baselines.join('\n') + '\n'
+}
+
+/** One line per suite: its time and the machine's load around it. */
+function loadTable(loads: Record<string, SuiteLoad>, seconds: Record<string, number>): string {
+  const lines = Object.entries(loads).map(
+    ([name, l]) =>
+      `  ${name.padEnd(12)} ${String(seconds[name] ?? '?').padStart(6)} s  load ${l.before.loadavg[0].toFixed(2)} → ${l.after.loadavg[0].toFixed(2)} (others ${l.before.external1.toFixed(2)} → ${l.after.external1.toFixed(2)}), others' CPU ${l.othersCores.toFixed(2)} cores${l.noisy ? `  NOISY: ${l.reason}` : ''}`
+  )
+  return 'suites (seconds, 1-minute load average before → after, the part of it not ours, others\' CPU during the suite):\n' + lines.join('\n') + '\n'
 }
 
 function fmt(n: number): string {
@@ -91,11 +100,14 @@ async function main(): Promise<number> {
   const results: Result[] = []
   const failures: Array<{ name: string; error: string }> = []
   const timings: Record<string, number> = {}
-  let running: { name: string; t0: number } | null = null
+  const loads: Record<string, SuiteLoad> = {}
+  const monitor = new LoadMonitor()
+  let running: { name: string; t0: number; before: LoadPoint } | null = null
   let cut = false // the time limit fired: its handler prints the one JSON document
   const doc = () => {
     const totalS = round((Date.now() - started) / 1000, 1)
-    return { machine: m, mode: quick ? 'quick' : 'full', variants: !!values.variants, date: new Date(started).toISOString(), seconds: totalS, suiteSeconds: timings, results, failures }
+    const busyRule = `noisy when the 1-minute load average minus the run's own share exceeds ${BUSY.EXTERNAL_LOAD_PER_CPU} × CPUs at a suite's start or end, or other processes used more than ${BUSY.OTHERS_CPU_SHARE * 100} % of the CPUs during it; a noisy result's goal is not judged (met: null)`
+    return { machine: m, mode: quick ? 'quick' : 'full', variants: !!values.variants, date: new Date(started).toISOString(), seconds: totalS, suiteSeconds: timings, load: { rule: busyRule, suites: loads, noisySuites: Object.keys(loads).filter((n) => loads[n]!.noisy) }, results, failures }
   }
   // Bounded: past the budget (plus slack for --variants) everything is stopped and the run fails,
   // still with its one JSON document: what finished, and the suite that was cut as a failure.
@@ -105,11 +117,12 @@ async function main(): Promise<number> {
     say(`run exceeded its time limit (${limitMs / 1000} s): stopping every child process`)
     if (running) {
       timings[running.name] = round((Date.now() - running.t0) / 1000, 1)
+      loads[running.name] = monitor.suite(running.before, monitor.mark())
       failures.push({ name: running.name, error: `cut by the run's time limit (${limitMs / 1000} s)` })
     }
     for (const n of names) if (!(n in timings)) failures.push({ name: n, error: 'not run: the run hit its time limit' })
     cleanup(keep)
-    process.stderr.write('\n' + table(results) + '\n')
+    process.stderr.write('\n' + table(results) + '\n' + loadTable(loads, timings) + '\n')
     setTimeout(() => process.exit(4), 10_000) // stdout stuck: exit anyway
     process.stdout.write(JSON.stringify(doc(), null, 2) + '\n', () => process.exit(4))
   }, limitMs)
@@ -123,13 +136,19 @@ async function main(): Promise<number> {
   for (const name of names) {
     if (cut) break
     const t0 = Date.now()
-    running = { name, t0 }
-    say(`── ${name}`)
+    const before = monitor.mark()
+    running = { name, t0, before }
+    say(`── ${name} (load ${before.loadavg[0]}, of it not ours ${before.external1})`)
     try {
-      const r = await SUITES[name]!(ctx)
+      const r0 = await SUITES[name]!(ctx)
+      const load = monitor.suite(before, monitor.mark())
+      loads[name] = load
+      if (load.noisy) say(`  machine busy during ${name}: ${load.reason}`)
+      const r = withLoad(r0, load)
       results.push(...r)
       for (const x of r) say(`  → ${x.name}: ${fmt(x.value)} ${x.unit}${x.ratio !== null ? ` (ratio ${x.ratio})` : ''}`)
     } catch (err) {
+      if (!loads[name]) loads[name] = monitor.suite(before, monitor.mark())
       if (cut) break
       const msg = (err as Error).stack ?? String(err)
       failures.push({ name, error: msg.slice(0, 4000) })
@@ -139,10 +158,11 @@ async function main(): Promise<number> {
     running = null
   }
   if (cut) return new Promise<number>(() => {}) // the limit's handler prints and exits
+  monitor.stop()
   await dht.stop()
   const out = doc()
   say(`done in ${out.seconds} s${out.seconds > budget / 1000 ? ` (over the ${budget / 1000} s budget of a ${quick ? 'quick' : 'full'} run)` : ''}`)
-  process.stderr.write('\n' + table(results) + '\n')
+  process.stderr.write('\n' + table(results) + '\n' + loadTable(loads, timings) + '\n')
   process.stdout.write(JSON.stringify(out, null, 2) + '\n')
   return failures.length ? 1 : 0
 }

@@ -47,7 +47,7 @@ function summary(values: number[]): Json {
 }
 
 export async function liveLag(ctx: Ctx): Promise<Result[]> {
-  const count = ctx.pick(1000, 1000)
+  const count = ctx.pick(1000, 400) // quick: 4 s of appends instead of 10 (p99 of 400 samples)
   const rate = 100
   const root = tmpdir('live')
   const closers: Array<() => Promise<unknown>> = []

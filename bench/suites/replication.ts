@@ -184,8 +184,9 @@ function cpuPerGiB(cpuMs: number, bytes: number): number {
 }
 
 export async function replication(ctx: Ctx): Promise<Result[]> {
-  const bytes = ctx.pick(256, 64) * MiB
-  const trials = ctx.pick(5, 3)
+  const fullBytes = 256 * MiB
+  const bytes = ctx.pick(fullBytes, 32 * MiB) // quick: 32 MiB under the full size's result names
+  const trials = ctx.pick(5, 2)
   const results: Result[] = []
   const cleanupDirs: string[] = []
   try {
@@ -205,7 +206,8 @@ export async function replication(ctx: Ctx): Promise<Result[]> {
       const base = median(raw.rates)
       results.push(
         result({
-          name: `replication ${kind} ${round(bytes / MiB)} MiB`,
+          name: `replication ${kind} ${round(fullBytes / MiB)} MiB`,
+          ...(ctx.quick ? { measured: `${round(bytes / MiB)} MiB` } : {}),
           value,
           unit: 'MiB/s',
           baseline: `plain corestore+hyperswarm replication, same bytes, ${round(p.blockSize / 1024, 1)} KiB blocks`,
@@ -228,6 +230,7 @@ export async function replication(ctx: Ctx): Promise<Result[]> {
       results.push(
         result({
           name: `replication ${kind}: CPU per GiB, both nodes`,
+          ...(ctx.quick ? { measured: `${round(bytes / MiB)} MiB` } : {}),
           value: cpuPerGiB(median(product.cpu), product.bytes),
           unit: 'CPU-s/GiB',
           baseline: 'plain Hypercore, same bytes: reader from connected to held + writer during the transfer (process start-up excluded on both)',
