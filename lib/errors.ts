@@ -63,7 +63,11 @@ const EXIT_BY_CODE = {
   // A control-socket request over its size limit (the connection is closed; the node keeps running).
   REQUEST_TOO_LARGE: ExitCode.USAGE,
   // The file system holding the node directory is full (ENOSPC): nothing was written; free space and retry.
-  DISK_FULL: ExitCode.FAILED
+  DISK_FULL: ExitCode.FAILED,
+  // `embassy repair`: damaged blocks no holder could replace with a copy that verifies (named in details).
+  REPAIR_FAILED: ExitCode.FAILED,
+  // A copied node directory (cp -a, rsync, a restored backup; a rename is followed): refused until the operator accepts the copy.
+  NODE_MOVED: ExitCode.USAGE
 } as const satisfies Record<string, ExitCode>
 
 export type ErrorCode = keyof typeof EXIT_BY_CODE
@@ -225,6 +229,26 @@ export class EmbassyError extends Error {
     return new EmbassyError('VERIFY_FAILED', msg, { details })
   }
 
+  static repairFailed(msg: string, details: ErrorDetails) {
+    return new EmbassyError('REPAIR_FAILED', msg, { details })
+  }
+
+  /** PEER_UNREACHABLE with details (a repair whose damaged blocks have no holder to come from). */
+  static noSource(msg: string, details: ErrorDetails) {
+    return new EmbassyError('PEER_UNREACHABLE', msg, { details })
+  }
+
+  /** A node directory copied (cp -a, rsync, a restored backup): `how` says what gave it away. */
+  static nodeMoved(dir: string, how: string, was: string | null = null) {
+    return new EmbassyError(
+      'NODE_MOVED',
+      `${dir} is a copy of a node directory (${how}). Two running copies of one node share its identity and fight over its peers. ` +
+        `If this is now the only copy (the original is stopped and deleted, never to run again), accept it: remove ${dir}/node-dir.json and ${dir}/store/CORESTORE, then start again ` +
+        '(README: Moving and rebuilding a node)',
+      { details: { dir, was, how } }
+    )
+  }
+
   static alreadyRunning(dir: string) {
     return new EmbassyError('DIR_LOCKED', `a node is already running in ${dir}`, { details: { dir } })
   }
@@ -326,14 +350,18 @@ export class EmbassyError extends Error {
    * The disk holding the node directory is full: the write was refused whole (nothing acknowledged is
    * lost). `free`/`needed` are bytes, null when unknown.
    */
-  static diskFull(what: string, opts: { dir: string; free: number | null; needed?: number | null; cause?: unknown; reopen?: boolean; landed?: string }) {
+  static diskFull(what: string, opts: { dir: string; free: number | null; needed?: number | null; cause?: unknown; reopen?: boolean; landed?: string; checked?: boolean }) {
     const free = opts.free === null ? 'unknown' : `${opts.free} byte(s)`
     const needed = opts.needed === undefined || opts.needed === null ? '' : `, about ${opts.needed} byte(s) needed`
-    // The store (RocksDB) keeps refusing writes after it ran out of space, even once space is freed.
-    const advice = opts.reopen ? 'space is free again, but the open store refuses writes until it is reopened: restart the node (`embassy run`), then retry' : 'free some space, restart the node if it runs (`embassy run`), and retry'
-    return new EmbassyError('DISK_FULL', `no space left on the disk of ${opts.dir} while ${what} (free: ${free}${needed}); ${opts.landed ?? 'nothing of it was acknowledged'}: ${advice}`, {
+    // The store (RocksDB) keeps refusing writes after it ran out of space, even once space is freed;
+    // a write refused before it started (`checked`) never reached the store.
+    const advice = opts.checked
+      ? 'free some space and retry (no restart needed)'
+      : opts.reopen ? 'space is free again, but the open store refuses writes until it is reopened: restart the node (`embassy run`), then retry' : 'free some space, restart the node if it runs (`embassy run`), and retry'
+    const landed = opts.landed ?? (opts.checked ? 'refused before anything was written' : 'nothing of it was acknowledged')
+    return new EmbassyError('DISK_FULL', `no space left on the disk of ${opts.dir} while ${what} (free: ${free}${needed}); ${landed}: ${advice}`, {
       cause: opts.cause,
-      details: { dir: opts.dir, free: opts.free, needed: opts.needed ?? null, reopen: opts.reopen === true }
+      details: { dir: opts.dir, free: opts.free, needed: opts.needed ?? null, reopen: opts.reopen === true, ...(opts.checked ? { checked: true } : {}) }
     })
   }
 

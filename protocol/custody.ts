@@ -289,7 +289,14 @@ export const AlarmCode = {
    * Two live nodes connect with the agency's key: the holder saw connections from two instances
    * of it alternate (`instance:` handshake capability). `core` is the catalog key; no heads.
    */
-  SECOND_LIVE_NODE: 5
+  SECOND_LIVE_NODE: 5,
+  /**
+   * A holder found a damaged block of a core in its own storage (it is not served) or repaired one:
+   * `core` the core key, `length` the block index, `fork` the core's fork, `offeredLength` 0
+   * damaged / 1 repaired, `offeredFork` 0, `offeredBy` zeros, no heads. Agencies that do not know
+   * the code ignore it (additive: no new message, no new minor).
+   */
+  DAMAGED_BLOCK: 6
 } as const
 
 /** Handshake capability an agency sends: `instance:` + 32 hex characters, new at every start. */

@@ -1,7 +1,9 @@
 /**
- * Recovery kit: everything needed to rebuild an agency node, sealed with a passphrase or split
- * into m-of-n Shamir shares. A restored node has the same node key and catalog key as the
- * original; its data comes back by replicating from any embassy.
+ * Recovery kit: everything needed to rebuild a node — an agency, an embassy, a mirror or an
+ * auditor — sealed with a passphrase or split into m-of-n Shamir shares. A restored node has the
+ * same node key (and, for an agency, catalog key) as the original; it holds no data: that comes
+ * back by replicating (an agency from its embassies, an embassy from its agency and the other
+ * holders, a mirror from its sources).
  *
  * ## Kit format, version 1 (text files, UTF-8 JSON, meant to be printable)
  *
@@ -24,6 +26,20 @@
  *       "allow": ["<z32>", …],     config.allow: the agency's embassies and mirrors
  *       "bootstrap": ["host:port", …],  config.bootstrap
  *       "peers": ["<z32>", …],     config.peers
+ *       "created": "<ISO 8601 UTC>" }
+ *
+ * Embassies, mirrors and auditors (payload version 2; agencies still write version 1, so older
+ * readers open an agency's kit):
+ *
+ *     { "v": 2, "kit": "<32 hex>",
+ *       "role": "embassy" | "mirror" | "auditor",
+ *       "name": "<node name>",
+ *       "primaryKey": "<64 hex>",  the Corestore primary key (the node key derives from it)
+ *       "nodeKey": "<z32>",        checked after restore
+ *       "config": { … },           the node's config.json (followed agencies, allowed peers and
+ *                                  their scopes, sources, bootstrap, peers, settings), validated
+ *                                  as config.json is on load
+ *       "readKeys": { "<catalog z32>": "<64 hex>", … },  a mirror's read capabilities (keys.json)
  *       "created": "<ISO 8601 UTC>" }
  *
  * ### Passphrase kit
@@ -76,7 +92,7 @@
  * gateway or the CLI.
  */
 import sodium from 'sodium-universal'
-import { parseHostPort } from '../node/config.js'
+import { parseHostPort, validateConfig, type NodeConfig, type RoleName } from '../node/config.js'
 import { EmbassyError } from '../errors.js'
 import { parseKey, toZ32 } from '../ids.js'
 
@@ -84,6 +100,8 @@ export const KIT_FORMAT = 'data-embassy/kit'
 export const SHARE_FORMAT = 'data-embassy/kit-share'
 export const KIT_VERSION = 1
 export const PAYLOAD_VERSION = 1
+/** Payload version of the kits of embassies, mirrors and auditors (agencies write PAYLOAD_VERSION). */
+export const HOLDER_PAYLOAD_VERSION = 2
 export const KDF_ALG = 'argon2id13'
 export const CIPHER = 'xsalsa20poly1305'
 /**
@@ -116,14 +134,20 @@ const BASE64_LINE = 64
 
 /** What a kit restores. Buffers are secrets or keys; lists are z32 keys or host:port. */
 export interface KitContents {
-  /** The agency's name. */
+  /** The node's role. @default 'agency' (kits of payload version 1) */
+  role?: RoleName
+  /** The agency's (or node's) name. */
   name: string
   /** Corestore primary key (32 bytes). */
   primaryKey: Buffer
-  /** Agency read key (32 bytes). */
+  /** Agency read key (32 bytes); empty for other roles. */
   readKey: Buffer
-  /** Catalog core key (32 bytes). */
+  /** Catalog core key (32 bytes); empty for other roles. */
   catalogKey: Buffer
+  /** Embassy, mirror, auditor: the node's whole config (its role, followed agencies, sources, allow list, settings). */
+  config?: NodeConfig
+  /** Mirror: read keys by catalog key (z32 → hex). */
+  readKeys?: Record<string, string>
   /** Node (swarm) public key (32 bytes). */
   nodeKey: Buffer
   /** config.allow: the node keys (z32) of the agency's embassies and mirrors. */
@@ -173,6 +197,24 @@ export interface ShareEnvelope {
 // ---- payload ----
 
 export function encodePayload(c: KitContents, kit: string): Buffer {
+  const role = c.role ?? 'agency'
+  if (role !== 'agency') {
+    if (!c.config || c.config.role !== role) throw EmbassyError.internal(`a ${role} kit needs the node's config`)
+    return Buffer.from(
+      JSON.stringify({
+        v: HOLDER_PAYLOAD_VERSION,
+        kit,
+        role,
+        name: c.name,
+        primaryKey: c.primaryKey.toString('hex'),
+        nodeKey: toZ32(c.nodeKey),
+        config: c.config,
+        readKeys: c.readKeys ?? {},
+        created: new Date(c.created).toISOString()
+      }),
+      'utf8'
+    )
+  }
   return Buffer.from(
     JSON.stringify({
       v: PAYLOAD_VERSION,
@@ -203,9 +245,10 @@ export function decodePayload(plain: Buffer, kit: string): KitContents {
     return bad('not JSON')
   }
   if (o === null || typeof o !== 'object' || Array.isArray(o)) return bad('not an object')
-  if (o.v !== PAYLOAD_VERSION) return bad(`payload version ${String(o.v)} is not supported (this program reads ${PAYLOAD_VERSION})`)
+  if (o.v !== PAYLOAD_VERSION && o.v !== HOLDER_PAYLOAD_VERSION) return bad(`payload version ${String(o.v)} is not supported (this program reads ${PAYLOAD_VERSION} and ${HOLDER_PAYLOAD_VERSION})`)
   if (o.kit !== kit) return bad('the sealed kit id differs from the file\'s (mixed or altered file)')
-  if (o.role !== 'agency') return bad('only agency kits exist')
+  if (o.v === PAYLOAD_VERSION && o.role !== 'agency') return bad(`a version ${PAYLOAD_VERSION} kit is an agency's`)
+  if (o.v === HOLDER_PAYLOAD_VERSION && o.role !== 'embassy' && o.role !== 'mirror' && o.role !== 'auditor') return bad('"role" must be embassy, mirror or auditor')
   if (typeof o.name !== 'string') return bad('"name" must be a string')
   const secret = (field: string): Buffer => {
     const v = o[field]
@@ -234,7 +277,46 @@ export function decodePayload(plain: Buffer, kit: string): KitContents {
     return [...(v as string[])]
   }
   const created = typeof o.created === 'string' ? Date.parse(o.created) : NaN
+  if (o.v === HOLDER_PAYLOAD_VERSION) {
+    const role = o.role as RoleName
+    let config: NodeConfig
+    try {
+      config = validateConfig(o.config, 'the kit\'s config')
+    } catch (err) {
+      return bad((err as EmbassyError).text ?? (err as Error).message)
+    }
+    if (config.role !== role) return bad(`its config is a ${config.role}'s, the kit a ${role}'s`)
+    delete config.restoring
+    delete config.restore
+    const rk = o.readKeys ?? {}
+    if (rk === null || typeof rk !== 'object' || Array.isArray(rk)) return bad('"readKeys" must be an object')
+    const readKeys: Record<string, string> = {}
+    for (const [k, v] of Object.entries(rk as Record<string, unknown>)) {
+      try {
+        parseKey(k)
+      } catch {
+        return bad(`"readKeys" holds an invalid catalog key "${k.slice(0, 80)}"`)
+      }
+      if (typeof v !== 'string' || !/^[0-9a-f]{64}$/.test(v)) return bad('"readKeys" values must be 64 hex characters')
+      readKeys[k] = v
+    }
+    return {
+      role,
+      name: o.name,
+      primaryKey: secret('primaryKey'),
+      readKey: Buffer.alloc(0),
+      catalogKey: Buffer.alloc(0),
+      nodeKey: key('nodeKey'),
+      config,
+      readKeys,
+      allow: [...config.allow],
+      bootstrap: [...config.bootstrap],
+      peers: [...config.peers],
+      created: Number.isFinite(created) ? created : 0
+    }
+  }
   return {
+    role: 'agency',
     name: o.name,
     primaryKey: secret('primaryKey'),
     readKey: secret('readKey'),

@@ -1,5 +1,5 @@
 /**
- * Recovery kit: everything needed to rebuild an agency node, sealed with a passphrase or split
+ * Recovery kit: everything needed to rebuild a node (any role), sealed with a passphrase or split
  * into m-of-n Shamir shares (the file format is documented in format.ts). The public API of
  * lib/kit/; the `embassy kit export` command itself is the daemon's commands/kit.ts.
  */

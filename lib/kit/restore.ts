@@ -1,7 +1,7 @@
 /**
- * Restoring and kit files: what a kit holds, read from an open agency node (kitFromNode); kit
- * files read (size-capped) and written (mode 0600, never over an existing file); an agency node
- * rebuilt from kit contents (restoreNode), and `embassy kit import` end to end (kitImport).
+ * Restoring and kit files: what a kit holds, read from an open node of any role (kitFromNode); kit
+ * files read (size-capped) and written (mode 0600, never over an existing file); a node rebuilt
+ * from kit contents (restoreNode: an agency, or an embassy, mirror or auditor), and `embassy kit import` end to end (kitImport).
  * May import: kit/format, kit/passphrase, kit/shares, node/node, errors, ids — never the daemon,
  * the roles, the gateway or the CLI.
  */
@@ -10,7 +10,7 @@ import path from 'node:path'
 import sodium from 'sodium-universal'
 import { EmbassyError } from '../errors.js'
 import { toZ32 } from '../ids.js'
-import { EmbassyNode, STORE_DIR, type NodeIdentity } from '../node/node.js'
+import { DIR_ID_FILE, EmbassyNode, STORE_DIR, type NodeIdentity } from '../node/node.js'
 import type { RestoreSettings } from '../node/config.js'
 import { KEY_BYTES, MAX_KIT_FILE_BYTES, inspectKit, type KitContents } from './format.js'
 import { openKit } from './passphrase.js'
@@ -18,18 +18,41 @@ import { combineSharesReport } from './shares.js'
 
 // ---- building a kit ----
 
-/** Reads what a kit holds from an open agency node. */
+/**
+ * Reads what a kit holds from an open node: an agency's keys, lists and name; for an embassy,
+ * mirror or auditor its primary key (its identity), its whole config (followed agencies, sources,
+ * allowed peers and scopes, settings) and a mirror's read keys. No data.
+ */
 export async function kitFromNode(node: EmbassyNode): Promise<KitContents> {
   await node.ready()
-  if (node.role !== 'agency') throw EmbassyError.wrongRole('a recovery kit', node.role, 'agency')
   const primaryKey = node.store.primaryKey
   if (!primaryKey || primaryKey.byteLength !== KEY_BYTES) throw EmbassyError.internal('the store has no primary key')
+  if (node.role !== 'agency') {
+    const config = structuredClone(node.config)
+    delete config.restoring
+    delete config.restore
+    return {
+      role: node.role,
+      name: config.name,
+      primaryKey: Buffer.from(primaryKey),
+      readKey: Buffer.alloc(0),
+      catalogKey: Buffer.alloc(0),
+      nodeKey: Buffer.from(node.nodeKey),
+      config,
+      readKeys: { ...(node.keys.readKeys ?? {}) },
+      allow: [...config.allow],
+      bootstrap: [...config.bootstrap],
+      peers: [...config.peers],
+      created: Date.now()
+    }
+  }
   const hex = node.keys.readKey
   if (!hex) throw EmbassyError.badConfig(`${node.dir}/keys.json has no read key`)
   const catalogKey = await node.catalogKey()
   if (!catalogKey) throw EmbassyError.internal('the agency has no catalog key')
   const config = node.config
   return {
+    role: 'agency',
     name: config.name,
     primaryKey: Buffer.from(primaryKey),
     readKey: Buffer.from(hex, 'hex'),
@@ -51,7 +74,10 @@ export async function kitFromNode(node: EmbassyNode): Promise<KitContents> {
  */
 export async function restoreNode(dir: string, contents: KitContents, settings: RestoreSettings = {}): Promise<NodeIdentity> {
   dir = path.resolve(dir)
+  const role = contents.role ?? 'agency'
+  if (role !== 'agency' && Object.keys(settings).length > 0) throw EmbassyError.badArgument('--quorum, --force and --backfill-rate restore an agency; this kit is a ' + role + '\'s')
   checkRestoreDir(dir)
+  if (role !== 'agency') return restoreHolderNode(dir, contents)
   const created = !fs.existsSync(dir)
   let id: NodeIdentity
   try {
@@ -77,7 +103,40 @@ export async function restoreNode(dir: string, contents: KitContents, settings: 
   } catch (err) {
     // Leave no half-restored node behind: remove only what the restore wrote.
     if (created) fs.rmSync(dir, { recursive: true, force: true })
-    else for (const f of ['config.json', 'keys.json', STORE_DIR]) fs.rmSync(path.join(dir, f), { recursive: true, force: true })
+    else for (const f of ['config.json', 'keys.json', DIR_ID_FILE, STORE_DIR]) fs.rmSync(path.join(dir, f), { recursive: true, force: true })
+    throw err
+  }
+  return id
+}
+
+/**
+ * Rebuilds an embassy, mirror or auditor in `dir` (checked empty): a new store with the same
+ * primary key (so the same node key, which its agencies admit), the kit's config and read keys.
+ * It re-replicates everything it held once it runs.
+ */
+async function restoreHolderNode(dir: string, contents: KitContents): Promise<NodeIdentity> {
+  const config = contents.config
+  if (!config) throw EmbassyError.badInput('the kit has no config for this node')
+  const created = !fs.existsSync(dir)
+  let id: NodeIdentity
+  try {
+    await EmbassyNode.init(dir, { role: config.role, name: config.name, primaryKey: contents.primaryKey })
+    const node = new EmbassyNode(dir)
+    try {
+      await node.ready()
+      node.updateConfig((c) => Object.assign(c, structuredClone(config)))
+      const readKeys = contents.readKeys ?? {}
+      if (Object.keys(readKeys).length > 0) node.updateKeys((k) => (k.readKeys = { ...readKeys }))
+      id = await node.identity()
+    } finally {
+      await node.close()
+    }
+    if (id.nodeKey !== toZ32(contents.nodeKey)) {
+      throw EmbassyError.badInput(`the restored node does not match the kit (node key ${id.nodeKey} vs ${toZ32(contents.nodeKey)})`)
+    }
+  } catch (err) {
+    if (created) fs.rmSync(dir, { recursive: true, force: true })
+    else for (const f of ['config.json', 'keys.json', DIR_ID_FILE, STORE_DIR]) fs.rmSync(path.join(dir, f), { recursive: true, force: true })
     throw err
   }
   return id
@@ -211,5 +270,5 @@ function writeSecretFile(file: string, text: string): void {
 /** Zeroes the secrets of kit contents once they are sealed. */
 export function wipeKit(c: KitContents): void {
   sodium.sodium_memzero(c.primaryKey)
-  sodium.sodium_memzero(c.readKey)
+  if (c.readKey.byteLength > 0) sodium.sodium_memzero(c.readKey)
 }

@@ -3,6 +3,7 @@
  * Role classes (Agency, Embassy, Mirror) and the network layer are built on top of it.
  */
 import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import ReadyResource from 'ready-resource'
 import Corestore from 'corestore'
@@ -23,6 +24,12 @@ import { toZ32 } from '../ids.js'
 import { PRIVATE_DIR_MODE, checkPrivate, usePrivateUmask } from './private.js'
 
 export const STORE_DIR = 'store'
+/**
+ * The node directory's identity (path, inode, device, host), written at init and checked at every
+ * open: a directory copied with `cp -a`/rsync (a new inode) is refused with NODE_MOVED, so two
+ * copies of one node never run as the same identity by accident; a rename (same inode) is followed.
+ */
+export const DIR_ID_FILE = 'node-dir.json'
 
 export interface KeyPair {
   publicKey: Buffer
@@ -62,9 +69,7 @@ export class EmbassyNode extends ReadyResource {
   static async init(dir: string, opts: InitOptions): Promise<NodeIdentity> {
     dir = path.resolve(dir)
     if (fs.existsSync(path.join(dir, CONFIG_FILE))) throw EmbassyError.alreadyInitialised(dir)
-    if (opts.role !== 'agency' && (opts.primaryKey || opts.readKey)) {
-      throw EmbassyError.badArgument('only an agency is restored from keys')
-    }
+    if (opts.role !== 'agency' && opts.readKey) throw EmbassyError.badArgument('only an agency has a read key')
     // Private from the first byte: umask 077 for what RocksDB writes, explicit modes for ours; an
     // existing folder that others can reach is refused, not changed.
     usePrivateUmask()
@@ -75,13 +80,16 @@ export class EmbassyNode extends ReadyResource {
     const store = await openStore(dir, opts.primaryKey ?? null, true)
     const restoring = !!opts.primaryKey
     const config = defaultConfig(opts.role, opts.name ?? '')
-    if (restoring) config.restoring = true
+    // An agency restored from its kit refuses appends until it holds its cores again; a holder
+    // restored from its kit (same primary key, so the same node key) just replicates back.
+    if (restoring && opts.role === 'agency') config.restoring = true
     const keys: NodeKeys = {}
     try {
       // The agency's catalog header is the agency's to write (roles/agency.ts), on its first open.
       if (opts.role === 'agency') keys.readKey = (opts.readKey ? Buffer.from(opts.readKey) : randomKey()).toString('hex')
       writeKeys(dir, keys)
       writeConfig(dir, config)
+      writeDirIdentity(dir)
     } finally {
       await store.close()
     }
@@ -104,6 +112,7 @@ export class EmbassyNode extends ReadyResource {
     usePrivateUmask()
     checkNodeDir(this.dir)
     this.#config = readConfig(this.dir)
+    checkDirIdentity(this.dir)
     this.#keys = readKeys(this.dir)
     if (!fs.existsSync(path.join(this.dir, STORE_DIR))) {
       throw EmbassyError.badConfig(`${this.dir} has a config but no ${STORE_DIR}/ directory; restore it from a recovery kit`)
@@ -185,6 +194,58 @@ export function checkNodeDir(dir: string): void {
   checkPrivate(dir, [dir, path.join(dir, STORE_DIR)])
 }
 
+interface DirIdentity {
+  version: 1
+  path: string
+  ino: number
+  dev: number
+  host: string
+}
+
+function writeDirIdentity(dir: string): void {
+  const st = fs.statSync(dir)
+  const id: DirIdentity = { version: 1, path: dir, ino: st.ino, dev: st.dev, host: os.hostname() }
+  const file = path.join(dir, DIR_ID_FILE)
+  const tmp = `${file}.${process.pid}.tmp`
+  fs.writeFileSync(tmp, JSON.stringify(id, null, 2) + '\n', { mode: 0o600 })
+  fs.renameSync(tmp, file)
+}
+
+/**
+ * Refuses (NODE_MOVED) a node directory that is not the one the node was created or last opened
+ * in: another inode means a copy (cp -a, rsync, a restored backup), and the original may still
+ * run. The same inode under another path is a rename: followed. A node without the file (made
+ * before it existed, or the operator removed it to accept this copy) gets one now.
+ */
+export function checkDirIdentity(dir: string): void {
+  const file = path.join(dir, DIR_ID_FILE)
+  let raw: string
+  try {
+    raw = fs.readFileSync(file, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw EmbassyError.badConfig(`cannot read ${file}: ${(err as Error).message}`, err)
+    writeDirIdentity(dir)
+    return
+  }
+  let id: Partial<DirIdentity>
+  try {
+    id = JSON.parse(raw) as Partial<DirIdentity>
+  } catch (err) {
+    throw EmbassyError.badConfig(`${file} is damaged (not JSON); if this directory is the only copy of the node, remove the file`, err)
+  }
+  if (id === null || typeof id !== 'object' || typeof id.ino !== 'number' || typeof id.path !== 'string') {
+    throw EmbassyError.badConfig(`${file} is damaged; if this directory is the only copy of the node, remove the file`)
+  }
+  const st = fs.statSync(dir)
+  if (st.ino === id.ino) {
+    if (id.path !== dir) writeDirIdentity(dir) // renamed or moved on the same file system: one copy
+    return
+  }
+  const host = typeof id.host === 'string' && id.host !== os.hostname() ? ` on host ${id.host}` : ''
+  const how = id.path === dir ? `the same path${host}, but another directory: a restored backup or a copy put back` : `copied from ${id.path}${host}`
+  throw EmbassyError.nodeMoved(dir, how, id.path)
+}
+
 async function openStore(dir: string, primaryKey: Uint8Array | null, creating: boolean): Promise<Corestore> {
   const storeDir = path.join(dir, STORE_DIR)
   const store = primaryKey
@@ -195,6 +256,8 @@ async function openStore(dir: string, primaryKey: Uint8Array | null, creating: b
   } catch (err) {
     await store.close().catch(() => {})
     const message = (err as Error).message || ''
+    // hypercore-storage's device file (store/CORESTORE) records its inode: a copied store is refused.
+    if ((err as { code?: string }).code === 'DEVICE_FILE') throw EmbassyError.nodeMoved(dir, `its storage was copied: ${message}`)
     if (/lock/i.test(message)) throw EmbassyError.dirLocked(dir, err)
     if (/Another corestore/i.test(message)) {
       throw EmbassyError.badConfig(`${storeDir} holds a different primary key than the one given`, err)

@@ -11,3 +11,13 @@ export {
   type VerifyReport,
   type VerifyOptions
 } from './verify.js'
+export {
+  repairCores,
+  repairBlock,
+  REPAIR_TIMEOUT_MS,
+  type BlockOutcome,
+  type BlockRepair,
+  type CoreRepairReport,
+  type RepairReport,
+  type RepairOptions
+} from './repair.js'

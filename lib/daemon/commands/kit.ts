@@ -1,6 +1,6 @@
 /**
- * `embassy kit export --out FILE [--shares M/N]` writes the agency's recovery kit; `embassy kit
- * import FILE… --dir DIR` rebuilds an agency from one. The kit itself (format, sealing, shares,
+ * `embassy kit export --out FILE [--shares M/N]` writes the node's recovery kit (any role); `embassy kit
+ * import FILE… --dir DIR` rebuilds the node from one. The kit itself (format, sealing, shares,
  * files) is lib/kit/; these are only the commands, and how they get a passphrase.
  *
  * The passphrase never leaves the caller's process: the caller derives the kit's sealing key
@@ -97,8 +97,11 @@ export interface KitExportResult {
   threshold?: number
   shares?: number
   name: string
+  /** The node's role (a kit rebuilds an agency, embassy, mirror or auditor). */
+  role: string
   nodeKey: string
-  catalogKey: string
+  /** The agency's catalog key; null for other roles. */
+  catalogKey: string | null
   allow: string[]
 }
 
@@ -134,7 +137,7 @@ export const kitExport = defineCommand({
   name: 'kit export',
   spec: {
     usage: 'embassy kit export --out FILE [--shares M/N] [--kdf sensitive|moderate]',
-    summary: 'agency: write a recovery kit (sealed with a passphrase from $EMBASSY_PASSPHRASE or a prompt, or split into N shares of which any M restore it)',
+    summary: 'write this node\'s recovery kit: its identity and config, no data (sealed with a passphrase from $EMBASSY_PASSPHRASE or a prompt, or split into N shares of which any M restore it)',
     details: [
       '--out FILE     where to write it (FILE.1 … FILE.N with --shares); never overwrites',
       '--shares M/N   Shamir shares instead of a passphrase',
@@ -168,7 +171,6 @@ export const kitExport = defineCommand({
     return { out: path.resolve(out), shares, kdf: kdfProfile(line), passphrase: strOpt(line, 'passphrase'), sealing: sealingFromLine(line) }
   },
   async handler(host, input): Promise<KitExportResult> {
-    const agency = await host.agency()
     const file = input.out
     const counts = input.shares !== undefined ? parseShareCounts(input.shares) : null
     if (!counts && !input.sealing && (input.passphrase === undefined || input.passphrase === '')) {
@@ -180,7 +182,7 @@ export const kitExport = defineCommand({
     }
     const dirOf = path.dirname(file)
     if (!fs.existsSync(dirOf)) throw EmbassyError.badArgument(`the folder ${dirOf} does not exist`)
-    const contents = await kitFromNode(agency.node)
+    const contents = await kitFromNode(host.node)
     let texts: string[]
     try {
       if (counts) texts = await splitKit(contents, counts.m, counts.n)
@@ -198,8 +200,9 @@ export const kitExport = defineCommand({
       files: written,
       ...(counts ? { threshold: counts.m, shares: counts.n } : {}),
       name: contents.name,
+      role: contents.role ?? 'agency',
       nodeKey: toZ32(contents.nodeKey),
-      catalogKey: toZ32(contents.catalogKey),
+      catalogKey: contents.catalogKey.byteLength > 0 ? toZ32(contents.catalogKey) : null,
       allow: contents.allow
     }
   },
@@ -215,8 +218,8 @@ export const kitExport = defineCommand({
   },
   format: (r) =>
     r.protection === 'shares'
-      ? `wrote ${r.shares} shares (any ${r.threshold} restore the agency):\n${r.files.map((f) => `  ${f}`).join('\n')}\nkeep them in different places; each alone reveals nothing\n`
-      : `wrote the recovery kit ${r.files[0]} (sealed with your passphrase)\nit restores agency ${r.nodeKey}; keep it offline\n`
+      ? `wrote ${r.shares} shares (any ${r.threshold} restore the ${r.role ?? 'agency'}):\n${r.files.map((f) => `  ${f}`).join('\n')}\nkeep them in different places; each alone reveals nothing\n`
+      : `wrote the recovery kit ${r.files[0]} (sealed with your passphrase)\nit restores ${r.role ?? 'agency'} ${r.nodeKey}; keep it offline\n`
 })
 
 /**
@@ -255,7 +258,7 @@ async function checkWrittenKit(input: { out: string; shares: string | undefined;
   if (contents) {
     const ok = toZ32(contents.nodeKey) === r.nodeKey && inspectKit(texts[0]!).kit === r.kit
     wipeKit(contents)
-    if (!ok) fail(`${r.files[0]} is not the kit of agency ${r.nodeKey}`)
+    if (!ok) fail(`${r.files[0]} is not the kit of ${r.role} ${r.nodeKey}`)
   }
 }
 
@@ -268,7 +271,7 @@ export const kitImport = defineLocalCommand({
   name: 'kit import',
   spec: {
     usage: 'embassy kit import FILE… --dir DIR [--quorum N] [--force] [--backfill-rate N]',
-    summary: 'rebuild an agency from a kit (or M shares); `embassy run` then takes writes once it holds the newest heads its embassies witnessed, and backfills the blocks',
+    summary: 'rebuild a node from its kit (or M shares): same identity, new empty store; an agency takes writes once it holds the newest heads its embassies witnessed, an embassy or mirror re-replicates everything',
     details: RESTORE_OPTION_DETAILS,
     options: { ...RESTORE_OPTIONS },
     args: [1, Infinity]
@@ -284,5 +287,7 @@ export const kitImport = defineLocalCommand({
       ? `warning: damaged or altered share${r.damagedShares.length === 1 ? '' : 's'}, not used: ${r.damagedShares.map(escapeText).join(', ')}\n` +
         'the kit opened without them; once the agency runs, make a new kit (embassy kit export) and destroy the old shares\n'
       : '') +
-    `restored agency ${r.nodeKey} (catalog ${r.catalogKey}) in ${r.dir ?? 'the node directory'}\nnext: embassy run — it accepts writes once a quorum of its embassies gave it their newest heads, then backfills every block\n`
+    (r.role === 'agency'
+      ? `restored agency ${r.nodeKey} (catalog ${r.catalogKey}) in ${r.dir ?? 'the node directory'}\nnext: embassy run — it accepts writes once a quorum of its embassies gave it their newest heads, then backfills every block\n`
+      : `restored ${r.role} ${r.nodeKey} in ${r.dir ?? 'the node directory'} (same node key, empty store)\nnext: embassy run — it re-replicates everything it held; destroy any old copy of this node first\n`)
 })

@@ -12,6 +12,7 @@ import { kitExport } from './kit.js'
 import { id, status } from './node.js'
 import { allow, capability, deny, follow, mirror } from './peers.js'
 import { verify } from './verify.js'
+import { repair } from './repair.js'
 import { acceptRewrite } from './history.js'
 import { audit } from './audit.js'
 import { alarms, alarmsAck } from './alarms.js'
@@ -30,6 +31,7 @@ export const NODE_COMMANDS: readonly NodeCommand<unknown, unknown>[] = [
   mirror,
   status,
   verify,
+  repair,
   kitExport,
   capability,
   acceptRewrite,
