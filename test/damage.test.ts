@@ -8,6 +8,7 @@ import test from 'brittle'
 import Corestore from 'corestore'
 import { EmbassyError, NodeHost, STORE_DIR, parseKey, toZ32, type Agency, type Daemon, type Embassy, type Mirror } from '../lib/index.js'
 import { verifyHandler, formatVerifyFailures } from '../lib/daemon/commands/verify.js'
+import { alarms as alarmsCommand } from '../lib/daemon/commands/alarms.js'
 import { MAX_LISTED_FAILURES, verifyCores, type VerifyReport } from '../lib/verify/index.js'
 import type { DamagedBlock } from '../lib/data/checked-blocks.js'
 import { corruptBlock, eventually, initDir, makeTree, openAgency, pair, rawStorage, readTree, startDaemon, testnet } from './helpers/index.js'
@@ -212,4 +213,9 @@ test('damage: a damaged block on an embassy fails only that request; a mirror ke
   const report = (await verifyHandler(embassyDaemon.host, { args: [registerKey], opts: {} }, io)) as VerifyReport
   t.ok(report.ok, 'the repaired core verifies')
   t.is(report.cores[0]!.checked, 50)
+  await eventually('both damaged-block alarms are marked repaired (no longer active)', () =>
+    [7, 20].every((b) => embassy.alarms.some((a) => a.kind === 'damaged-block' && a.core === hashBad.core && a.block === b && a.resolvedAt !== undefined))
+  )
+  const listed = await alarmsCommand.handler(embassyDaemon.host, { all: false }, io)
+  t.absent(listed.alarms.some((a) => a.kind === 'damaged-block' && a.core === hashBad.core), '`embassy alarms` no longer lists them as active')
 })

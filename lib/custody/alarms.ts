@@ -48,6 +48,20 @@ export class AlarmList {
     if (this.alarms.length > MAX_ALARMS) this.alarms.splice(0, this.alarms.length - MAX_ALARMS)
     return true
   }
+
+  /**
+   * Marks the unresolved damaged-block alarms of `core` block `block` (from `reportedBy`, or the
+   * node's own when undefined) resolved at `now`; how many it marked.
+   */
+  resolveDamage(core: string, block: number, reportedBy: string | undefined, now = Date.now()): number {
+    let n = 0
+    for (const a of this.alarms) {
+      if (a.kind !== 'damaged-block' || a.core !== core || a.block !== block || a.reportedBy !== reportedBy || a.resolvedAt !== undefined) continue
+      a.resolvedAt = now
+      n++
+    }
+    return n
+  }
 }
 
 /**
@@ -99,6 +113,13 @@ export class AlarmLog {
     const listed = this.list.add(a)
     this.#doc.changed()
     return listed
+  }
+
+  /** AlarmList.resolveDamage, written at once when it marked any. */
+  resolveDamage(core: string, block: number, reportedBy?: string): number {
+    const n = this.list.resolveDamage(core, block, reportedBy)
+    if (n > 0) this.#doc.flush()
+    return n
   }
 
   flush(): void {

@@ -112,6 +112,13 @@ export class CustodyLedger {
     return listed
   }
 
+  /** Marks a holder's damaged-block alarms of `core` block `block` resolved (AlarmList.resolveDamage). */
+  resolveDamage(core: string, block: number, reportedBy: string): number {
+    const n = this.#alarms.resolveDamage(core, block, reportedBy)
+    if (n > 0) this.#schedule()
+    return n
+  }
+
   #schedule(): void {
     this.#doc.changed()
   }

@@ -71,6 +71,11 @@ export interface Alarm {
   evidence?: HeadEvidence[]
   /** damaged-block: the block's index (each damaged block is its own alarm). */
   block?: number
+  /**
+   * damaged-block: when the block was fetched again from another holder and verified. A resolved
+   * alarm stays in the history (and its count) but is no longer active.
+   */
+  resolvedAt?: number
   /** Further alarms of the same kind from the same peer about the same core within the quiet window. */
   repeats?: number
 }

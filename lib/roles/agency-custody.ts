@@ -216,6 +216,25 @@ export class CustodyDesk {
       })
       return
     }
+    if (r.code === AlarmCode.DAMAGED_BLOCK) {
+      const block = r.length
+      if (r.offeredLength === 1) {
+        if (this.ledger.resolveDamage(core, block, sender) > 0) {
+          this.#agency.notice('info', 'block-repaired', `${peer.role} ${sender} repaired block ${block} of core ${core} from another holder`, { peer: sender, core, block })
+        }
+        return
+      }
+      this.#alarm({
+        time: Date.now(),
+        kind: 'damaged-block',
+        peer: sender,
+        core,
+        block,
+        detail: `${peer.role} ${sender} found block ${block} of core ${core} damaged in its storage; it does not serve it and fetches it again from another holder`,
+        reportedBy: sender
+      })
+      return
+    }
     if (r.code === AlarmCode.HISTORY_REWRITE) {
       this.#alarm({
         time: Date.now(),

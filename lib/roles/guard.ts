@@ -16,6 +16,7 @@ import type Hypercore from 'hypercore'
 import { EmbassyError } from '../errors.js'
 import { parseKey, toZ32 } from '../ids.js'
 import { signedHead, verifySignedHead } from '../data/tree.js'
+import type { DamagedBlock } from '../data/checked-blocks.js'
 import { AlarmLog, HeadBook, headEvidence, signWitnessedHead, verifyWitnessSignature, type Alarm } from '../custody/index.js'
 import type { CustodyHandlers } from '../net/custody-channel.js'
 import type { Network, Peer } from '../net/network.js'
@@ -86,6 +87,12 @@ export class HistoryGuard {
         block: d.index,
         detail: `block ${d.index} failed its check when a peer asked for it (${d.reason}); not served, cleared and fetched again from another holder`
       })
+      this.#reportDamage(holder, d, false)
+    })
+    holder.on('block-repaired', (d) => {
+      this.alarms.resolveDamage(d.core, d.index)
+      this.#host.notice('info', 'block-repaired', `block ${d.index} of core ${d.core} fetched again from another holder and verified: repaired`, { core: d.core, block: d.index })
+      this.#reportDamage(holder, d, true)
     })
     holder.on('rewrite-accepted', (core, fork) => {
       this.heads.forget(core.key!)
@@ -175,6 +182,28 @@ export class HistoryGuard {
       offeredLength: o.offeredLength,
       offeredFork: o.offeredFork,
       offeredBy: o.offeredBy,
+      time: Date.now(),
+      heads: []
+    }
+    for (const peer of this.#peersOf(holder)) peer.channel.send('alarm', report)
+  }
+
+  /** Tells the agency (and the other holders) that block `d.index` of a core is damaged here, or repaired. */
+  #reportDamage(holder: Holder, d: DamagedBlock, repaired: boolean): void {
+    let core: Buffer
+    try {
+      core = parseKey(d.core)
+    } catch {
+      return
+    }
+    const report: AlarmReport = {
+      code: AlarmCode.DAMAGED_BLOCK,
+      core,
+      length: d.index,
+      fork: holder.find(core)?.fork ?? 0,
+      offeredLength: repaired ? 1 : 0,
+      offeredFork: 0,
+      offeredBy: ZERO_KEY,
       time: Date.now(),
       heads: []
     }

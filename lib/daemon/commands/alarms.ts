@@ -49,8 +49,8 @@ export const alarms = defineCommand({
   async handler(host, { all }): Promise<AlarmsResult> {
     const { alarms: list, counts } = await roleAlarms(host)
     const listed = new AlarmAcks(host.node.dir).list(list)
-    const active = listed.filter((a) => a.acknowledgedAt === undefined)
-    return { alarms: all ? listed : active, active: active.length, acknowledged: listed.length - active.length, counts }
+    const active = listed.filter((a) => a.acknowledgedAt === undefined && a.resolvedAt === undefined)
+    return { alarms: all ? listed : active, active: active.length, acknowledged: listed.filter((a) => a.acknowledgedAt !== undefined).length, counts }
   },
   format: (r) => formatAlarmList(r)
 })
@@ -78,9 +78,9 @@ export const alarmsAck = defineCommand({
     const known = new Set(listed.map((a) => a.id))
     const missing = ids.filter((id) => !known.has(id))
     if (missing.length) throw EmbassyError.notFound(`no alarm with ID ${missing.join(', ')} (see \`embassy alarms --all\`)`, { ids: missing })
-    const target = all ? listed.filter((a) => a.acknowledgedAt === undefined).map((a) => a.id) : ids
+    const target = all ? listed.filter((a) => a.acknowledgedAt === undefined && a.resolvedAt === undefined).map((a) => a.id) : ids
     const acknowledged = acks.ack(target)
-    const active = acks.list(list).filter((a) => a.acknowledgedAt === undefined).length
+    const active = acks.list(list).filter((a) => a.acknowledgedAt === undefined && a.resolvedAt === undefined).length
     return { acknowledged, active }
   },
   format: (r) => `acknowledged ${r.acknowledged.length} alarm${r.acknowledged.length === 1 ? '' : 's'}; ${r.active} active\n`
@@ -93,7 +93,8 @@ function formatAlarmList(r: AlarmsResult): string {
   const lines = r.alarms.map(
     (a) =>
       `${a.id}  ${new Date(a.time).toISOString()}  ${escapeText(a.kind)}${a.peer ? ` from ${escapeText(short(a.peer))}` : ''}: ${escapeText(a.detail)}${a.repeats ? ` (and ${a.repeats} more)` : ''}` +
-      (a.acknowledgedAt !== undefined ? `  [acknowledged ${new Date(a.acknowledgedAt).toISOString()}]` : '')
+      (a.acknowledgedAt !== undefined ? `  [acknowledged ${new Date(a.acknowledgedAt).toISOString()}]` : '') +
+      (a.resolvedAt !== undefined ? `  [repaired ${new Date(a.resolvedAt).toISOString()}]` : '')
   )
   return `${r.active} active alarm${r.active === 1 ? '' : 's'}${r.acknowledged ? `, ${r.acknowledged} acknowledged` : ''}:\n${lines.join('\n')}\n${counts}`
 }
