@@ -81,6 +81,13 @@ function statusMetrics(metric: (name: string, type: string, help: string, sample
     metric('embassy_restore_total_blocks', 'gauge', 'Blocks at the newest head a restore fetches (agency).', [[{}, num(r.totalBlocks)]])
     metric('embassy_second_live_node', 'gauge', '1 while another live node signs with this agency\'s key (agency).', [[{}, r.secondLiveNode === true ? 1 : 0]])
   }
+  // Scheduled continuity drills (`embassy run --schedule`): declared whenever a document is there, sampled once a drill ran.
+  const last = s.drill !== null && typeof s.drill === 'object' && s.drill.last !== null && typeof s.drill.last === 'object' ? s.drill.last : null
+  const one = (v: number): Sample[] => (last ? [[{}, v]] : [])
+  metric('embassy_drill_last_ok', 'gauge', '1 when the last continuity drill passed, 0 when it failed (embassy run --schedule).', one(last?.ok === true ? 1 : 0))
+  metric('embassy_drill_last_timestamp_seconds', 'gauge', 'When the last continuity drill finished (Unix time).', one(num(last?.at)))
+  metric('embassy_drill_rto_first_record_seconds', 'gauge', 'Last drill: seconds from its start to the first record served; -1 when none was.', one(typeof last?.firstRecordMs === 'number' ? last.firstRecordMs / 1000 : -1))
+  metric('embassy_drill_rpo_blocks', 'gauge', 'Last drill: blocks the embassy it rebuilt from was behind the newest head known.', one(num(last?.blocksBehind)))
 }
 
 /** The node directory's disk (`status().disk`: free, total, low), null when the status does not say. */

@@ -17,6 +17,8 @@ import { runDemo, type DemoResult } from '../demo.js'
 import { escapeText } from '../text.js'
 import { readConfig, writeConfig } from '../../node/config.js'
 import { RESTORE_OPTIONS, RESTORE_OPTION_DETAILS, confirmForce, restoreSettingsFrom } from './kit.js'
+import { loadDrillSource } from './drill.js'
+import { parseInterval } from '../../roles/drill-schedule.js'
 
 /**
  * One operator event as a line on stderr: text, or one JSON object. A message can carry a peer's
@@ -32,7 +34,7 @@ const quiet = { json: true, progress() {}, line() {} }
 export const run = defineLocalCommand({
   name: 'run',
   spec: {
-    usage: 'embassy run [--bootstrap HOST:PORT,…] [--port N] [--http HOST:PORT [--http-status]] [--log-format text|json] [--quorum N] [--force] [--backfill-rate N]',
+    usage: 'embassy run [--bootstrap HOST:PORT,…] [--port N] [--http HOST:PORT [--http-status]] [--log-format text|json] [--quorum N] [--force] [--backfill-rate N] [--schedule INTERVAL --drill-kit FILE|--drill-capability FILE]',
     summary: 'run the node: replicate, serve peers and the control socket until SIGINT/SIGTERM',
     details: [
       '--bootstrap LIST      DHT bootstrap nodes (overrides config.json); required one way or the other',
@@ -40,9 +42,22 @@ export const run = defineLocalCommand({
       '--http HOST:PORT      serve the read-only web gateway (mirror or agency); use 127.0.0.1 unless it must be reachable',
       '--http-status         also publish /api/status (peers, custody, alarms) on a gateway bound beyond loopback',
       '--log-format F        text (default) or json: one event per line on stderr',
-      ...RESTORE_OPTION_DETAILS
+      ...RESTORE_OPTION_DETAILS,
+      '--schedule INTERVAL   run a continuity drill (embassy drill) every INTERVAL (24h, 30m, 90s); reports in DIR/drills/ (newest 50)',
+      '--drill-kit FILE      the drills\' passphrase kit ($EMBASSY_PASSPHRASE or a prompt, once at start), or',
+      '--drill-capability FILE  a read capability for the drills'
     ],
-    options: { bootstrap: { type: 'string' }, port: { type: 'string' }, http: { type: 'string' }, 'http-status': { type: 'boolean' }, 'log-format': { type: 'string' }, ...RESTORE_OPTIONS },
+    options: {
+      bootstrap: { type: 'string' },
+      port: { type: 'string' },
+      http: { type: 'string' },
+      'http-status': { type: 'boolean' },
+      'log-format': { type: 'string' },
+      schedule: { type: 'string' },
+      'drill-kit': { type: 'string' },
+      'drill-capability': { type: 'string' },
+      ...RESTORE_OPTIONS
+    },
     args: [0, 0]
   },
   /** --bootstrap and --port are checked once the directory is known to be free (run()). */
@@ -51,7 +66,17 @@ export const run = defineLocalCommand({
     if (format !== 'text' && format !== 'json') throw usageError('--log-format must be text or json', 'run')
     const httpStatus = line.opts['http-status'] === true
     if (httpStatus && strOpt(line, 'http') === undefined) throw usageError('--http-status needs --http HOST:PORT', 'run')
-    return { logFormat: format as 'text' | 'json', bootstrap: strOpt(line, 'bootstrap'), port: strOpt(line, 'port'), http: strOpt(line, 'http'), httpStatus, restore: restoreSettingsFrom(line, 'run') }
+    const scheduleText = strOpt(line, 'schedule')
+    const drillKit = strOpt(line, 'drill-kit')
+    const drillCapability = strOpt(line, 'drill-capability')
+    if (scheduleText !== undefined && drillKit === undefined && drillCapability === undefined) throw usageError('--schedule needs --drill-kit FILE or --drill-capability FILE', 'run')
+    if (scheduleText === undefined && (drillKit !== undefined || drillCapability !== undefined)) throw usageError('--drill-kit and --drill-capability go with --schedule INTERVAL', 'run')
+    if (drillKit !== undefined && drillCapability !== undefined) throw usageError('give one of --drill-kit and --drill-capability', 'run')
+    const drill =
+      scheduleText === undefined
+        ? undefined
+        : { intervalMs: parseInterval(scheduleText), kit: drillKit === undefined ? undefined : path.resolve(drillKit), capability: drillCapability === undefined ? undefined : path.resolve(drillCapability) }
+    return { logFormat: format as 'text' | 'json', bootstrap: strOpt(line, 'bootstrap'), port: strOpt(line, 'port'), http: strOpt(line, 'http'), httpStatus, restore: restoreSettingsFrom(line, 'run'), drill }
   },
   async run(input, caller): Promise<{ stopped: true }> {
     const { dir, io, untilSignal } = caller
@@ -67,12 +92,17 @@ export const run = defineLocalCommand({
     }
     const bootstrap = parseBootstrap(input.bootstrap, 'run')
     const port = parsePort(input.port, 'run')
+    // Drills: the flags, else config.json "drill". The kit is opened once, here (its passphrase never reaches the node's files).
+    const configured = readConfig(dir).drill
+    const drill = input.drill ?? (configured ? { intervalMs: parseInterval(configured.schedule, 'config.json "drill.schedule"'), kit: configured.kit, capability: configured.capability } : undefined)
+    const drillSource = drill ? await loadDrillSource(drill.kit, drill.capability, caller) : undefined
     const daemon = new Daemon({
       dir,
       ...(bootstrap ? { bootstrap } : {}),
       ...(port !== undefined ? { port } : {}),
       ...(input.http !== undefined ? { http: input.http } : {}),
       ...(input.httpStatus ? { httpStatus: true } : {}),
+      ...(drill && drillSource ? { drill: { source: drillSource, intervalMs: drill.intervalMs } } : {}),
       log: (e) => io.notice(formatLogEvent(input.logFormat, e))
     })
     try {
