@@ -28,3 +28,26 @@ export {
 export { AuditBook, AuditLog, AUDITS_FILE, AUDIT_LOG_FILE, AUDIT_EXPORT_FORMAT, verifyAuditExport, type AuditLogEntry, type CoreAudit, type ExportVerdict } from './audit-log.js'
 export { AuditRunner, AUDIT_TICK_MS, MAX_PARALLEL_AUDITS, type AuditableCore, type AuditNowOptions, type AuditRunnerDeps, type AuditSummary } from './audit-runner.js'
 export { blindAudit, BLIND_AUDIT_DIR, type BlindAuditOptions } from './blind-audit.js'
+export {
+  CustodySampler,
+  CustodySeries,
+  loadSeries,
+  parseSince,
+  pointsIn,
+  summarize,
+  SERIES_FILE,
+  SAMPLE_MS,
+  FINE_POINTS,
+  COARSE_POINTS,
+  MAX_PAIRS,
+  MAX_EVENTS,
+  STATES as SERIES_STATES,
+  type PairSeries,
+  type Point as SeriesPoint,
+  type SampleInput,
+  type SeriesData,
+  type SeriesEvent,
+  type SeriesState,
+  type SeriesSummary,
+  type WorstLag
+} from './timeseries.js'

@@ -13,6 +13,10 @@ import { LOCK_WAIT_MS, openHost, waitForDirectory } from './lock-wait.js'
 import { toZ32 } from '../ids.js'
 import { MIN_DHT_NODES, Network } from '../net/network.js'
 import { DISK_CHECK_INTERVAL_MS, diskSpace, type DiskSpace } from '../node/disk.js'
+import { DrillSchedule } from '../roles/drill-schedule.js'
+import type { DrillSource } from '../roles/drill.js'
+import { CustodySampler, SAMPLE_MS } from '../custody/timeseries.js'
+import type { CustodyNow } from '../gateway/index.js'
 
 export interface LogEvent {
   time: number
@@ -34,6 +38,8 @@ export interface DaemonOptions {
   httpStatus?: boolean
   /** Receives operator events (the CLI prints them). */
   log?: (event: LogEvent) => void
+  /** Continuity drills every `intervalMs` from `source` (`embassy run --schedule`); reports in DIR/drills/. */
+  drill?: { source: DrillSource; intervalMs: number; firstDelayMs?: number; connectTimeoutMs?: number; stallMs?: number }
 }
 
 export class Daemon extends ReadyResource {
@@ -45,6 +51,10 @@ export class Daemon extends ReadyResource {
   /** The last free-space check of the node directory's disk (every DISK_CHECK_INTERVAL_MS). */
   disk: DiskSpace | null = null
   #diskTimer: ReturnType<typeof setInterval> | null = null
+  /** Scheduled continuity drills (`--schedule`), null without. */
+  drills: DrillSchedule | null = null
+  /** An agency's custody history (custody-series.json), sampled every `custodySampleSeconds`. */
+  sampler: CustodySampler | null = null
 
   constructor(opts: DaemonOptions) {
     super()
@@ -116,6 +126,37 @@ export class Daemon extends ReadyResource {
     this.#diskTimer = setInterval(() => void this.#checkDisk(), DISK_CHECK_INTERVAL_MS)
     this.#diskTimer.unref()
 
+    if (node.role === 'agency') {
+      const agency = await this.host.agency()
+      this.sampler = new CustodySampler({
+        dir: node.dir,
+        intervalMs: () => (node.config.custodySampleSeconds ?? SAMPLE_MS / 1000) * 1000,
+        read: () => agency.custody(),
+        onerror: (err) => this.#log('warn', 'custody-sample-failed', `custody history: sample not recorded: ${err.message}`),
+        ondamaged: (aside, reason) => this.#log('warn', 'custody-history-damaged', `custody history unreadable (${reason}): set aside as ${aside}, starting a new one`, { file: aside })
+      })
+      this.sampler.start()
+    }
+
+    if (this.opts.drill) {
+      const d = this.opts.drill
+      this.drills = new DrillSchedule({
+        dir: node.dir,
+        source: d.source,
+        bootstrap,
+        intervalMs: d.intervalMs,
+        ...(d.firstDelayMs !== undefined ? { firstDelayMs: d.firstDelayMs } : {}),
+        ...(d.connectTimeoutMs !== undefined ? { connectTimeoutMs: d.connectTimeoutMs } : {}),
+        ...(d.stallMs !== undefined ? { stallMs: d.stallMs } : {}),
+        onReport: (r) =>
+          r.ok
+            ? this.#log('info', 'drill-passed', `continuity drill passed: embassy ${r.embassy}, first record ${r.rto.firstRecordMs} ms, full copy ${r.rto.fullCopyMs} ms, ${r.rpo.blocksBehind} block(s) behind (${r.reportFile})`, { report: r.reportFile, embassy: r.embassy })
+            : this.#log('error', 'drill-failed', `continuity drill FAILED: ${r.error ?? r.datasets.filter((x) => !x.ok).map((x) => `${x.name}: ${x.error ?? 'failed'}`).join('; ')} (${r.reportFile})`, { report: r.reportFile, embassy: r.embassy }),
+        onError: (err) => this.#log('error', 'drill-error', `continuity drill could not run: ${err.message}`)
+      })
+      this.drills.start()
+    }
+
     const control = new ControlServer(node.dir, this.host)
     await control.listen()
     this.control = control
@@ -125,8 +166,12 @@ export class Daemon extends ReadyResource {
         reader: await this.host.reader(),
         host,
         port,
-        status: () => nodeStatus(this.host),
+        status: async () => {
+          const s = await nodeStatus(this.host)
+          return this.drills ? { ...s, drill: this.drills.status() } : s
+        },
         peers: () => network.peers.size,
+        ...(this.sampler ? { custody: { dir: node.dir, now: async () => (await nodeStatus(this.host)) as unknown as CustodyNow, series: () => this.sampler!.series.data } } : {}),
         ...(this.opts.httpStatus ? { publishStatus: true } : {})
       })
       gateway.on('internal-error', (err: Error, route: string | null) => this.#log('error', 'http-error', `HTTP ${route ?? ''}: ${err.message}`, { route }))
@@ -182,6 +227,8 @@ export class Daemon extends ReadyResource {
     this.#diskTimer = null
     if (this.gateway) await this.gateway.close().catch(() => {})
     if (this.control) await this.control.close().catch(() => {})
+    if (this.drills) await this.drills.stop().catch(() => {})
+    if (this.sampler) await this.sampler.close().catch(() => {})
     if (this.network) await this.network.close().catch(() => {})
     await this.host.close().catch(() => {})
   }

@@ -34,7 +34,7 @@ export async function home(ctx: Ctx): Promise<void> {
       if (first) held.set(e.summary, first.core.contiguousLength)
     }
   }
-  html(ctx, homePage({ agencies, ambiguous: ambiguousNames(agencies), ready: ctx.site.isReady(), held }))
+  html(ctx, homePage({ agencies, ambiguous: ambiguousNames(agencies), ready: ctx.site.isReady(), held, custody: !!ctx.site.custody && ctx.site.publishStatus() }))
 }
 
 /** GET /datasets/NAME: a log's records, paged or searched; a files dataset's root folder. */

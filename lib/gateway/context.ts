@@ -1,13 +1,14 @@
 /**
  * The request context every gateway handler gets (`Ctx`), what it may see of the gateway
  * (`Site`), and the ways to answer: a whole body (send/json/html) or a streamed one (begin/write).
- * Imports: node:http, lib/errors, and types from ./library.ts, ./pages.ts, ./http.ts; never ./server.ts.
+ * Imports: node:http, lib/errors, and types from ./library.ts, ./pages.ts, ./http.ts and lib/custody (the custody history); never ./server.ts.
  */
 import type http from 'node:http'
 import { EmbassyError } from '../errors.js'
 import type { RequestTarget } from './http.js'
 import type { Library } from './library.js'
 import type { Html } from './pages.js'
+import type { SeriesData } from '../custody/timeseries.js'
 
 export interface GatewayStats {
   requests: number
@@ -45,6 +46,36 @@ export interface Site {
   publishStatus(): boolean
   /** Records a search request scans at most. */
   readonly searchScan: number
+  /** An agency's custody (the /custody dashboard), when the gateway was given it. */
+  readonly custody: CustodySource | undefined
+}
+
+/** One embassy's custody of one dataset now (structurally the agency's status). */
+export interface CellNow {
+  nodeKey: string
+  heldLength: number
+  behindBlocks: number
+  behindBytes: number
+  receiptAge: number | null
+  connected: boolean
+  held: boolean
+  preRewrite?: unknown[]
+  audit?: { state: string; at: number | null; failed?: number }
+}
+
+export interface CustodyNow {
+  datasets: Array<{ name: string; length: number; byteLength: number; embassies: CellNow[] }>
+  alarms: Array<{ id?: string; time: number; kind: string; peer: string; detail: string; repeats?: number }>
+}
+
+/** What the gateway is given on an agency (daemon.ts). */
+export interface CustodySource {
+  /** The node directory (drill reports in DIR/drills/). */
+  dir: string
+  /** Custody now: the agency's status document. */
+  now(): Promise<CustodyNow>
+  /** The custody history. */
+  series(): SeriesData
 }
 
 export interface Ctx {

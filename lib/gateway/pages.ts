@@ -108,7 +108,8 @@ nav.pages { display: flex; flex-wrap: wrap; gap: 1rem; margin: .75rem 0; }
 .preview { overflow-wrap: anywhere; }
 `
 
-function layout(title: string, crumbs: Array<[string, string | null]>, body: Html): Html {
+/** The page around `body`; `stylesheets`: more of the gateway's own stylesheets (the dashboard's). */
+export function layout(title: string, crumbs: Array<[string, string | null]>, body: Html, stylesheets: string[] = []): Html {
   return html`<!doctype html>
 <html lang="en">
 <head>
@@ -118,7 +119,7 @@ function layout(title: string, crumbs: Array<[string, string | null]>, body: Htm
 <title>${title} · Data Embassy mirror</title>
 <link rel="icon" href="data:,">
 <link rel="stylesheet" href="/assets/style.css">
-</head>
+${stylesheets.map((href) => html`<link rel="stylesheet" href="${href}">\n`)}</head>
 <body>
 <a class="skip" href="#main">Skip to content</a>
 <header>
@@ -219,10 +220,13 @@ export interface HomeView {
   ambiguous: Set<string>
   ready: boolean
   held: Map<DatasetSummary, number>
+  /** Link the custody dashboard (an agency's gateway where status is published). */
+  custody?: boolean
 }
 
 export function homePage(v: HomeView): Html {
   const body = html`<h1>Datasets</h1>
+${v.custody ? html`<p><a href="/custody">Custody dashboard</a>: who holds which dataset, alarms, drills and history.</p>` : ''}
 ${v.ready ? '' : html`<p class="warn" role="status">This node is still starting: data may be incomplete.</p>`}
 ${v.agencies.length === 0 ? html`<p>This node reads no agency yet.</p>` : ''}
 ${v.agencies.map(

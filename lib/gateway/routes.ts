@@ -2,11 +2,12 @@
  * The route table: which handler answers a parsed request target, under which route label (for
  * metrics and the access log), whether it is a page (HTML errors) and whether it serves data
  * (503 NOT_READY while the node is starting).
- * Imports: the handler files (./api.ts, ./files.ts, ./browse.ts, ./metrics.ts), ./context.ts, ./http.ts.
+ * Imports: the handler files (./api.ts, ./files.ts, ./browse.ts, ./metrics.ts, ./dashboard.ts), ./context.ts, ./http.ts.
  */
 import { apiIndex, apiInfo, apiList, apiRecord, apiRecords, apiStatus } from './api.js'
 import { datasetPage, fileView, folderView, home, recordView, stylesheet } from './browse.js'
 import type { RoutedCtx } from './context.js'
+import { dashboard, dashboardStylesheet } from './dashboard.js'
 import { apiFile, apiFolder } from './files.js'
 import type { RequestTarget } from './http.js'
 import { metrics } from './metrics.js'
@@ -35,6 +36,8 @@ export function match(target: RequestTarget): Route | null {
   if (s.length === 0) return { route: '/', page: true, data: false, handle: home }
   if (a === 'assets' && b === 'style.css' && s.length === 2) return plain('/assets/style.css', stylesheet)
   if (a === 'metrics' && s.length === 1) return plain('/metrics', metrics)
+  if (a === 'custody' && s.length === 1) return { route: '/custody', page: true, data: false, handle: dashboard }
+  if (a === 'assets' && b === 'dashboard.css' && s.length === 2) return plain('/assets/dashboard.css', dashboardStylesheet)
   if (a === 'datasets' && b !== undefined) {
     if (s.length === 2) return page('/datasets/:name', (ctx) => datasetPage(ctx, b))
     if (c === 'records' && s.length === 4) return page('/datasets/:name/records/:seq', (ctx) => recordView(ctx, b, d as string))

@@ -13,7 +13,7 @@ import type { AddressInfo, Socket } from 'node:net'
 import ReadyResource from 'ready-resource'
 import { EmbassyError } from '../errors.js'
 import type { DatasetReader } from '../data/datasets.js'
-import { JSON_TYPE, html, json, type Ctx, type GatewayStats, type Site } from './context.js'
+import { JSON_TYPE, html, json, type Ctx, type CustodySource, type GatewayStats, type Site } from './context.js'
 import { Admission, type AdmissionLimits } from './admission.js'
 import { errorResponse, parseTarget } from './http.js'
 import { Library } from './library.js'
@@ -23,6 +23,7 @@ import { SEARCH_SCAN_LIMIT } from './api.js'
 
 export type { GatewayStats } from './context.js'
 export type { AdmissionLimits } from './admission.js'
+export type { CustodySource, CustodyNow } from './context.js'
 export { MAX_ACTIVE, MAX_ACTIVE_PER_CLIENT, MAX_QUEUED, MAX_QUEUED_PER_CLIENT } from './admission.js'
 export { SEARCH_SCAN_LIMIT } from './api.js'
 
@@ -61,6 +62,8 @@ export interface GatewayOptions {
   limits?: AdmissionLimits
   /** Records one records request scans at most when searching (`q`); the rest is a continuation. @default SEARCH_SCAN_LIMIT */
   searchScan?: number
+  /** An agency's custody now, its history and its drill reports: serves the /custody dashboard (where /api/status is published). */
+  custody?: CustodySource
 }
 
 /** What the `request` event reports for each answered request (an access log line). */
@@ -108,7 +111,8 @@ export class Gateway extends ReadyResource {
       status: opts.status,
       peers: opts.peers,
       publishStatus: () => this.#publishStatus,
-      searchScan: opts.searchScan ?? SEARCH_SCAN_LIMIT
+      searchScan: opts.searchScan ?? SEARCH_SCAN_LIMIT,
+      custody: opts.custody
     }
   }
 

@@ -126,6 +126,11 @@ export interface NodeConfig {
    */
   custodyBehindSeconds?: number
   /**
+   * Agency: seconds between samples of the custody history (custody-series.json: lag per dataset
+   * and embassy, recovery point, alarms; the dashboard at /custody and `status --since`). @default 60
+   */
+  custodySampleSeconds?: number
+  /**
    * Embassy: at most one `caught-up` log line per core per this many seconds while appends keep
    * coming (the first at once); 0 logs every catch-up (for measurements). @default 5
    */
@@ -142,6 +147,12 @@ export interface NodeConfig {
   lowSpaceBytes?: number
   /** The same as a fraction of the disk (0 < f < 1); with both set, the larger threshold counts. */
   lowSpaceFraction?: number
+  /**
+   * Scheduled continuity drills, as `embassy run --schedule INTERVAL --drill-kit FILE |
+   * --drill-capability FILE` (the flags win): `{ "schedule": "24h", "kit": "/path" }` or
+   * `{ "schedule": "24h", "capability": "/path" }` (absolute paths).
+   */
+  drill?: { schedule: string; kit?: string; capability?: string }
 }
 
 /** The audit settings config.json may carry (custody/audit.ts AuditSettings). */
@@ -171,7 +182,7 @@ export function defaultConfig(role: RoleName, name = ''): NodeConfig {
   return { version: CONFIG_VERSION, role, name, bootstrap: [], allow: [], follow: [], sources: [], peers: [] }
 }
 
-const FIELDS = new Set(['version', 'role', 'name', 'bootstrap', 'allow', 'allowScopes', 'follow', 'sources', 'peers', 'restoring', 'restore', 'acceptRewrites', 'mirror', 'neverReachedAlarmSeconds', 'custodyBehindSeconds', 'caughtUpLogSeconds', 'audit', 'lowSpaceBytes', 'lowSpaceFraction'])
+const FIELDS = new Set(['version', 'role', 'name', 'bootstrap', 'allow', 'allowScopes', 'follow', 'sources', 'peers', 'restoring', 'restore', 'acceptRewrites', 'mirror', 'neverReachedAlarmSeconds', 'custodyBehindSeconds', 'custodySampleSeconds', 'caughtUpLogSeconds', 'audit', 'lowSpaceBytes', 'lowSpaceFraction', 'drill'])
 
 /** Validates a parsed config object; throws BAD_CONFIG naming the field. */
 export function validateConfig(raw: unknown, file = CONFIG_FILE): NodeConfig {
@@ -317,10 +328,27 @@ export function validateConfig(raw: unknown, file = CONFIG_FILE): NodeConfig {
     if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) return bad('"custodyBehindSeconds" must be a number of seconds > 0')
     config.custodyBehindSeconds = v
   }
+  if (o.custodySampleSeconds !== undefined) {
+    const v = o.custodySampleSeconds
+    if (typeof v !== 'number' || !(v >= 0.05 && v <= 86_400)) return bad('"custodySampleSeconds" must be a number of seconds from 0.05 to 86400')
+    config.custodySampleSeconds = v
+  }
   if (o.caughtUpLogSeconds !== undefined) {
     const v = o.caughtUpLogSeconds
     if (typeof v !== 'number' || !(v >= 0) || !Number.isFinite(v)) return bad('"caughtUpLogSeconds" must be a number of seconds ≥ 0')
     config.caughtUpLogSeconds = v
+  }
+  if (o.drill !== undefined) {
+    const d = o.drill as Record<string, unknown> | null
+    if (d === null || typeof d !== 'object' || Array.isArray(d)) return bad('"drill" must be an object: { "schedule": "24h", "kit" or "capability": "/absolute/path" }')
+    const extra = Object.keys(d).find((k) => !['schedule', 'kit', 'capability'].includes(k))
+    if (extra !== undefined) return bad(`"drill": unknown field "${extra}"`)
+    if (typeof d.schedule !== 'string' || !/^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$/.test(d.schedule)) return bad('"drill.schedule" must be an interval like "24h", "30m" or "90s"')
+    const paths = (['kit', 'capability'] as const).filter((k) => d[k] !== undefined)
+    if (paths.length !== 1) return bad('"drill" needs exactly one of "kit" and "capability"')
+    const file = d[paths[0]!]
+    if (typeof file !== 'string' || !file.startsWith('/')) return bad(`"drill.${paths[0]}" must be an absolute path`)
+    config.drill = { schedule: d.schedule, [paths[0]!]: file }
   }
   return config
 }

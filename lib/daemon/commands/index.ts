@@ -14,8 +14,10 @@ import { allow, capability, deny, follow, mirror } from './peers.js'
 import { bootstrap, demo, run } from './run.js'
 import { NODE_COMMANDS } from './served.js'
 import { verify } from './verify.js'
+import { repair } from './repair.js'
 import { acceptRewrite } from './history.js'
 import { audit } from './audit.js'
+import { drill } from './drill.js'
 import { alarms, alarmsAck } from './alarms.js'
 
 export const COMMANDS: readonly AnyCommand[] = [
@@ -39,10 +41,12 @@ export const COMMANDS: readonly AnyCommand[] = [
   bootstrap,
   demo,
   verify,
+  repair,
   kitExport,
   kitImport,
   capability,
-  audit
+  audit,
+  drill
 ]
 
 const BY_NAME = new Map(COMMANDS.map((c) => [c.name, c]))
