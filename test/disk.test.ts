@@ -1,7 +1,9 @@
 /**
  * Full disk (issue 15 item 5): a write on a full disk fails with DISK_FULL (free/needed bytes), is
- * alarmed, loses nothing acknowledged, and the node works again once space is freed; a low-space
- * warning shows in status, the log and /metrics before the disk is full.
+ * alarmed, loses nothing acknowledged, and the node works again once space is freed; a publish
+ * lands whole or not at all (refused before it writes when it cannot fit; cut short, no file of it
+ * is visible) and succeeds on the same open node once space is freed; a low-space warning shows
+ * in status, the log and /metrics before the disk is full.
  * The disk is a small tmpfs mounted here (we run as root, as CI does); no mount → the test fails.
  */
 import { execFileSync } from 'node:child_process'
@@ -12,6 +14,7 @@ import test from 'brittle'
 import { Daemon, EmbassyError, EmbassyNode, NodeHost, type LogEvent } from '../lib/index.js'
 import { nodeStatus } from '../lib/daemon/commands/node.js'
 import { diskSpace, isNoSpace, lowSpaceThreshold, toDiskFull } from '../lib/node/disk.js'
+import { APPEND_GROUP_BYTES } from '../lib/data/files-dataset.js'
 import { testnet, type Test } from './helpers/index.js'
 
 const TMPFS_BYTES = 24 * 1024 * 1024
@@ -129,11 +132,27 @@ test('disk: a full disk refuses an append with DISK_FULL, keeps what was acknowl
   t.alike(await readAll(host), acknowledged)
 })
 
-test('disk: a publish cut short by a full disk fails with DISK_FULL; every listed file is whole; publishing again completes it', async (t) => {
-  const mnt = mountTmpfs(t, TMPFS_BYTES)
+/** Fills the disk of `dir` at once (from an event handler), leaving `leave` bytes free. */
+function fillSync(dir: string, leave: number): string {
+  const file = path.join(dir, 'filler.bin')
+  const st = fs.statfsSync(dir)
+  const fd = fs.openSync(file, 'w')
+  const chunk = Buffer.alloc(1024 * 1024, 0xaa)
+  let left = Number(st.bavail) * Number(st.bsize) - leave
+  while (left > 0) {
+    const n = Math.min(left, chunk.byteLength)
+    fs.writeSync(fd, chunk, 0, n)
+    left -= n
+  }
+  fs.closeSync(fd)
+  return file
+}
+
+/** A files dataset 'laws' on a fresh agency in `mnt`, with a.txt published; helpers to look at it. */
+async function lawsAgency(t: Test, mnt: string) {
   const dir = path.join(mnt, 'agency')
   await EmbassyNode.init(dir, { role: 'agency', name: 'Disk Agency' })
-  let host = new NodeHost(dir)
+  const host = new NodeHost(dir)
   await host.ready()
   t.teardown(() => host.close(), { order: 0 })
   const agency = await host.agency()
@@ -142,15 +161,15 @@ test('disk: a publish cut short by a full disk fails with DISK_FULL; every liste
   fs.mkdirSync(src)
   fs.writeFileSync(path.join(src, 'a.txt'), 'first version\n')
   await agency.publish('laws', src)
+  const ds = await agency.datasets.openFiles('laws')
   const files = async (): Promise<string[]> => {
     const out: string[] = []
-    for await (const f of (await (await host.agency()).datasets.openFiles('laws')).list()) out.push(`${f.path}:${f.size}`)
+    for await (const f of ds.list()) out.push(`${f.path}:${f.size}`)
     return out.sort()
   }
   /** Every listed file exported byte-identical to the source (no file indexed without all its bytes). */
   const wholeFiles = async (): Promise<number> => {
     const out = path.join(await t.tmp(), 'export')
-    const ds = await (await host.agency()).datasets.openFiles('laws')
     await ds.exportTo(out)
     let n = 0
     for await (const f of ds.list()) {
@@ -159,10 +178,21 @@ test('disk: a publish cut short by a full disk fails with DISK_FULL; every liste
     }
     return n
   }
+  const lengths = async () => Object.fromEntries((await ds.cores()).map((c) => [c.part, c.core.length])) as Record<string, number>
+  return { dir, host, agency, ds, src, files, wholeFiles, lengths }
+}
+
+test('disk: a publish that does not fit is refused with DISK_FULL before anything is written, and succeeds once space is freed, without a restart', async (t) => {
+  const mnt = mountTmpfs(t, TMPFS_BYTES)
+  const { agency, ds, src, files, wholeFiles, lengths } = await lawsAgency(t, mnt)
+  const notices: Array<{ event: string }> = []
+  agency.on('notice', (n: { event: string }) => notices.push(n))
   t.alike(await files(), ['/a.txt:14'])
+  const before = await lengths()
+  const version = ds.version
 
   const filler = await fill(mnt, HEADROOM_BYTES)
-  // Six 1 MiB files into 3 MiB of headroom: the disk fills part way through the tree.
+  // Six 1 MiB files into 3 MiB of headroom.
   const tree = ['/a.txt:14']
   for (let i = 0; i < 6; i++) {
     fs.writeFileSync(path.join(src, `m${i}.bin`), Buffer.alloc(1024 * 1024, i + 1))
@@ -170,21 +200,80 @@ test('disk: a publish cut short by a full disk fails with DISK_FULL; every liste
   }
   const err = await agency.publish('laws', src).then(() => null, (e: unknown) => e)
   t.ok(err instanceof EmbassyError && err.code === 'DISK_FULL', `publish on a full disk: ${String(err)}`)
-  t.ok(/the files written before it are published \(each whole\), the rest are not; publish again/.test((err as Error).message), 'the error says what landed')
-  const partial = await files()
-  t.ok(partial.length < tree.length && partial.includes('/a.txt:14'), `part of the tree is published: ${partial.join(' ')}`)
-  t.is(await wholeFiles(), partial.length, 'every file the index lists is whole')
-  const cores = await (await host.agency()).datasets.openFiles('laws').then((ds) => ds.cores())
-  t.comment(`after the failed publish: ${cores.map((c) => `${c.part} core ${c.core.length} block(s)`).join(', ')}`)
+  const e = err as EmbassyError
+  t.ok(/refused before anything was written: free some space and retry \(no restart needed\)/.test(e.message), `the error says nothing was written: ${e.message}`)
+  t.ok((e.details.needed as number) > 6 * 1024 * 1024 && (e.details.free as number) < (e.details.needed as number), `free ${e.details.free} < needed ${e.details.needed}`)
+  t.ok(notices.some((n) => n.event === 'disk-full'), 'a disk-full notice for the daemon log')
+  t.ok(((await agency.status()).alarms as Array<{ kind: string }>).some((a) => a.kind === 'disk-full'), 'a disk-full alarm')
+  t.alike(await files(), ['/a.txt:14'], 'no file of the refused publish is visible')
+  t.alike(await lengths(), before, 'nothing appended to the index or the content core')
+  t.is(ds.version, version)
 
+  // Free the space: the same open node publishes (the store never saw the full disk).
   fs.unlinkSync(filler)
-  await host.close()
-  host = new NodeHost(dir)
-  await host.ready()
-  t.alike(await files(), partial, 'after reopening: the same files')
-  await (await host.agency()).publish('laws', src)
-  t.alike(await files(), tree.sort(), 'publishing again once space is freed completes the tree')
+  const r = await agency.publish('laws', src)
+  t.is(r.added, 6)
+  t.alike(await files(), tree.sort(), 'the whole tree once space is freed, on the same open node')
   t.is(await wholeFiles(), tree.length)
+})
+
+test('disk: a disk that fills during a publish: DISK_FULL, no file of it visible; once space is freed (and the store reopened if it says so) publishing again completes it', async (t) => {
+  // Large next to the publish: RocksDB's own transient use (WAL, memtable flushes: tens of MiB) stays small beside it.
+  const mnt = mountTmpfs(t, 512 * 1024 * 1024)
+  const { dir, host: first, agency, ds, src, files, wholeFiles, lengths } = await lawsAgency(t, mnt)
+  const before = await lengths()
+  const version = ds.version
+  // More than one append group (APPEND_GROUP_BYTES): the first group lands, then the disk fills.
+  const count = Math.ceil(APPEND_GROUP_BYTES / (1024 * 1024)) + 8
+  const tree = ['/a.txt:14']
+  for (let i = 0; i < count; i++) {
+    fs.writeFileSync(path.join(src, `m${String(i).padStart(2, '0')}.bin`), Buffer.alloc(1024 * 1024, i + 1))
+    tree.push(`/m${String(i).padStart(2, '0')}.bin:1048576`)
+  }
+  const content = (await ds.cores()).find((c) => c.part === 'content')!.core
+  let filler: string | null = null
+  const onAppend = (): void => {
+    if (filler === null) filler = fillSync(mnt, 2 * 1024 * 1024) // right after the first group landed
+  }
+  content.on('append', onAppend)
+  const err = await agency.publish('laws', src).then(() => null, (e: unknown) => e)
+  content.off('append', onAppend)
+  t.ok(filler !== null, 'the disk filled after the first content append of the publish')
+  t.ok(err instanceof EmbassyError && err.code === 'DISK_FULL', `publish cut short: ${String(err)}`)
+  const e = err as EmbassyError
+  t.ok(/nothing of it was published \(no file of it is in the index; content blocks appended before the disk filled stay in the content core, unreferenced\)/.test(e.message), `the error says what landed: ${e.message}`)
+  const after = await lengths()
+  t.is(after.index, before.index!, 'the index did not change: no file of the publish is visible')
+  t.is(ds.version, version)
+  t.alike(await files(), ['/a.txt:14'])
+  t.is(await wholeFiles(), 1)
+  t.comment(`met by ${e.details.checked ? 'the check before an append' : 'the store'}; ${after.content! - before.content!} content block(s) of the cut publish stay unreferenced`)
+
+  fs.unlinkSync(filler!)
+  // RocksDB keeps a "no space" error met by its background work (flushing what the first group
+  // wrote) even once space is free: then the error says to reopen, and reopening is the recovery.
+  let r = await agency.publish('laws', src).then((x) => x, (x: unknown) => x)
+  let host: NodeHost | null = null
+  if (r instanceof EmbassyError) {
+    t.is(r.code, 'DISK_FULL')
+    t.ok(r.details.reopen === true && /restart the node/.test(r.message), `the open store refuses until reopened, and says so: ${r.message}`)
+    await first.close()
+    const h = new NodeHost(dir)
+    host = h
+    t.teardown(() => h.close(), { order: 0 })
+    await h.ready()
+    r = await (await h.agency()).publish('laws', src)
+  } else {
+    t.comment('the open node published again without reopening')
+  }
+  t.is((r as { added: number }).added, count, 'publishing again writes every file')
+  const ds2 = host ? await (await host.agency()).datasets.openFiles('laws') : ds
+  const listed: string[] = []
+  for await (const f of ds2.list()) listed.push(`${f.path}:${f.size}`)
+  t.alike(listed.sort(), tree.sort(), 'the whole tree')
+  const out = path.join(await t.tmp(), 'export2')
+  await ds2.exportTo(out)
+  for (const name of fs.readdirSync(src)) t.ok(fs.readFileSync(path.join(out, name)).equals(fs.readFileSync(path.join(src, name))), `${name} whole`)
 })
 
 test('disk: ENOSPC and RocksDB batch failures map to DISK_FULL; other errors pass unchanged', async (t) => {

@@ -7,6 +7,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import Hyperdrive from 'hyperdrive'
 import MirrorDrive from 'mirror-drive'
+import { BlobWriter } from './blob-writer.js'
 import { ChunkedLocaldrive } from './chunked-localdrive.js'
 import { EmbassyError, isEmbassyError } from '../errors.js'
 import type { DatasetCore, Progress, WaitOptions } from './log-dataset.js'
@@ -32,6 +33,18 @@ export interface PublishResult {
   /** Links and names the link policy left out (./safe-paths.ts), with why. */
   skipped: SkippedEntry[]
 }
+
+export interface PublishOptions {
+  /**
+   * Asked before each write, with the content bytes and index entries it is about to write: once
+   * for the whole change before anything is written, then before each content append and before
+   * the index flush. A rejection ends the publish there, with no file of it published (the agency
+   * checks free space here, so a full disk is met before the store is).
+   */
+  room?: (bytes: number, entries: number) => Promise<void> | void
+}
+
+export { APPEND_GROUP_BLOCKS, APPEND_GROUP_BYTES } from './blob-writer.js'
 
 /** Skipped entries listed in an export's result (all are counted). */
 export const MAX_LISTED_SKIPPED = 1000
@@ -93,8 +106,19 @@ export class FilesDataset {
   /**
    * Publishes a folder (the dataset becomes that folder: files gone from it are removed)
    * or one file (added or replaced under its base name). Only what changed is appended.
+   *
+   * Atomic for readers: the whole change goes into one Hyperdrive batch whose index is written
+   * with one append at the end (`flush`), after every content block it references. A publish that
+   * fails (a full disk, a file that cannot be read) changes nothing in the index: no file of it
+   * is visible, here or on any holder. Content blocks appended before the failure stay in the
+   * content core, referenced by no index version (ciphertext under the dataset's key; holders may
+   * have copied them). They are not truncated away: holders treat any truncation as a history
+   * rewrite and refuse it (README "Disk space").
+   *
+   * Planning comes first (which files changed, how many bytes that writes); `opts.room` is asked
+   * before anything is written and before each append, and may refuse (the agency checks free space).
    */
-  async publish(source: string, onProgress?: Progress): Promise<PublishResult> {
+  async publish(source: string, onProgress?: Progress, opts: PublishOptions = {}): Promise<PublishResult> {
     if (!this.drive.writable) throw EmbassyError.wrongRole('publishing', 'read-only holder', 'writable agency')
     let stat: fs.Stats
     try {
@@ -106,31 +130,65 @@ export class FilesDataset {
     if (!isDir && !stat.isFile()) throw EmbassyError.badInput(`${source} is neither a file nor a folder`)
     const root = isDir ? source : path.dirname(source)
     const only = isDir ? null : '/' + path.basename(source)
-    const total = isDir ? folderBytes(source) : stat.size
 
     const local = new ChunkedLocaldrive(root, FILE_BLOCK_SIZE, { followLinks: false })
-    const mirror = new MirrorDrive(local, this.drive, {
-      prune: isDir,
-      ...(only ? { filter: (key: string) => key === only } : {})
-    })
-    let done = 0
-    let pending = 0
-    for await (const diff of mirror) {
-      done += pending // the previous diff has been written when the next one is yielded
-      pending = diff.bytesAdded
-      onProgress?.(done, total)
-    }
-    onProgress?.(total, total)
-    await local.close()
-    return {
-      files: mirror.count.files,
-      added: mirror.count.add,
-      changed: mirror.count.change,
-      removed: mirror.count.remove,
-      bytesAdded: mirror.bytesAdded,
-      bytesRemoved: mirror.bytesRemoved,
-      version: this.drive.version,
-      skipped: local.skipped
+    try {
+      // 1. Plan: what differs from the published tree (MirrorDrive's comparison, nothing written).
+      const mirror = new MirrorDrive(local, this.drive, {
+        prune: isDir,
+        dryRun: true,
+        preload: false, // the agency holds every block; preloading is for remote sources
+        ...(only ? { filter: (key: string) => key === only } : {})
+      })
+      const plan: Array<{ op: 'add' | 'change' | 'remove'; key: string }> = []
+      for await (const diff of mirror) if (diff.op !== 'equal') plan.push({ op: diff.op, key: diff.key })
+      const total = mirror.bytesAdded
+      await opts.room?.(total, plan.length)
+
+      // 2. Write: content blocks appended in large groups, index entries into one batch, one flush.
+      const blobs = await this.drive.getBlobs()
+      const writer = new BlobWriter(blobs.core, FILE_BLOCK_SIZE, opts.room ? (bytes) => opts.room!(bytes, 0) : null)
+      const batch = this.drive.batch()
+      let done = 0
+      onProgress?.(0, total)
+      try {
+        for (const step of plan) {
+          if (step.op === 'remove') {
+            await batch.del(step.key)
+            continue
+          }
+          const entry = await local.entry(step.key)
+          if (!entry) continue // gone since the plan (or left out by the link policy): not published
+          if (entry.value.linkname) {
+            await batch.symlink(step.key, entry.value.linkname)
+            continue
+          }
+          const blob = await writer.file(local.toPath(step.key))
+          await batch.putEntry(step.key, { executable: entry.value.executable, linkname: null, blob, metadata: null })
+          done += blob.byteLength
+          onProgress?.(done, total)
+        }
+        await writer.flush()
+        await opts.room?.(0, plan.length)
+        await batch.flush()
+      } catch (err) {
+        await writer.settle()
+        await batch.close().catch(() => {})
+        throw err
+      }
+      onProgress?.(total, total)
+      return {
+        files: mirror.count.files,
+        added: mirror.count.add,
+        changed: mirror.count.change,
+        removed: mirror.count.remove,
+        bytesAdded: mirror.bytesAdded,
+        bytesRemoved: mirror.bytesRemoved,
+        version: this.drive.version,
+        skipped: local.skipped
+      }
+    } finally {
+      await local.close()
     }
   }
 
@@ -310,12 +368,4 @@ function ensureFolder(root: string, segments: string[]): { path: string } | { re
 /** A fresh name beside `name` in `folder`, for writing before the rename into place. */
 function tempName(folder: string, name: string): string {
   return path.join(folder, `.${name.slice(0, 100)}.${crypto.randomBytes(6).toString('hex')}.embassy-export`)
-}
-
-function folderBytes(dir: string): number {
-  let total = 0
-  for (const entry of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (entry.isFile()) total += fs.statSync(path.join(entry.parentPath ?? (entry as unknown as { path: string }).path, entry.name)).size
-  }
-  return total
 }

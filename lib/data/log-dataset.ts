@@ -88,7 +88,9 @@ export class LogDataset {
    */
   static encodeJsonTexts(texts: readonly string[], firstLine = 1, lines?: readonly number[], padTo = 0): Buffer[] {
     const time = Date.now()
-    const out: Buffer[] = new Array(texts.length)
+    const stored: string[] = new Array(texts.length)
+    const sizes: number[] = new Array(texts.length)
+    let total = 0
     for (let i = 0; i < texts.length; i++) {
       const text = texts[i] as string
       const line = lines ? (lines[i] as number) : firstLine + i
@@ -97,9 +99,26 @@ export class LogDataset {
       } catch (err) {
         throw EmbassyError.badRecord(line, `not JSON (${(err as Error).message})`)
       }
-      const value = Buffer.from(LogDataset.oneLine(text), 'utf8')
-      if (value.byteLength > MAX_RECORD_BYTES) throw EmbassyError.badRecord(line, `record of ${value.byteLength} bytes is over the ${MAX_RECORD_BYTES}-byte limit`)
-      out[i] = encode(logRecord, { type: RecordType.JSON, time, value, padTo })
+      const one = LogDataset.oneLine(text)
+      const bytes = Buffer.byteLength(one, 'utf8')
+      if (bytes > MAX_RECORD_BYTES) throw EmbassyError.badRecord(line, `record of ${bytes} bytes is over the ${MAX_RECORD_BYTES}-byte limit`)
+      stored[i] = one
+      sizes[i] = bytes
+      total += bytes
+    }
+    if (padTo) return stored.map((one) => encode(logRecord, { type: RecordType.JSON, time, value: Buffer.from(one, 'utf8'), padTo }))
+    // Unpadded records share one header (same type and time): each block is that header and the
+    // text, written straight into one buffer for the whole call (no per-record copies).
+    const header = encode(logRecord, { type: RecordType.JSON, time, value: Buffer.alloc(0), padTo: 0 })
+    const slab = Buffer.allocUnsafe(total + header.byteLength * texts.length)
+    const out: Buffer[] = new Array(texts.length)
+    let at = 0
+    for (let i = 0; i < texts.length; i++) {
+      const start = at
+      header.copy(slab, at)
+      at += header.byteLength
+      at += slab.write(stored[i] as string, at, 'utf8')
+      out[i] = slab.subarray(start, at)
     }
     return out
   }

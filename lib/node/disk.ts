@@ -97,6 +97,24 @@ export async function toDiskFull(err: unknown, dir: string, what: string, needed
   return err
 }
 
+/** Bytes a write of `bytes` content bytes in `entries` index entries is expected to take on disk (blocks, tree, index, store headroom). */
+export function bytesNeeded(bytes: number, entries: number): number {
+  return bytes + Math.ceil(bytes / (1024 * 1024)) * 256 + entries * 512 + NEARLY_FULL_BYTES
+}
+
+/**
+ * Checks, before a write starts, that the disk of `dir` has room for `needed` bytes; DISK_FULL
+ * (this write not started, no restart needed; `landed` says what earlier steps left) when not.
+ * A write refused here never reaches the store, so the store does not meet the full disk through
+ * it (its background work still can: then the next write fails as toDiskFull says). Best effort:
+ * when statfs fails, nothing is checked.
+ */
+export async function ensureRoom(dir: string, what: string, needed: number, landed?: string): Promise<void> {
+  const free = await freeBytes(dir)
+  if (free === null || free >= needed) return
+  throw EmbassyError.diskFull(what, { dir, free, needed, checked: true, ...(landed ? { landed } : {}) })
+}
+
 /** Runs a write; a "no space" failure comes out as DISK_FULL (see toDiskFull). */
 export async function mapDiskFull<T>(dir: string, what: string, fn: () => Promise<T>, needed?: number | null): Promise<T> {
   try {

@@ -7,7 +7,7 @@ import { CATALOG_CORE_NAME, agencyTopic, keyCheck, randomKey } from '../node/cap
 import { CORES_PER_KIND, Catalog, sealAgencyMeta } from '../data/catalog.js'
 import { Datasets, type DatasetSummary } from '../data/datasets.js'
 import { EmbassyError, isEmbassyError } from '../errors.js'
-import { diskSpace, toDiskFull } from '../node/disk.js'
+import { bytesNeeded, diskSpace, ensureRoom, toDiskFull } from '../node/disk.js'
 import { FilesDataset, type PublishResult } from '../data/files-dataset.js'
 import { parseKey as parseKeyZ, toZ32 } from '../ids.js'
 import { LogDataset, type Progress } from '../data/log-dataset.js'
@@ -47,6 +47,9 @@ export interface CreateDatasetOptions {
    */
   recordPad?: number
 }
+
+/** What a publish cut short by a full disk leaves (data/files-dataset.ts, README "Disk space"). */
+const PUBLISH_CUT_SHORT = 'nothing of it was published (no file of it is in the index; content blocks appended before the disk filled stay in the content core, unreferenced)'
 
 export class Agency extends BaseRole {
   readonly name = 'agency'
@@ -229,10 +232,9 @@ export class Agency extends BaseRole {
   }
 
   publish(name: string, source: string, onProgress?: Progress): Promise<PublishResult> {
-    // A publish writes file by file (data/files-dataset.ts: MirrorDrive): the files written before the
-    // disk filled are published, each whole; the rest are not. Publishing again completes the tree.
-    const landed = 'the files written before it are published (each whole), the rest are not; publish again to complete the tree'
-    return this.gate.write(() => this.#diskWrite(`publishing ${name}`, () => this.#publish(name, source, onProgress), undefined, landed))
+    // A publish is one batch (data/files-dataset.ts): checked for room before each write, its index
+    // written last, in one append. Cut short, it changes no file: publishing again does all of it.
+    return this.gate.write(() => this.#diskWrite(`publishing ${name}`, () => this.#publish(name, source, onProgress), undefined, PUBLISH_CUT_SHORT))
   }
 
   /**
@@ -262,7 +264,19 @@ export class Agency extends BaseRole {
   async #publish(name: string, source: string, onProgress?: Progress): Promise<PublishResult> {
     this.#assertWritable()
     const files = await this.datasets.openFiles(name)
-    return files.publish(source, onProgress)
+    let started = false
+    return files.publish(source, onProgress, {
+      room: async (bytes, entries) => {
+        const landed = started ? PUBLISH_CUT_SHORT : undefined
+        started = true
+        try {
+          await ensureRoom(this.node.dir, `publishing ${name}`, bytesNeeded(bytes, entries), landed)
+        } catch (err) {
+          if (isEmbassyError(err) && err.code === 'DISK_FULL') this.#diskFullAlarm(err)
+          throw err
+        }
+      }
+    })
   }
 
   async list(): Promise<DatasetSummary[]> {
