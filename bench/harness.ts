@@ -345,8 +345,12 @@ export function spawnNode(script: string, args: string[], opts: SpawnOptions): P
             process.kill(-child.pid, 'SIGKILL')
           } catch {}
         }
-        resolve(code ?? (signal ? -1 : null))
-        for (const w of exitWaiters.splice(0)) w()
+        // Events still buffered in stdout (a large last JSON line) arrive before 'close': only
+        // then is the process's output complete and a waiter that has not seen its event failed.
+        child.once('close', () => {
+          resolve(code ?? (signal ? -1 : null))
+          for (const w of exitWaiters.splice(0)) w()
+        })
       })
     }),
     waitEvent(pred, timeoutMs = 60_000, what = 'event') {

@@ -63,14 +63,30 @@ export interface CatalogOptions {
   maxCores?: number
 }
 
+/** One read key's folded view of the catalog (datasets()). */
+interface CatalogView {
+  /** Blocks applied so far (block 0 is the header). */
+  upto: number
+  metaKey: Uint8Array | null
+  byId: Map<string, DatasetInfo>
+  /** Every core listed so far (hex), for the per-agency cap. */
+  cores: Set<string>
+  /** Cached lists by "retired included", until the next block. */
+  lists: Map<boolean, DatasetInfo[]>
+}
+
 export class Catalog {
   readonly core: Hypercore
   #blocks: Array<CatalogBlock | null> = []
   #refreshing: Promise<void> | null = null
   #problems: CatalogProblem[] = []
   #problemKeys = new Set<string>()
-  /** datasets() results by (read key, retired flag), valid while no new block was decoded. */
-  #views = new Map<string, { blocks: number; list: DatasetInfo[] }>()
+  /**
+   * datasets() state per read key, folded incrementally: each decoded block is applied once (a
+   * catalog of n entries costs O(n) over its life, not O(n) per new block), and the lists (with
+   * and without retired datasets) are cached until the next block.
+   */
+  #views = new Map<string, CatalogView>()
   readonly maxCores: number
 
   constructor(core: Hypercore, opts: CatalogOptions = {}) {
@@ -169,20 +185,28 @@ export class Catalog {
   /** Datasets, newest state of each; names only when `readKey` is given. */
   async datasets(readKey: Uint8Array | null = null, opts: { includeRetired?: boolean } = {}): Promise<DatasetInfo[]> {
     await this.refresh()
-    // Every receipt and request asks; decoding and unsealing the whole catalog each time is O(n).
-    const viewKey = `${readKey ? Buffer.from(readKey).toString('hex') : '-'}/${opts.includeRetired ? 1 : 0}`
-    const cached = this.#views.get(viewKey)
-    if (cached && cached.blocks === this.#blocks.length) return cached.list.map((d) => ({ ...d }))
-    const list = this.#materialise(readKey, !!opts.includeRetired)
-    this.#views.set(viewKey, { blocks: this.#blocks.length, list })
+    // Every receipt and request asks: unsealing the whole catalog each time would be O(n).
+    const viewKey = readKey ? Buffer.from(readKey).toString('hex') : '-'
+    let view = this.#views.get(viewKey)
+    if (!view) this.#views.set(viewKey, (view = { upto: 1, metaKey: readKey ? metadataKey(readKey) : null, byId: new Map(), cores: new Set(), lists: new Map() }))
+    if (view.upto < this.#blocks.length) {
+      this.#fold(view)
+      view.lists.clear()
+    }
+    const includeRetired = !!opts.includeRetired
+    let list = view.lists.get(includeRetired)
+    if (!list) {
+      list = [...view.byId.values()].filter((d) => includeRetired || !d.retired).map((d) => ({ ...d }))
+      view.lists.set(includeRetired, list)
+    }
     return list.map((d) => ({ ...d }))
   }
 
-  #materialise(readKey: Uint8Array | null, includeRetired: boolean): DatasetInfo[] {
-    const metaKey = readKey ? metadataKey(readKey) : null
-    const byId = new Map<string, DatasetInfo>()
-    const cores = new Set<string>()
-    for (let seq = 1; seq < this.#blocks.length; seq++) {
+  /** Applies the blocks decoded since `view` was last brought up to date (in order). */
+  #fold(view: CatalogView): void {
+    const { metaKey, byId, cores } = view
+    for (let seq = view.upto; seq < this.#blocks.length; seq++) {
+      view.upto = seq + 1
       const b = this.#blocks[seq]
       if (!b || b.type === CatalogType.HEADER) continue
       const id = toHex(b.id)
@@ -212,6 +236,7 @@ export class Catalog {
         this.#problem(seq, `dataset name "${printable(name)}" is not a safe name (${unsafe}); the dataset is not readable by name`)
         name = null
       }
+      // An update replaces the entry (Map.set keeps its place in the list; it keeps its first seq).
       byId.set(id, {
         id,
         kind,
@@ -224,7 +249,6 @@ export class Catalog {
         seq: prev ? prev.seq : seq
       })
     }
-    return [...byId.values()].filter((d) => includeRetired || !d.retired)
   }
 
   /** Every core key the catalog lists (what an embassy must hold), retired ones included. */

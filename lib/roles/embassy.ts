@@ -55,6 +55,12 @@ export class Embassy extends BaseRole {
   /** Cores (hex key) whose receipt is due at the next tick, with their holder. */
   #dirty = new Map<string, { holder: Holder; core: Hypercore }>()
   #lastSent = new Map<string, number>()
+  /**
+   * Cores picked up empty (hex key): a core just opened has length 0 until a peer's first sync,
+   * so the receipt of an empty core waits for a peer to confirm it (else every core would get a
+   * length-0 receipt on pick-up, a third of all receipts at scale). Checked by the one tick.
+   */
+  #emptyAtPickUp = new Map<string, { holder: Holder; core: Hypercore }>()
   /** The length each core last caught up at (hex key → length). */
   #caughtUpAt = new Map<string, number>()
   /** Per followed agency (z32): its recent instances (newest last), and when two alternated. */
@@ -313,10 +319,10 @@ export class Embassy extends BaseRole {
     this.guard.watch(holder)
     holder.on('core-added', (k) => {
       this.emit('core-added', catalogKey, toZ32(k))
-      // An empty core never downloads anything: tell the agency right away that it is held.
-      // (Others get their receipt when their blocks arrive.)
+      // An empty core never downloads anything: tell the agency that it is held once a peer
+      // confirmed it is empty (#tick). Others get their receipt when their blocks arrive.
       const held = holder.cores.get(k.toString('hex'))
-      if (held && held.core.length === 0) void this.#send(holder, held.core)
+      if (held && held.core.length === 0) this.#emptyAtPickUp.set(k.toString('hex'), { holder, core: held.core })
     })
     holder.on('caught-up', (core) => this.emit('caught-up', catalogKey, toZ32(core.key!), core.length))
     holder.on('progress', (core) => this.#onprogress(holder, core))
@@ -344,6 +350,16 @@ export class Embassy extends BaseRole {
 
   #tick(): void {
     const now = Date.now()
+    for (const [hex, { holder, core }] of this.#emptyAtPickUp) {
+      if (core.closing || core.length > 0) {
+        this.#emptyAtPickUp.delete(hex) // non-empty: its receipt goes when its blocks arrive
+        continue
+      }
+      // A peer's first sync says how long the core is: empty there too (a longer one is fetched first).
+      if (!core.peers.some((p) => (p as { remoteSynced?: boolean }).remoteSynced === true && p.remoteLength === 0)) continue
+      this.#emptyAtPickUp.delete(hex)
+      void this.#send(holder, core)
+    }
     for (const [hex, { holder, core }] of this.#dirty) {
       if (now - (this.#lastSent.get(hex) ?? 0) < RECEIPT_INTERVAL_MS) continue
       this.#dirty.delete(hex)

@@ -17,6 +17,13 @@ import { toZ32 } from '../ids.js'
 import type { HeldCoreRef } from '../data/held-core.js'
 import { guardServedBlocks, type DamagedBlock } from '../data/checked-blocks.js'
 import type { HeadSummary } from '../custody/heads.js'
+import { repairBlock } from '../verify/repair.js'
+
+/**
+ * New cores opened at once when a catalog lists many (one storage round trip per batch): bounded,
+ * so a catalog of thousands of datasets never opens them all in one go.
+ */
+export const OPEN_BATCH = 64
 
 export interface HeldCore {
   key: string
@@ -71,6 +78,8 @@ export interface HolderEvents {
    * another holder and verified. For the role's HistoryGuard to log and alarm (`damaged-block`).
    */
   'damaged-block': [damage: DamagedBlock]
+  /** A damaged block was fetched again from another holder and verified: the damage is repaired. */
+  'block-repaired': [damage: DamagedBlock]
   error: [err: Error]
 }
 
@@ -150,6 +159,9 @@ export class Holder extends EventEmitter<HolderEvents> {
 
   async #refresh(): Promise<void> {
     const datasets = await this.catalog.datasets(null, { includeRetired: true })
+    // New cores are opened in bounded parallel batches: one storage round trip per batch, not per
+    // core (sequential opens dominated catching up thousands of datasets), and never all at once.
+    let batch: Array<{ key: Buffer; core: Hypercore; dataset: DatasetInfo }> = []
     for (const d of datasets) {
       for (const key of d.cores) {
         if (this.#closed) return
@@ -158,22 +170,44 @@ export class Holder extends EventEmitter<HolderEvents> {
         if (this.#opts.admit && !this.#opts.admit(key, d)) continue
         const core = this.store.get({ key, allowFork: false })
         this.cores.set(hex, { core, dataset: d.id })
-        await core.ready()
-        this.#appendOnly(core)
-        if (this.#download) this.#download(core, d)
-        else core.download({ start: 0, end: -1 })
-        let caughtUpAt = -1
-        core.on('download', () => {
-          this.emit('progress', core)
-          if (core.contiguousLength === core.length && core.length !== caughtUpAt) {
-            caughtUpAt = core.length
-            this.emit('caught-up', core)
-          }
-        })
-        this.emit('core-added', key, d.id)
+        batch.push({ key, core, dataset: d })
+        if (batch.length >= OPEN_BATCH) {
+          await this.#hold(batch)
+          batch = []
+        }
       }
     }
+    if (batch.length > 0) await this.#hold(batch)
     this.#opts.refreshed?.()
+  }
+
+  /** Waits for a batch of newly listed cores to open, then holds each (in catalog order). */
+  async #hold(batch: Array<{ key: Buffer; core: Hypercore; dataset: DatasetInfo }>): Promise<void> {
+    const opened = await Promise.allSettled(batch.map((b) => b.core.ready()))
+    const failed = opened.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+    for (let i = 0; i < batch.length; i++) {
+      if (this.#closed) return
+      const { key, core, dataset } = batch[i]!
+      if (opened[i]!.status === 'rejected') continue
+      this.#appendOnly(core)
+      if (this.#download) this.#download(core, dataset)
+      else core.download({ start: 0, end: -1 })
+      core.on('download', this.#ondownload(core))
+      this.emit('core-added', key, dataset.id)
+    }
+    if (failed) throw failed.reason
+  }
+
+  /** A held core's `download` listener: progress, and `caught-up` once per length. */
+  #ondownload(core: Hypercore): () => void {
+    let caughtUpAt = -1
+    return () => {
+      this.emit('progress', core)
+      if (core.contiguousLength === core.length && core.length !== caughtUpAt) {
+        caughtUpAt = core.length
+        this.emit('caught-up', core)
+      }
+    }
   }
 
   /** Every held core, the catalog first. */
@@ -192,13 +226,11 @@ export class Holder extends EventEmitter<HolderEvents> {
     guardServedBlocks(core, (damage) => {
       this.emit('damaged-block', damage)
       if (this.#closed || core.closing) return
-      // Cleared, then asked for again: another holder's copy arrives verified against the signed tree.
-      core
-        .clear(damage.index, damage.index + 1)
-        .then(() => {
-          if (!this.#closed && !core.closing) core.download({ start: damage.index, end: damage.index + 1 })
-        })
-        .catch(() => {})
+      // Cleared, then asked for again (waiting for a holder that has it): another holder's copy
+      // arrives verified against the signed tree (lib/verify/repair.ts).
+      void repairBlock(core, damage.index, 0).then((r) => {
+        if (r.ok && !this.#closed) this.emit('block-repaired', damage)
+      })
     })
     core.on('truncate', () => {
       // Only an accepted rewrite gets here: hold the core append-only again on its new fork.
