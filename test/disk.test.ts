@@ -329,3 +329,26 @@ test('disk: low space shows in status, the log and /metrics; a bad threshold is 
   t.ok(/^embassy_disk_low 1$/m.test(text), 'metrics: embassy_disk_low 1')
   t.ok(/^embassy_disk_free_bytes \d+$/m.test(text), 'metrics: embassy_disk_free_bytes')
 })
+
+test('disk: an embassy whose disk is full raises disk-full (its downloads stop silently otherwise)', async (t) => {
+  const bootstrap = await testnet(t)
+  const mnt = mountTmpfs(t, TMPFS_BYTES)
+  const dir = path.join(mnt, 'embassy')
+  await EmbassyNode.init(dir, { role: 'embassy' })
+  // Open it once so the store's files exist, then fill the disk around them.
+  const first = new Daemon({ dir, bootstrap, log: () => {} })
+  await first.ready()
+  await first.close()
+  const filler = await fill(mnt, 1024 * 1024)
+  const logs: LogEvent[] = []
+  const daemon = new Daemon({ dir, bootstrap, log: (e) => logs.push(e) })
+  t.teardown(() => daemon.close(), { order: 0 })
+  await daemon.ready()
+  const full = logs.find((e) => e.event === 'disk-full')
+  t.ok(full, 'a disk-full log line at start')
+  t.is(full?.level, 'error')
+  const status = (await nodeStatus(daemon.host)) as unknown as { alarms: Array<{ kind: string; detail: string }> }
+  const alarm = status.alarms.find((a) => a.kind === 'disk-full')
+  t.ok(alarm && /downloads of new blocks stop/.test(alarm.detail), `the embassy's alarms list disk-full: ${alarm?.detail}`)
+  fs.unlinkSync(filler)
+})

@@ -13,6 +13,10 @@ import { LOCK_WAIT_MS, openHost, waitForDirectory } from './lock-wait.js'
 import { toZ32 } from '../ids.js'
 import { MIN_DHT_NODES, Network } from '../net/network.js'
 import { DISK_CHECK_INTERVAL_MS, diskSpace, type DiskSpace } from '../node/disk.js'
+import type { Alarm } from '../custody/receipts.js'
+
+/** Below this many free bytes a holder's disk counts as full (its downloads have stopped). */
+const HOLDER_FULL_BYTES = 4 * 1024 * 1024
 import { DrillSchedule } from '../roles/drill-schedule.js'
 import type { DrillSource } from '../roles/drill.js'
 import { CustodySampler, SAMPLE_MS } from '../custody/timeseries.js'
@@ -202,6 +206,18 @@ export class Daemon extends ReadyResource {
       this.#log('warn', 'disk-low', `low disk space: ${mib(d.free)} free of ${mib(d.total)} (below ${mib(d.threshold)}; lowSpaceBytes/lowSpaceFraction in config.json): writes and downloads fail with DISK_FULL when it runs out`, fields)
     } else if (!d.low && was !== null && was.low) {
       this.#log('info', 'disk-ok', `disk space back above the threshold: ${mib(d.free)} free of ${mib(d.total)}`, fields)
+    }
+    // A holder's downloads stop without an error when the disk is full (the store refuses the
+    // write, hypercore just does not get the block): the free space is the only sign, so a
+    // holder raises `disk-full` itself. An agency raises it on its own writes (agency.ts).
+    const role = this.host.node.config.role
+    const full = d.free < HOLDER_FULL_BYTES
+    const wasFull = was !== null && was.free < HOLDER_FULL_BYTES
+    if ((role === 'embassy' || role === 'mirror') && full && !wasFull) {
+      const detail = `the disk of ${this.host.node.dir} is full (${mib(d.free)} free of ${mib(d.total)}): downloads of new blocks stop; what is held is still served. Free space, then restart the node (the store keeps its write error)`
+      const holder = (await this.host.role().catch(() => null)) as { guard?: { alarms: { add(a: Alarm): boolean } } } | null
+      holder?.guard?.alarms.add({ time: Date.now(), kind: 'disk-full', peer: '', core: null, detail })
+      this.#log('error', 'disk-full', `disk-full: ${detail}`, { ...fields, needed: HOLDER_FULL_BYTES })
     }
   }
 
