@@ -73,11 +73,26 @@ export async function apiStatus(ctx: Ctx): Promise<void> {
       name: a.name,
       state: a.state,
       error: a.error,
+      ...freshness(node, a.catalog),
       datasets: a.datasets.map((d) => ({ name: d.summary.name, kind: d.summary.kind, length: d.summary.length, byteLength: d.summary.byteLength }))
     })),
     node,
     ...(nodeError ? { nodeError } : {})
   })
+}
+
+/**
+ * Whether an agency's data here can be fresh: a source with no connected holder (its agency,
+ * embassies, other mirrors) serves only what is held, however complete that looks: `stale: true`,
+ * since when. From the node's status document (`sources[].peers`); nothing when it has none.
+ */
+function freshness(node: unknown, catalog: string | null): { peers: number; stale: boolean; staleSince: string | null } | Record<string, never> {
+  const sources = (node as { sources?: unknown } | null)?.sources
+  if (!catalog || !Array.isArray(sources)) return {}
+  const src = sources.find((x: { catalogKey?: unknown }) => x?.catalogKey === catalog) as { peers?: unknown; noPeers?: unknown; noPeersSince?: unknown } | undefined
+  if (!src || typeof src.peers !== 'number') return {}
+  const since = src.noPeers === true && typeof src.noPeersSince === 'number' ? new Date(src.noPeersSince).toISOString() : null
+  return { peers: src.peers, stale: src.noPeers === true, staleSince: since }
 }
 
 function summaryJson(entry: DatasetEntry, ds: OpenDataset | null, ref: DatasetRef): Record<string, unknown> {

@@ -21,6 +21,7 @@ import { udxWithLargeBuffers } from './udp.js'
 import { toZ32 } from '../ids.js'
 import type { KeyPair } from '../node/node.js'
 import { peerRoleName, type Handshake } from '../../protocol/index.js'
+import { FAST_RETRY_MS, Reconnector, STALE_DIAL_MS, type PeerAddress } from './reconnect.js'
 
 /**
  * Reconnect back-offs (ms) for peers we dial, after the 1st, 2nd, 3rd and later failures.
@@ -128,6 +129,12 @@ export interface NetworkOptions {
   connectionTimeout?: number
   /** A configured peer still unreachable is reported at most this often (ms). @default LOOKING_REPORT_MS */
   lookingReportMs?: number
+  /**
+   * Reconnection help (./reconnect.ts: fast retries, direct probes and dials at last known
+   * addresses, pokes on network activity). `false` leaves Hyperswarm's back-off alone (baseline
+   * measurements). @default true
+   */
+  reconnect?: boolean
 }
 
 /** What one connection replicates (Network keeps it per peer). */
@@ -215,6 +222,15 @@ export class Network extends ReadyResource {
   /** Configured peers not connected: unreachable since, and when we last said so. */
   #looking = new Map<string, { since: number; reportedAt: number }>()
   #nodesAtStart = 0
+  /** Fast retries, direct probes and pokes for configured peers (null: off). */
+  #reconnect: Reconnector | null = null
+  #reconnectTimer: NodeJS.Timeout | null = null
+  /** When the network opened (a catalog never held by a connected peer has had none since). */
+  #openedAt = Date.now()
+  /** When the last connected holder of each catalog (hex) went away, bounded by MAX_CONTACTS. */
+  #holdersLostAt = new Map<string, number>()
+  /** Our dials in flight (not open yet), by peer (hex): when each started. */
+  #dials = new Map<string, { stream: { destroy(err?: Error): void; destroyed?: boolean }; at: number }>()
 
   constructor(opts: NetworkOptions & { scope?: ReplicationScope }) {
     super()
@@ -230,6 +246,7 @@ export class Network extends ReadyResource {
     // dht-rpc tries port..port+5 and then any port unless told otherwise: a given port is that
     // port or an error, never a neighbour the operator did not choose (nor firewall rules allow).
     const ports = port === 0 ? { port: 0 } : { port: [port, port + 1], anyPort: false }
+    this.#openedAt = Date.now()
     this.dht = new DHT({ bootstrap, keyPair, ...ports, host, udx: udxWithLargeBuffers() } as unknown as ConstructorParameters<typeof DHT>[0])
     this.swarm = new Hyperswarm({
       keyPair,
@@ -256,10 +273,143 @@ export class Network extends ReadyResource {
     this.dht.on('network-update', () => this.#onNetworkUpdate())
     this.#watch = setInterval(() => this.#watchDht(), DHT_WATCH_MS)
     this.#watch.unref()
+    if (this.opts.reconnect !== false) this.#startReconnect()
+  }
+
+  /**
+   * Reconnection help (./reconnect.ts). Our dials also go straight to a peer's last known address
+   * when a probe just found it answering (HyperDHT's `relayAddresses`: the peer's own DHT node
+   * answers the handshake), beside the DHT lookup; and the DHT's signals (our network changed or came back, a DHT node answers an empty routing
+   * table) dial every waiting configured peer at once.
+   */
+  #startReconnect(): void {
+    const swarm = this.swarm
+    const known = (hex: string) => swarm.peers.get(hex)
+    const reconnect = new Reconnector({
+      waiting: () => this.#waitingPeers(),
+      dialing: (hex) => {
+        const d = this.#dials.get(hex)
+        if (d) return Date.now() - d.at
+        // A connection opening (incoming, handshake under way) counts as a fresh dial.
+        return (swarm as unknown as { _allConnections: { has(k: Buffer): boolean } })._allConnections.has(Buffer.from(hex, 'hex')) ? 0 : null
+      },
+      dial: (hex) => {
+        const info = known(hex)
+        if (!info || info.banned || this.closing) return
+        const go = () => {
+          if (this.closing || info.banned) return
+          info.attempts = 0
+          swarm.joinPeer(info.publicKey)
+        }
+        const pending = this.#dials.get(hex)
+        if (!pending) return go()
+        // Hyperswarm dials a key once at a time: drop the stale dial, dial again once it closed.
+        this.#dials.delete(hex)
+        const stream = pending.stream as unknown as { once(e: 'close', f: () => void): void; destroy(): void }
+        stream.once('close', () => queueMicrotask(go))
+        stream.destroy()
+      },
+      probe: (address) =>
+        this.closing
+          ? Promise.resolve(false)
+          : (this.dht as unknown as { ping(a: PeerAddress, o: { retry: boolean }): Promise<unknown> }).ping(address, { retry: false }).then(
+              () => true,
+              () => false
+            )
+    })
+    this.#reconnect = reconnect
+    const dht = this.dht as unknown as {
+      connect(key: Buffer, opts?: { relayAddresses?: PeerAddress[] | null; [k: string]: unknown }): NoiseSecretStream
+      }
+    const connect = dht.connect.bind(dht)
+    dht.connect = (key, opts = {}) => {
+      const hex = Buffer.from(key).toString('hex')
+      const direct = reconnect.directAddress(hex)
+      let relayAddresses = opts.relayAddresses
+      // The direct address alone: HyperDHT tries it first and walks the DHT beside it (the relays
+      // it would have used from its cache are found again by that lookup, in parallel).
+      if (direct && !(relayAddresses && relayAddresses.length > 0)) relayAddresses = [direct]
+      const stream = connect(key, { ...opts, relayAddresses })
+      const entry = { stream, at: Date.now() }
+      this.#dials.set(hex, entry)
+      const done = () => {
+        if (this.#dials.get(hex) === entry) this.#dials.delete(hex)
+      }
+      stream.once('open', done)
+      stream.once('close', done)
+      return stream
+    }
+    const poke = () => {
+      if (!this.closing) reconnect.poke()
+    }
+    this.dht.on('network-change', poke)
+    this.dht.on('persistent', poke)
+    this.dht.on('add-node', () => {
+      // A DHT node answers an empty (or nearly empty) routing table: the DHT is back.
+      if (this.#routingNodes() <= MIN_DHT_NODES) poke()
+      if (!this.#dhtReachable) this.#watchDht()
+    })
+    this.#reconnectTimer = setInterval(() => {
+      if (this.closing) return
+      // While the routing table is empty, ask the bootstrap nodes every tick (not every DHT_WATCH_MS).
+      if (this.#routingNodes() === 0) this.dht.refresh()
+      reconnect.tick()
+    }, FAST_RETRY_MS)
+    this.#reconnectTimer.unref()
+  }
+
+  /** Configured peers (the ones we dial) that are not connected, as hex keys. */
+  #waitingPeers(): string[] {
+    const out: string[] = []
+    for (const info of this.swarm.explicitPeers) {
+      if (info.banned) continue
+      const hex = info.publicKey.toString('hex')
+      if (this.peers.has(hex) || this.connectionTo(info.publicKey)) continue
+      out.push(hex)
+    }
+    return out
+  }
+
+  /**
+   * Connected peers that hold catalog `key` for us (their handshake names it, or we download it
+   * from them), and when none does: since when (the last one went away, or this node started).
+   * O(connected peers). A source with no peer serves only what is held here: status says so.
+   */
+  holdersOf(key: Uint8Array): { peers: number; noPeersSince: number | null } {
+    const hex = Buffer.from(key).toString('hex')
+    let peers = 0
+    for (const p of this.peers.values()) if (this.#holds(p, hex)) peers++
+    if (peers > 0) return { peers, noPeersSince: null }
+    return { peers: 0, noPeersSince: this.#holdersLostAt.get(hex) ?? this.#openedAt }
+  }
+
+  #holds(p: Peer, catalogHex: string): boolean {
+    if (p.handshake?.catalogs.some((k) => Buffer.from(k).toString('hex') === catalogHex)) return true
+    const c = this.#connectionOf(p)
+    return !!c && !c.conn.destroyed && c.repl.downloadOnly.has(catalogHex)
+  }
+
+  /** `peer` went away: each catalog it held that no other connected peer holds has no peer since now. */
+  #holderLost(peer: Peer, now = Date.now()): void {
+    for (const k of peer.handshake?.catalogs ?? []) {
+      const hex = Buffer.from(k).toString('hex')
+      if (this.holdersOf(k).peers > 0) continue
+      this.#holdersLostAt.delete(hex)
+      this.#holdersLostAt.set(hex, now)
+      if (this.#holdersLostAt.size > MAX_CONTACTS) this.#holdersLostAt.delete(this.#holdersLostAt.keys().next().value!)
+    }
+  }
+
+  /** Reconnection counters (status, tests): dials by reason and addresses remembered. */
+  reconnectStatus(): { dials: Record<string, number>; knownAddresses: number } | null {
+    const r = this.#reconnect
+    return r ? { dials: { ...r.dials }, knownAddresses: r.knownAddresses } : null
   }
 
   override async _close(): Promise<void> {
     if (this.#watch) clearInterval(this.#watch)
+    if (this.#reconnectTimer) clearInterval(this.#reconnectTimer)
+    this.#reconnect?.close()
     // Destroy connections first: swarm.destroy() leaves them open and peers notice only later.
     for (const conn of this.#connections.keys()) conn.destroy()
     // Unannouncing is a courtesy (DHT records expire by themselves): never let an unreachable DHT
@@ -275,7 +425,11 @@ export class Network extends ReadyResource {
   #firewall(remoteKey: Buffer, payload: unknown): boolean {
     // Hyperswarm asks on incoming connections (with the handshake payload) and before dialling
     // (null): both are admitted by the same rule, so we never dial a peer we would refuse.
-    if (this.opts.isAllowed(remoteKey)) return false
+    if (this.opts.isAllowed(remoteKey)) {
+      if (payload !== null) this.#incoming(remoteKey, true)
+      return false
+    }
+    if (payload !== null) this.#incoming(remoteKey, this.opts.dialAnyone === true && this.#foundOnTopic(remoteKey))
     // A node that reads from any holder connects to the peers it found on its own topics, whoever
     // dials first; such a connection only downloads (see #applyScope), it never serves a block.
     if (this.opts.dialAnyone && this.#foundOnTopic(remoteKey)) return false
@@ -285,6 +439,26 @@ export class Network extends ReadyResource {
     this.#remember(remoteKey)
     if (payload !== null) this.emit('refused', remoteKey)
     return true
+  }
+
+  /**
+   * Someone dials us: the network works, so dial every waiting configured peer now (each at most
+   * once per MIN_POKE_GAP_MS, however many dial us). And when the
+   * dialler is a peer our own dial to has gone unanswered for STALE_DIAL_MS (it went to the address
+   * the peer had before it restarted), drop ours: Hyperswarm would otherwise keep it and refuse the
+   * peer's fresh dial as a duplicate when we are the expected initiator.
+   */
+  #incoming(remoteKey: Buffer, admitted: boolean): void {
+    if (this.closing) return
+    const hex = remoteKey.toString('hex')
+    const dial = this.#dials.get(hex)
+    // Only for a peer the firewall admits (its key is proven by the Noise handshake already).
+    if (admitted && dial && Date.now() - dial.at >= STALE_DIAL_MS && !this.connectionTo(remoteKey)) {
+      this.#dials.delete(hex)
+      dial.stream.destroy()
+    }
+    // After this tick: the firewall answers first, and a poke never dials the peer dialling us.
+    queueMicrotask(() => this.#reconnect?.poke(hex))
   }
 
   #lastRelookup = 0
@@ -390,7 +564,7 @@ export class Network extends ReadyResource {
       // Not yet one check long (it may be connecting right now), or said recently: quiet.
       if (now - entry.since < DHT_WATCH_MS / 2 || now - entry.reportedAt < (this.opts.lookingReportMs ?? LOOKING_REPORT_MS)) continue
       entry.reportedAt = now
-      this.emit('looking-for', info.publicKey, info.attempts, nextRetryMs(info, this.swarm))
+      this.emit('looking-for', info.publicKey, info.attempts, this.#reconnect?.fastRetrying(hex) ? FAST_RETRY_MS : nextRetryMs(info, this.swarm))
     }
     for (const hex of this.#looking.keys()) if (!seen.has(hex)) this.#looking.delete(hex)
   }
@@ -583,6 +757,9 @@ export class Network extends ReadyResource {
       conn,
       catalogs: []
     }
+    // Where it came from: its DHT node, which answers a direct dial after a restart or a cut.
+    const raw = conn.rawStream as unknown as { remoteHost?: string | null; remotePort?: number } | undefined
+    this.#reconnect?.connected(peer.id, raw?.remoteHost ? { host: raw.remoteHost, port: raw.remotePort ?? 0 } : null)
     const c: Connection = {
       conn,
       peer,
@@ -602,8 +779,10 @@ export class Network extends ReadyResource {
     conn.on('close', () => {
       this.#connections.delete(conn)
       this.#pending.delete(c)
+      if (!this.connectionTo(key)) this.#reconnect?.lost(peer.id)
       if (this.peers.get(peer.id) === peer) {
         this.peers.delete(peer.id)
+        this.#holderLost(peer)
         this.emit('peer-lost', peer, 'connection closed')
       }
     })

@@ -14,6 +14,8 @@ import type { FetchStatus } from '../../roles/mirror-fetch.js'
 import type { QuotaLimits, QuotaStatus, UnlimitedStatus } from '../../roles/quota.js'
 import type { Alarm } from '../../custody/index.js'
 import { AlarmAcks, type ListedAlarm } from '../../custody/alarms.js'
+import { loadSeries, parseSince, summarize, type SeriesSummary } from '../../custody/timeseries.js'
+import { EmbassyError } from '../../errors.js'
 import type { AgencyHolding } from '../../roles/embassy.js'
 import type { SourceStatus } from '../../roles/mirror.js'
 import type { HeldCore } from '../../roles/holder.js'
@@ -88,6 +90,17 @@ interface Contact {
   lastContact: number | null
 }
 
+/**
+ * How many connected peers hold a source's catalog (its agency, embassies, other mirrors), on a
+ * running node (null when read from storage). With none, what is held here may be stale: `noPeers`
+ * and since when (the last holder went away, or the node started).
+ */
+export interface SourcePeers {
+  peers: number | null
+  noPeers: boolean
+  noPeersSince: number | null
+}
+
 /** An embassy's custody of a dataset, with its last contact (apart from the receipt's age). */
 export type EmbassyCustodyView = EmbassyCustody & Contact
 export type DatasetCustodyView = Omit<DatasetCustody, 'embassies'> & { embassies: EmbassyCustodyView[] }
@@ -112,13 +125,14 @@ export type AgencyView = AgencyHolding & {
   followedAt: number | null
   /** Not reached yet: ms since it was followed (null when unknown or reached). */
   unreachedFor: number | null
-} & Contact
+} & Contact &
+  SourcePeers
 
 /** What `embassy status` shows: the node, its peers and, per role, what it holds. */
 export type NodeStatus =
   | (StatusBase & { role: 'agency'; datasets: DatasetCustodyView[]; restore?: RestoreStatus } & Omit<CustodyStatus, 'alarms' | 'datasets'> & AlarmView)
   | (StatusBase & { role: 'embassy'; agencies: AgencyView[] } & Omit<HolderAlarms, 'alarms'> & AlarmView)
-  | (StatusBase & { role: 'mirror'; sources: Array<SourceStatus & Contact>; fetch?: FetchStatus } & Omit<HolderAlarms, 'alarms'> & AlarmView)
+  | (StatusBase & { role: 'mirror'; sources: Array<SourceStatus & Contact & SourcePeers>; fetch?: FetchStatus } & Omit<HolderAlarms, 'alarms'> & AlarmView)
   | (StatusBase & { role: 'auditor'; sources: Array<{ agencyNodeKey: string; catalogKey: string }>; embassies: AuditedEmbassy[] } & Omit<HolderAlarms, 'alarms'> & AlarmView)
 
 /** An embassy a blind auditor audits (roles/auditor.ts status). */
@@ -149,8 +163,17 @@ export async function nodeStatus(host: Host): Promise<NodeStatus> {
   if (Array.isArray(s.datasets)) {
     s.datasets = (s.datasets as DatasetCustody[]).map((d): DatasetCustodyView => ({ ...d, embassies: d.embassies.map((e) => ({ ...e, lastContact: contact(e.nodeKey) })) }))
   }
+  const holders = (catalogKey: string | null): SourcePeers => {
+    if (!network || catalogKey === null) return { peers: null, noPeers: false, noPeersSince: null }
+    try {
+      const h = network.holdersOf(parseKey(catalogKey))
+      return { peers: h.peers, noPeers: h.peers === 0, noPeersSince: h.noPeersSince }
+    } catch {
+      return { peers: null, noPeers: false, noPeersSince: null }
+    }
+  }
   if (Array.isArray(s.sources) && host.node.role === 'mirror') {
-    s.sources = (s.sources as SourceStatus[]).map((src) => ({ ...src, lastContact: contact(src.agencyNodeKey) }))
+    s.sources = (s.sources as SourceStatus[]).map((src) => ({ ...src, lastContact: contact(src.agencyNodeKey), ...holders(src.catalogKey) }))
   }
   // Acknowledged alarms (`embassy alarms ack`) stay in the history and the counts, not in status.
   const listed = new AlarmAcks(host.node.dir).list((s.alarms as Alarm[] | undefined) ?? [])
@@ -161,7 +184,7 @@ export async function nodeStatus(host: Host): Promise<NodeStatus> {
     s.agencies = (s.agencies as AgencyHolding[]).map((a): AgencyView => {
       const followedAt = host.node.config.follow.find((f) => f.nodeKey === a.nodeKey)?.followedAt ?? null
       const reached = a.catalogKey !== null
-      return { ...a, reached, followedAt, unreachedFor: !reached && followedAt !== null ? Math.max(0, now - followedAt) : null, lastContact: contact(a.nodeKey) }
+      return { ...a, reached, followedAt, unreachedFor: !reached && followedAt !== null ? Math.max(0, now - followedAt) : null, lastContact: contact(a.nodeKey), ...holders(a.catalogKey) }
     })
   }
   return s as unknown as NodeStatus
@@ -170,19 +193,31 @@ export async function nodeStatus(host: Host): Promise<NodeStatus> {
 export const status = defineCommand({
   name: 'status',
   spec: {
-    usage: 'embassy status [--watch] [--interval SECONDS]',
+    usage: 'embassy status [--watch] [--interval SECONDS] [--since 30m|24h|7d|30d]',
     summary: 'what this node holds, who it is connected to; on an agency, custody per dataset and embassy',
-    details: ['--watch           redraw until Ctrl-C (with --json: one JSON document per line)', '--interval S       seconds between redraws (default 1)'],
-    options: { watch: { type: 'boolean' }, interval: { type: 'string' } },
+    details: [
+      '--watch           redraw until Ctrl-C (with --json: one JSON document per line)',
+      '--interval S       seconds between redraws (default 1)',
+      '--since WINDOW     agency: the worst lag per dataset and embassy and every alarm in the last',
+      '                   WINDOW (N followed by m, h or d; at most 30d), from the custody history'
+    ],
+    options: { watch: { type: 'boolean' }, interval: { type: 'string' }, since: { type: 'string' } },
     args: [0, 0]
   },
-  input(line): { watch: boolean; intervalSeconds: number } {
+  input(line): { watch: boolean; intervalSeconds: number; since?: { text: string; ms: number } } {
+    if (line.opts.since !== undefined) {
+      const text = String(line.opts.since)
+      const ms = parseSince(text)
+      if (ms === null) throw usageError(`--since must be a window such as 30m, 24h, 7d or 30d (at most 30d), not "${text}"`, 'status')
+      if (line.opts.watch) throw usageError('--since and --watch do not go together', 'status')
+      return { watch: false, intervalSeconds: 1, since: { text, ms } }
+    }
     if (!line.opts.watch) return { watch: false, intervalSeconds: 1 }
     const seconds = line.opts.interval === undefined ? 1 : Number(line.opts.interval)
     if (!(seconds >= 0.1 && seconds <= 3600)) throw usageError('--interval must be 0.1 to 3600 seconds', 'status')
     return { watch: true, intervalSeconds: seconds }
   },
-  handler: (host) => nodeStatus(host),
+  handler: (host, input): Promise<NodeStatus | StatusHistory> => (input.since ? statusHistory(host, input.since) : nodeStatus(host)),
   /** --watch: the status again and again until SIGINT/SIGTERM, each as a screen (or a JSON line). */
   async around(input, { io, onceSignal }, once) {
     if (!input.watch) return once()
@@ -190,14 +225,49 @@ export const status = defineCommand({
     onceSignal(() => (stop = true))
     while (!stop) {
       const s = await once()
-      io.write(io.json ? JSON.stringify(s) + '\n' : (io.tty ? '\x1b[2J\x1b[H' : '\n') + `${new Date().toISOString()}\n` + formatStatus(s, io))
+      io.write(io.json ? JSON.stringify(s) + '\n' : (io.tty ? '\x1b[2J\x1b[H' : '\n') + `${new Date().toISOString()}\n` + ('history' in s ? formatHistory(s) : formatStatus(s, io)))
       const until = Date.now() + input.intervalSeconds * 1000
       while (!stop && Date.now() < until) await new Promise((r) => setTimeout(r, 50))
     }
     return null
   },
-  format: (s, view) => formatStatus(s, view)
+  format: (s, view) => ('history' in s ? formatHistory(s) : formatStatus(s, view))
 })
+
+/** `status --since`: the custody history's summary of a window (lib/custody/timeseries.ts). */
+export interface StatusHistory {
+  history: SeriesSummary & { window: string }
+}
+
+async function statusHistory(host: Host, since: { text: string; ms: number }): Promise<StatusHistory> {
+  if (host.node.role !== 'agency') throw EmbassyError.wrongRole('status --since', host.node.role, 'agency')
+  const { data, damaged } = loadSeries(host.node.dir)
+  return { history: { ...summarize(data, since.ms, Date.now(), damaged), window: since.text } }
+}
+
+function formatHistory(s: StatusHistory): string {
+  const h = s.history
+  let out = `custody history, last ${escapeText(h.window)} (${new Date(h.since).toISOString()} to ${new Date(h.until).toISOString()}; sampled every ${h.sampleMs / 1000} s)\n`
+  if (h.damaged) out += `WARNING: the history file was unreadable and was set aside as ${h.damaged}\n`
+  if (h.worst.length === 0) out += '\nno samples in this window (the history is kept by `embassy run`)\n'
+  else {
+    out += '\nworst lag per dataset and embassy:\n'
+    out += table([
+      ['  DATASET', 'EMBASSY', 'WORST BEHIND', 'FOR', 'WHEN', 'NOW', 'SAMPLES'],
+      ...h.worst.map((w) => [
+        `  ${escapeText(w.dataset)}`,
+        short(w.embassy),
+        w.blocks ? `${w.blocks} blk / ${fmtBytes(w.bytes)}` : 'never behind',
+        w.blocks || w.seconds ? `${w.seconds} s` : '-',
+        w.blocks || w.seconds ? new Date(w.at).toISOString() : '-',
+        w.latest.state === 'ok' ? 'up to date' : w.latest.state === 'behind' ? `${w.latest.blocks} blk behind for ${w.latest.seconds} s` : w.latest.state === 'failed' ? 'NOT HELD (audit failed or pre-rewrite)' : 'no receipt yet',
+        String(w.samples)
+      ])
+    ])
+  }
+  if (h.alarms.length === 0) return out + '\nno alarms in this window\n'
+  return out + `\n${h.alarms.length} alarm(s) in this window:\n` + h.alarms.map((a) => `  ${a.id} ${new Date(a.time).toISOString()} ${escapeText(a.kind)}${a.peer ? ` from ${escapeText(short(a.peer))}` : ''}: ${escapeText(a.detail)}`).join('\n') + '\n'
+}
 
 function age(ms: number | null): string {
   if (ms === null) return 'never'
@@ -253,6 +323,7 @@ export function formatStatus(s: NodeStatus, view: FormatView): string {
     let out = head
     for (const a of s.agencies) {
       out += `\nagency ${a.nodeKey} (${a.connected ? 'connected' : 'offline'}, last contact ${contactText(a.lastContact, now)})\n  catalog ${a.catalogKey ?? '(not learnt yet)'}\n`
+      if (a.reached) out += noPeersText(a, now)
       if (!a.reached) {
         // Not "catching up": nothing was ever heard from it (a wrong key, or it is not running or not admitting us).
         out += `  never reached${a.unreachedFor !== null ? ` (followed ${age(a.unreachedFor)} ago)` : ''}: check the key (\`embassy id\` on the agency)\n    and that the agency allows this embassy\n`
@@ -284,12 +355,20 @@ export function formatStatus(s: NodeStatus, view: FormatView): string {
   for (const src of s.sources) {
     const held = src.held ? `; held ${src.held.heldBlocks}/${src.held.totalBlocks} blocks (${src.held.state})` : ''
     out += `\nagency ${src.agencyNodeKey} (last contact ${contactText(src.lastContact ?? null, now)})\n  catalog ${src.catalogKey}\n  ${src.complete ? 'complete' : 'catching up'}${held}\n`
+    out += noPeersText(src, now)
     out += table([
       ['  CORE', 'LENGTH', 'HELD', 'SIZE', 'PEERS', 'HISTORY'],
       ...src.cores.map((c) => [`  ${c.dataset === 'catalog' ? 'catalog' : short(c.key)}`, String(c.length), String(c.contiguousLength), fmtBytes(c.byteLength), String(c.peers), history(c)])
     ])
   }
   return out + formatFetch(s.fetch) + formatAlarms(s.alarms, 'alarm')
+}
+
+/** Holders of a source connected now; with none, a warning that what is held may be stale. */
+function noPeersText(p: SourcePeers, now: number): string {
+  if (p.peers === null) return ''
+  if (!p.noPeers) return `  ${p.peers} holder${p.peers === 1 ? '' : 's'} connected\n`
+  return `  NO PEERS: no holder of this catalog connected${p.noPeersSince !== null ? ` for ${age(Math.max(0, now - p.noPeersSince))}` : ''}; what is held here may be stale\n`
 }
 
 /** "5 s ago", or "never" (not heard from since this node started). */
