@@ -6,57 +6,22 @@
  * in status, the log and /metrics before the disk is full.
  * The disk is a small tmpfs mounted here (we run as root, as CI does); no mount → the test fails.
  */
-import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import test from 'brittle'
 import { Daemon, EmbassyError, EmbassyNode, NodeHost, type LogEvent } from '../lib/index.js'
 import { nodeStatus } from '../lib/daemon/commands/node.js'
-import { diskSpace, isNoSpace, lowSpaceThreshold, toDiskFull } from '../lib/node/disk.js'
+import { isNoSpace, lowSpaceThreshold, toDiskFull } from '../lib/node/disk.js'
 import { APPEND_GROUP_BYTES } from '../lib/data/files-dataset.js'
 import { testnet, type Test } from './helpers/index.js'
+import { fillDisk, mountTmpfs } from './helpers/disk.js'
 
 const TMPFS_BYTES = 24 * 1024 * 1024
 /** What is left free for the node after the filler file: enough to open, too little for the appends below. */
 const HEADROOM_BYTES = 3 * 1024 * 1024
 const RECORD_BYTES = 48 * 1024
 
-/** Mounts a tmpfs of `bytes` on a fresh folder; unmounted at teardown (after everything on it closed). */
-function mountTmpfs(t: Test, bytes: number): string {
-  const mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'embassy-disk-'))
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${bytes},mode=0700`, 'tmpfs', mnt], { stdio: 'pipe' })
-  } catch (err) {
-    fs.rmdirSync(mnt)
-    throw new Error(`disk.test needs to mount a small tmpfs (run as root, as CI does): mount -t tmpfs failed: ${(err as Error).message}`)
-  }
-  t.teardown(() => {
-    try {
-      execFileSync('umount', [mnt], { stdio: 'pipe' })
-    } catch {
-      execFileSync('umount', ['-l', mnt], { stdio: 'pipe' })
-    }
-    fs.rmdirSync(mnt)
-  }, { order: Infinity })
-  return mnt
-}
 
-/** Fills the disk of `dir` with one file, leaving `leave` bytes free; returns its path. */
-async function fill(dir: string, leave: number): Promise<string> {
-  const file = path.join(dir, 'filler.bin')
-  const { free } = await diskSpace(dir)
-  const fd = fs.openSync(file, 'w')
-  const chunk = Buffer.alloc(1024 * 1024, 0xaa)
-  let left = free - leave
-  while (left > 0) {
-    const n = Math.min(left, chunk.byteLength)
-    fs.writeSync(fd, chunk, 0, n)
-    left -= n
-  }
-  fs.closeSync(fd)
-  return file
-}
 
 function record(i: number): string {
   return JSON.stringify({ i, pad: String(i % 10).repeat(RECORD_BYTES) })
@@ -81,7 +46,7 @@ test('disk: a full disk refuses an append with DISK_FULL, keeps what was acknowl
   const notices: Array<{ event: string; message: string }> = []
   agency.on('notice', (n: { event: string; message: string }) => notices.push(n))
 
-  const filler = await fill(mnt, HEADROOM_BYTES)
+  const filler = fillDisk(mnt, HEADROOM_BYTES)
   const acknowledged: string[] = []
   let err: unknown = null
   // Far more than the headroom holds: the loop must end with an error, not by running out of records.
@@ -132,21 +97,6 @@ test('disk: a full disk refuses an append with DISK_FULL, keeps what was acknowl
   t.alike(await readAll(host), acknowledged)
 })
 
-/** Fills the disk of `dir` at once (from an event handler), leaving `leave` bytes free. */
-function fillSync(dir: string, leave: number): string {
-  const file = path.join(dir, 'filler.bin')
-  const st = fs.statfsSync(dir)
-  const fd = fs.openSync(file, 'w')
-  const chunk = Buffer.alloc(1024 * 1024, 0xaa)
-  let left = Number(st.bavail) * Number(st.bsize) - leave
-  while (left > 0) {
-    const n = Math.min(left, chunk.byteLength)
-    fs.writeSync(fd, chunk, 0, n)
-    left -= n
-  }
-  fs.closeSync(fd)
-  return file
-}
 
 /** A files dataset 'laws' on a fresh agency in `mnt`, with a.txt published; helpers to look at it. */
 async function lawsAgency(t: Test, mnt: string) {
@@ -191,7 +141,7 @@ test('disk: a publish that does not fit is refused with DISK_FULL before anythin
   const before = await lengths()
   const version = ds.version
 
-  const filler = await fill(mnt, HEADROOM_BYTES)
+  const filler = fillDisk(mnt, HEADROOM_BYTES)
   // Six 1 MiB files into 3 MiB of headroom.
   const tree = ['/a.txt:14']
   for (let i = 0; i < 6; i++) {
@@ -233,7 +183,7 @@ test('disk: a disk that fills during a publish: DISK_FULL, no file of it visible
   const content = (await ds.cores()).find((c) => c.part === 'content')!.core
   let filler: string | null = null
   const onAppend = (): void => {
-    if (filler === null) filler = fillSync(mnt, 2 * 1024 * 1024) // right after the first group landed
+    if (filler === null) filler = fillDisk(mnt, 2 * 1024 * 1024) // right after the first group landed
   }
   content.on('append', onAppend)
   const err = await agency.publish('laws', src).then(() => null, (e: unknown) => e)
@@ -339,7 +289,7 @@ test('disk: an embassy whose disk is full raises disk-full (its downloads stop s
   const first = new Daemon({ dir, bootstrap, log: () => {} })
   await first.ready()
   await first.close()
-  const filler = await fill(mnt, 1024 * 1024)
+  const filler = fillDisk(mnt, 1024 * 1024)
   const logs: LogEvent[] = []
   const daemon = new Daemon({ dir, bootstrap, log: (e) => logs.push(e) })
   t.teardown(() => daemon.close(), { order: 0 })

@@ -9,12 +9,11 @@
  * check before an append meets it (DISK_FULL, no restart) or the store does (DISK_FULL telling to
  * restart); the assertions are the same for both, and the recovery follows what the error says.
  */
-import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import test from 'brittle'
 import { pairDirs, pseudoRandom } from '../helpers/index.js'
+import { fillDisk as fill, mountTmpfs } from '../helpers/disk.js'
 import { control, mustCli, report, sleep, waitCaughtUp, type Cluster } from './cluster.js'
 import { canRunLab, Lab } from './lab.js'
 
@@ -25,41 +24,7 @@ const TMPFS_BYTES = 1024 * MiB
 const PHASE2_FILES = 160
 const DATASET = 'docs'
 
-function mountTmpfs(t: test.Assert, bytes: number): string {
-  const mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'embassy-fault-disk-'))
-  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${bytes},mode=0700`, 'tmpfs', mnt], { stdio: 'pipe' })
-  t.teardown(() => {
-    try {
-      execFileSync('umount', [mnt], { stdio: 'pipe' })
-    } catch {
-      execFileSync('umount', ['-l', mnt], { stdio: 'pipe' })
-    }
-    fs.rmdirSync(mnt)
-  }, { order: Infinity })
-  return mnt
-}
 
-/** Fills the disk of `dir` with one file, leaving `leave` bytes free (or none, when something else writes meanwhile). */
-function fill(dir: string, leave: number, name = 'filler.bin'): string {
-  const file = path.join(dir, name)
-  const st = fs.statfsSync(dir)
-  const fd = fs.openSync(file, 'w')
-  const chunk = Buffer.alloc(MiB, 0xaa)
-  let left = Number(st.bavail) * Number(st.bsize) - leave
-  try {
-    while (left > 0) {
-      const n = Math.min(left, chunk.byteLength)
-      fs.writeSync(fd, chunk, 0, n)
-      left -= n
-    }
-  } catch (err) {
-    // The agency wrote meanwhile (phase 2 fills during its publish): the disk is full, as wanted.
-    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err
-  } finally {
-    fs.closeSync(fd)
-  }
-  return file
-}
 
 /** The dataset's [index, content] core keys (z32) on the running agency. */
 async function datasetCores(agencyDir: string): Promise<string[]> {
