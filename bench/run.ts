@@ -17,8 +17,9 @@ import { connect } from './suites/connect.js'
 import { recovery } from './suites/recovery.js'
 import { continuity } from './suites/continuity.js'
 import { audit } from './suites/audit.js'
+import { lane } from './suites/lane.js'
 
-const SUITES: Record<string, Suite> = { replication, publish, 'live-lag': liveLag, scale, outage, connect, recovery, continuity, audit }
+const SUITES: Record<string, Suite> = { replication, publish, 'live-lag': liveLag, scale, outage, connect, recovery, continuity, audit, lane }
 
 /** Hard limits on the whole run (the budget: quick under 3 minutes, full under 20). */
 const BUDGET_MS = { quick: 3 * 60_000, full: 20 * 60_000 }

@@ -67,7 +67,9 @@ const EXIT_BY_CODE = {
   // `embassy repair`: damaged blocks no holder could replace with a copy that verifies (named in details).
   REPAIR_FAILED: ExitCode.FAILED,
   // A copied node directory (cp -a, rsync, a restored backup; a rename is followed): refused until the operator accepts the copy.
-  NODE_MOVED: ExitCode.USAGE
+  NODE_MOVED: ExitCode.USAGE,
+  // A direct lane (net/lane.ts) answered with a Noise key other than the one we dialled: not our peer.
+  WRONG_PEER: ExitCode.FAILED
 } as const satisfies Record<string, ExitCode>
 
 export type ErrorCode = keyof typeof EXIT_BY_CODE
@@ -368,6 +370,16 @@ export class EmbassyError extends Error {
   /** `append --wait-for-custody`: the records were appended at home, but not enough embassies held them in time. */
   static custodyTimeout(msg: string, details: ErrorDetails) {
     return new EmbassyError('TIMEOUT', msg, { details })
+  }
+
+  /** A direct lane (net/lane.ts) could not be opened: no TCP connection, or no Noise handshake in time. */
+  static laneUnreachable(host: string, port: number, why: string, cause?: unknown) {
+    return new EmbassyError('PEER_UNREACHABLE', `lane to ${host}:${port}: ${why}`, { cause, details: { host, port } })
+  }
+
+  /** A direct lane's peer proved a Noise key other than the one we dialled (the stream is closed, nothing replicated). */
+  static wrongPeer(host: string, port: number, expected: string, got: string) {
+    return new EmbassyError('WRONG_PEER', `lane to ${host}:${port}: the peer there is ${got}, not ${expected}; nothing was replicated`, { details: { host, port, expected, got } })
   }
 }
 
