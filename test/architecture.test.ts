@@ -13,14 +13,14 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 const SOURCE_DIRS = ['lib', 'bin', 'protocol']
 const MAX_LINES = 450
 
-type Layer = 'protocol' | 'errors' | 'ids' | 'index' | 'cli' | 'node' | 'data' | 'net' | 'custody' | 'verify' | 'kit' | 'roles' | 'gateway' | 'daemon' | 'bin'
+type Layer = 'protocol' | 'errors' | 'ids' | 'html' | 'index' | 'cli' | 'node' | 'data' | 'net' | 'custody' | 'verify' | 'kit' | 'roles' | 'gateway' | 'daemon' | 'bin'
 
-const LIB: Layer[] = ['errors', 'ids', 'node', 'data', 'net', 'custody', 'verify', 'kit', 'roles', 'gateway', 'daemon']
+const LIB: Layer[] = ['errors', 'ids', 'html', 'node', 'data', 'net', 'custody', 'verify', 'kit', 'roles', 'gateway', 'daemon']
 const except = (...no: Layer[]): Layer[] => [...LIB.filter((l) => !no.includes(l)), 'protocol']
 
 /**
  * THE RULES. A file in layer L may import from `may` (its own layer is always allowed), and from
- * `typeOnly` with type-only imports. Layers: protocol/; lib/errors.ts; lib/ids.ts; lib/index.ts;
+ * `typeOnly` with type-only imports. Layers: protocol/; lib/errors.ts; lib/ids.ts; lib/html.ts; lib/index.ts;
  * lib/daemon/index.ts (the CLI entry: commands, runCommand, help); each lib/<folder>/; bin/.
  * Nothing inside lib/ imports lib/index.ts (the public surface) or the CLI entry.
  */
@@ -28,6 +28,7 @@ const LAYERS: Record<Layer, { may: Layer[]; typeOnly?: Layer[] }> = {
   protocol: { may: [] }, // protocol/ imports nothing from lib/
   errors: { may: ['protocol'] },
   ids: { may: ['errors', 'protocol'] },
+  html: { may: [] }, // lib/html.ts: HTML escaping, imports nothing
   node: { may: ['errors', 'ids', 'protocol'] },
   data: { may: ['node', 'errors', 'ids', 'protocol'] },
   net: { may: ['node', 'errors', 'ids', 'protocol'], typeOnly: ['data'] },
@@ -64,6 +65,7 @@ function layerOf(file: string): Layer | null {
   if (file.startsWith('bin/')) return 'bin'
   if (file === 'lib/errors.ts') return 'errors'
   if (file === 'lib/ids.ts') return 'ids'
+  if (file === 'lib/html.ts') return 'html'
   if (file === 'lib/index.ts') return 'index'
   if (file === 'lib/daemon/index.ts') return 'cli'
   const m = /^lib\/([^/]+)\//.exec(file)

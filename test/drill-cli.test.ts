@@ -1,9 +1,11 @@
 /**
  * `embassy drill` (continuity drills with signed evidence) through the real CLI: an agency and two
- * embassies as separate processes; a drill from the kit and from a read capability, each against
- * one embassy; the signed report verified offline (and an altered one refused); an embassy missing
- * blocks fails the drill naming the dataset; the agency's files are byte-identical before and after;
- * bad input (kit, passphrase, capability, --embassy) is refused clearly, leaving nothing behind.
+ * embassies as separate processes; a drill from the kit, from shares of the kit and from a read
+ * capability, each against one embassy; the signed report verified offline (and an altered one
+ * refused); the last drill in `embassy status` and /api/status; an embassy genuinely behind (the
+ * agency appended what it does not have) gives a non-zero RPO; an embassy missing blocks fails the
+ * drill naming the dataset; the agency's files are byte-identical before and after; bad input
+ * (kit, shares, passphrase, capability, --embassy) is refused clearly, leaving nothing behind.
  * (test/drill.test.ts is the kit-restore drill, a different thing.)
  */
 import crypto from 'node:crypto'
@@ -46,7 +48,7 @@ function scratchDirs(): string[] {
   return fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith('embassy-drill-'))
 }
 
-test('drill: kit and capability drills against one of two embassies: signed report with RTO/RPO, verified offline; agency untouched; an embassy missing blocks fails naming the dataset', async (t) => {
+test('drill: kit, shares and capability drills against one of two embassies: signed report with RTO/RPO, verified offline; last drill in status; agency untouched; a behind embassy gives a non-zero RPO; one missing blocks fails naming the dataset', { timeout: 600_000 }, async (t) => {
   const { bootstrap } = await spawnBootstrap(t)
   const root = await t.tmp()
   const agencyDir = path.join(root, 'agency')
@@ -73,6 +75,8 @@ test('drill: kit and capability drills against one of two embassies: signed repo
   await pairDirs({ dir: agencyDir, nodeKey: agencyId.nodeKey }, { dir: aDir, nodeKey: aId.nodeKey })
   await pairDirs({ dir: agencyDir, nodeKey: agencyId.nodeKey }, { dir: bDir, nodeKey: bId.nodeKey })
   await cliOk(['kit', 'export', '--out', kit, '--kdf', 'moderate', '--dir', agencyDir, '--json'], { env: PASS })
+  const sharesBase = path.join(root, 'agency-shares.kit')
+  await cliOk(['kit', 'export', '--out', sharesBase, '--shares', '2/3', '--dir', agencyDir, '--json'])
   const listed = (await cliOk(['list', '--dir', agencyDir, '--json'])).json.datasets as Array<{ name: string; cores: string[]; length: number }>
   const ledgerCore = listed.find((d) => d.name === 'ledger')!.cores[0]!
 
@@ -175,6 +179,18 @@ test('drill: kit and capability drills against one of two embassies: signed repo
   t.is(run2.json.drillKey, shown.json.drillKey, 'the same drill identity as the kit\'s (admitted once)')
   t.is((await cli(['drill', '--verify', run2.json.reportFile])).code, 0)
 
+  // 3a. From 2 of the 3 shares of the agency's kit, pinned to embassy B: the kit's drill key signs.
+  const run4 = await cli(['drill', '--share', `${sharesBase}.1`, '--share', `${sharesBase}.3`, '--embassy', bId.nodeKey, '--out', out, '--json'], { timeout: 180_000 })
+  t.is(run4.code, 0, run4.stderr.slice(-2000))
+  t.ok(run4.json.ok, 'the drill from shares passed')
+  t.is(run4.json.source, 'shares')
+  t.is(run4.json.embassy, bId.nodeKey, 'rebuilt from the embassy asked for')
+  t.alike(run4.json.datasets.map((d: { name: string; ok: boolean; fetched: number; length: number }) => d.ok && d.fetched === d.length), [true, true], 'every dataset fetched whole')
+  t.is(run4.json.signer, r.signer, 'signed with the same drill key as from the passphrase kit')
+  t.is(run4.json.signerKind, 'kit')
+  t.is(run4.json.drillKey, shown.json.drillKey, 'the same drill identity (admitted once)')
+  t.is((await cli(['drill', '--verify', run4.json.reportFile])).code, 0)
+
   // 3b. Scheduled drills in a running node (`embassy run --schedule`): reports kept in DIR/drills/, metrics exported.
   const mDir = path.join(root, 'mirror')
   await cliOk(['init', '--role', 'mirror', '--dir', mDir, ...boot])
@@ -190,7 +206,43 @@ test('drill: kit and capability drills against one of two embassies: signed repo
   t.ok(at > 0 && Math.abs(at - Date.now() / 1000) < 600, `embassy_drill_last_timestamp_seconds ${at}`)
   t.ok(/^embassy_drill_rto_first_record_seconds [0-9.]+$/m.test(scrape), 'embassy_drill_rto_first_record_seconds')
   t.ok(/^embassy_drill_rpo_blocks 0$/m.test(scrape), 'embassy_drill_rpo_blocks 0')
+  // The last drill in `embassy status` (JSON and text) and /api/status: the report it names, summarised.
+  // (Drills run every 2 s here, so the one shown may be newer than the first: compare with its own file.)
+  const sameAsReport = (last: Record<string, any>, what: string): void => {
+    t.ok(typeof last?.reportFile === 'string' && path.dirname(last.reportFile) === path.join(mDir, 'drills'), `${what}: names a report in DIR/drills/ (${last?.reportFile})`)
+    const rep = JSON.parse(fs.readFileSync(last.reportFile, 'utf8'))
+    t.alike(
+      { ok: last.ok, embassy: last.embassy, finishedAt: last.finishedAt, at: last.at, firstRecordMs: last.firstRecordMs, fullCopyMs: last.fullCopyMs, blocksBehind: last.blocksBehind, secondsBehind: last.secondsBehind },
+      { ok: rep.ok, embassy: rep.embassy, finishedAt: rep.finishedAt, at: Math.floor(Date.parse(rep.finishedAt) / 1000), firstRecordMs: rep.rto.firstRecordMs, fullCopyMs: rep.rto.fullCopyMs, blocksBehind: rep.rpo.blocksBehind, secondsBehind: rep.rpo.secondsBehind },
+      `${what}: time, ok, RTO and RPO as in the report`
+    )
+    t.ok(Date.parse(last.finishedAt) >= Date.parse(JSON.parse(fs.readFileSync(passed.report, 'utf8')).finishedAt), `${what}: no older than the drill that passed`)
+  }
+  const st = await cliOk(['status', '--dir', mDir, '--json'])
+  t.is(st.json.drill?.intervalMs, 2000, 'status --json: the schedule (every 2 s)')
+  t.ok(st.json.drill.running || st.json.drill.nextAt > 0, 'a drill running or the next one due')
+  sameAsReport(st.json.drill.last, 'status --json')
+  const stText = await cliOk(['status', '--dir', mDir])
+  t.ok(/^drills every 2 s/m.test(stText.stdout), 'status text: the schedule')
+  const lastLine = /^last drill: (PASSED|FAILED) (\S+) .*embassy (\S+)\n {2}RTO first record (\d+) ms, full copy (\d+) ms; RPO (\d+) block\(s\) \/ (\d+) s behind\n(?: {2}why: .*\n)? {2}report (\S+)$/m.exec(stText.stdout)
+  t.ok(lastLine, `status text: the last drill, its RTO, RPO and report\n${stText.stdout}`)
+  if (lastLine) {
+    const rep = JSON.parse(fs.readFileSync(lastLine[8]!, 'utf8'))
+    t.alike(lastLine.slice(1, 8), [rep.ok ? 'PASSED' : 'FAILED', rep.finishedAt, `${rep.embassy.slice(0, 8)}…${rep.embassy.slice(-4)}`, String(rep.rto.firstRecordMs), String(rep.rto.fullCopyMs), String(rep.rpo.blocksBehind), String(rep.rpo.secondsBehind)], 'status text: as in the report it names')
+  }
+  const api = (await (await fetch(`${url}/api/status`)).json()) as { node?: { drill?: Record<string, any> } }
+  t.is(api.node?.drill?.intervalMs, 2000, '/api/status: the schedule')
+  sameAsReport(api.node?.drill?.last, '/api/status')
   t.is(await scheduled.stop(), 0, 'the node stops cleanly with drills scheduled')
+  const stopped = await cliOk(['status', '--dir', mDir, '--json'])
+  t.is(stopped.json.running, false)
+  t.alike({ intervalMs: stopped.json.drill?.intervalMs, running: stopped.json.drill?.running, nextAt: stopped.json.drill?.nextAt }, { intervalMs: null, running: false, nextAt: null }, 'not running: no schedule shown')
+  sameAsReport(stopped.json.drill?.last, 'status --json, node stopped (read from DIR/drills/)')
+  const newest = fs.readdirSync(path.join(mDir, 'drills')).filter((n) => n.endsWith('.json')).sort().pop()!
+  t.is(stopped.json.drill.last.reportFile, path.join(mDir, 'drills', newest), 'the newest report')
+  const stoppedText = await cliOk(['status', '--dir', mDir])
+  t.ok(/^last drill: PASSED /m.test(stoppedText.stdout) && !/^drills every/m.test(stoppedText.stdout), 'status text without the node running: the last drill, no schedule')
+  t.ok(stoppedText.stdout.split('\n').filter((l) => l.startsWith('last drill') || l.startsWith('  RTO')).every((l) => l.length <= 100), 'the drill lines fit in 100 columns')
   t.absent(fs.readdirSync(mDir).some((n) => n.startsWith('embassy-drill-')), 'no scratch in the node directory')
 
   // 4. An --embassy the kit's agency does not list: refused before going online.
@@ -200,11 +252,55 @@ test('drill: kit and capability drills against one of two embassies: signed repo
   t.is(unknown.json.error.code, 'BAD_ARGUMENT')
   t.ok(/not one of the embassies/.test(unknown.json.error.message), unknown.json.error.message)
 
-  // 5. Embassy B loses blocks of the ledger; with the agency and A down it cannot refill them.
+  // 5. Embassy B genuinely BEHIND: B stops; the agency appends 20 records, which A holds and
+  //    cosigns; the agency stops; B comes back cut off from A (the holder list the agency gave it is
+  //    removed from its config: it admits A no more), so it stays at 300. The drill from B passes —
+  //    a whole copy of an older head — and its RPO counts the 20 blocks, from A's witnessed head.
   t.alike(changed(hashTree(agencyDir), before), [], 'still byte-identical after every drill')
-  await agency.stop()
-  await embA.stop()
   await embB.stop()
+  const appendStarted = Date.now()
+  const more = Array.from({ length: 20 }, (_, i) => JSON.stringify({ entry: 300 + i }))
+  await cliOk(['append', 'ledger', '--dir', agencyDir], { input: more.join('\n') + '\n' })
+  await eventually(
+    'embassy A holds the 20 new records and cosigned the new head',
+    async () => {
+      const s = (await cli(['status', '--dir', agencyDir, '--json'])).json
+      const ds = s?.datasets?.find((d: { name: string }) => d.name === 'ledger')
+      const row = ds?.embassies?.find((e: { nodeKey: string }) => e.nodeKey === aId.nodeKey)
+      const head = ds?.heads?.find((h: { core: string }) => h.core === ledgerCore)
+      return row?.heldLength === 320 && head?.length === 320 && head.cosigners >= 1
+    },
+    120_000,
+    250
+  )
+  const witnessedBy = Date.now()
+  await agency.stop()
+  const bConfigFile = path.join(bDir, 'config.json')
+  const bConfig = JSON.parse(fs.readFileSync(bConfigFile, 'utf8'))
+  t.ok(bConfig.follow[0].holders?.includes(aId.nodeKey), 'B had learnt A from the agency (so it would admit it)')
+  for (const f of bConfig.follow) delete f.holders
+  bConfig.allow = bConfig.allow.filter((k: string) => k !== aId.nodeKey)
+  fs.writeFileSync(bConfigFile, JSON.stringify(bConfig, null, 2) + '\n')
+  const embB2 = await spawnRun(t, bDir, bootstrap)
+  const behindStarted = Date.now()
+  const behind = await cli(['drill', '--kit', kit, '--embassy', bId.nodeKey, '--out', out, '--json'], { env: PASS, timeout: 180_000 })
+  const behindDone = Date.now()
+  t.is(behind.code, 0, behind.stderr.slice(-2000))
+  t.is(behind.json.embassy, bId.nodeKey)
+  const behindLedger = behind.json.datasets.find((d: { name: string }) => d.name === 'ledger')
+  t.alike({ ok: behindLedger.ok, length: behindLedger.length, fetched: behindLedger.fetched }, { ok: true, length: 300, fetched: 300 }, 'B gave a whole ledger at its older head (300)')
+  t.is(behind.json.rpo.blocksBehind, 20, 'RPO: 20 blocks behind the newest head known')
+  t.alike(behind.json.rpo.sources, [aId.nodeKey], 'the newer head came from embassy A (witnessed, both signatures checked)')
+  // A witnessed the head before `witnessedBy` and after the append started; the drill waits 3 s for
+  // more embassies before it rebuilds, so the head is at least that old when the RPO is taken.
+  const secs = behind.json.rpo.secondsBehind
+  t.ok(secs >= Math.max(3, Math.floor((behindStarted - witnessedBy) / 1000)) && secs <= Math.ceil((behindDone - appendStarted) / 1000), `RPO: ${secs} s behind (between ${Math.floor((behindStarted - witnessedBy) / 1000)} and ${Math.ceil((behindDone - appendStarted) / 1000)})`)
+  t.ok(behind.json.ok, 'the drill passes: the copy is whole, only older (the RPO says how much)')
+  const behindText = await cli(['drill', '--verify', behind.json.reportFile])
+  t.is(behindText.code, 0)
+
+  // 6. Embassy B loses blocks of the ledger; with the agency down and A cut off it cannot refill them.
+  await embB2.stop()
   const node = new EmbassyNode(bDir)
   await node.ready()
   const core = node.store.get({ key: parseKey(ledgerCore) })
@@ -229,16 +325,18 @@ test('drill: kit and capability drills against one of two embassies: signed repo
   t.is((await cli(['drill', '--verify', run3.json.reportFile])).code, 0)
   const text = await cli(['drill', '--verify', run3.json.reportFile])
   t.ok(/FAILED/.test(text.stdout), 'verify says the drill it proves failed')
+  t.is(run3.json.rpo.blocksBehind, 20, 'and it is behind too')
   t.alike(scratchDirs(), scratchBefore, 'no scratch left')
 
-  // 6. No embassy reachable at all: exit 3.
+  // 7. No embassy reachable at all: exit 3.
+  await embA.stop()
   const none = await cli(['drill', '--kit', kit, '--embassy', aId.nodeKey, '--timeout', '3', '--out', out, '--json'], { env: PASS, timeout: 120_000 })
   t.is(none.code, 3, 'embassy A is down: unreachable')
   t.is(none.json.embassy, null)
   t.ok(/not reachable/.test(none.json.error), none.json.error)
 })
 
-test('drill: bad input — missing or garbled kit, wrong passphrase, damaged capability, bad keys — a clear error, nothing written', async (t) => {
+test('drill: bad input — missing or garbled kit, wrong passphrase, bad shares, damaged capability, bad keys — a clear error, nothing written', { timeout: 300_000 }, async (t) => {
   const root = await t.tmp()
   const dir = path.join(root, 'agency')
   const out = path.join(root, 'out')
@@ -257,6 +355,27 @@ test('drill: bad input — missing or garbled kit, wrong passphrase, damaged cap
   // One character changed: the checksum catches it.
   const i = cap.length - 5
   fs.writeFileSync(damagedCap, cap.slice(0, i) + (cap[i] === 'y' ? 'b' : 'y') + cap.slice(i + 1))
+  // Shares of the agency's kit (2 of 3) and of the embassy's; one with a wrong checksum, one cut short.
+  const shares = path.join(root, 'a-shares.kit')
+  await cliOk(['kit', 'export', '--out', shares, '--shares', '2/3', '--dir', dir])
+  const [s1, s2, s3] = [1, 2, 3].map((i) => `${shares}.${i}`) as [string, string, string]
+  const embShares = path.join(root, 'emb-shares.kit')
+  await cliOk(['kit', 'export', '--out', embShares, '--shares', '2/3', '--dir', embDir])
+  const damagedShare = path.join(root, 'damaged.kit.2')
+  fs.writeFileSync(damagedShare, JSON.stringify({ ...JSON.parse(fs.readFileSync(s2, 'utf8')), checksum: '0'.repeat(32) }, null, 2) + '\n')
+  const shortShare = path.join(root, 'short.kit.3')
+  fs.writeFileSync(shortShare, fs.readFileSync(s3, 'utf8').slice(0, 100))
+
+  // From shares: the same drill key and report signer as from the passphrase kit; a damaged share
+  // among enough good ones is named and left out.
+  const fromKit = (await cliOk(['drill', '--kit', kit, '--show-key', '--json'], { env: PASS })).json
+  const fromShares = await cliOk(['drill', '--share', s1, '--share', damagedShare, '--share', s3, '--show-key', '--json'])
+  t.is(fromShares.json.drillKey, fromKit.drillKey, 'shares: the same drill key as the passphrase kit')
+  t.is(fromShares.json.signer, fromKit.signer, 'shares: the same report signing key')
+  t.ok(fromShares.stderr.includes(damagedShare) && /damaged or altered share/.test(fromShares.stderr), `the damaged share is named: ${fromShares.stderr.trim()}`)
+  const help = await cliOk(['drill', '--help'])
+  t.ok(/--share FILE/.test(help.stdout + help.stderr), 'drill --help lists --share')
+
   const scratchBefore = scratchDirs()
   const cases: Array<{ what: string; args: string[]; env?: Record<string, string>; code: number; error: string }> = [
     { what: 'missing kit', args: ['--kit', path.join(root, 'nope.kit')], env: PASS, code: 1, error: 'BAD_INPUT' },
@@ -268,7 +387,18 @@ test('drill: bad input — missing or garbled kit, wrong passphrase, damaged cap
     { what: 'a garbage --embassy', args: ['--kit', kit, '--embassy', 'not-a-key'], env: PASS, code: 2, error: 'BAD_ARGUMENT' },
     { what: 'an --embassy the kit does not list', args: ['--kit', kit, '--embassy', crypto.randomBytes(32).toString('hex')], env: PASS, code: 2, error: 'BAD_ARGUMENT' },
     { what: 'a bad --timeout', args: ['--kit', kit, '--timeout', '0'], env: PASS, code: 2, error: 'BAD_ARGUMENT' },
-    { what: 'the kit of an embassy, not an agency', args: ['--kit', embKit], env: PASS, code: 2, error: 'BAD_ARGUMENT' }
+    { what: 'the kit of an embassy, not an agency', args: ['--kit', embKit], env: PASS, code: 2, error: 'BAD_ARGUMENT' },
+    { what: 'one share of a 2-of-3 kit', args: ['--share', s1], code: 1, error: 'BAD_INPUT' },
+    { what: 'one good share and a damaged one', args: ['--share', s1, '--share', damagedShare], code: 1, error: 'BAD_INPUT' },
+    { what: 'a share cut short', args: ['--share', s1, '--share', shortShare], code: 1, error: 'BAD_INPUT' },
+    { what: 'a missing share file', args: ['--share', s1, '--share', path.join(root, 'nope.kit.2')], code: 1, error: 'BAD_INPUT' },
+    { what: 'shares of two kits', args: ['--share', s1, '--share', `${embShares}.2`], code: 1, error: 'BAD_INPUT' },
+    { what: 'shares of an embassy\'s kit', args: ['--share', `${embShares}.1`, '--share', `${embShares}.2`], code: 2, error: 'BAD_ARGUMENT' },
+    { what: 'a passphrase kit given as a share', args: ['--share', kit, '--share', s1], code: 2, error: 'BAD_ARGUMENT' },
+    { what: 'a share given as --kit', args: ['--kit', s1], env: PASS, code: 2, error: 'BAD_ARGUMENT' },
+    { what: '--kit and --share', args: ['--kit', kit, '--share', s1], env: PASS, code: 2, error: 'BAD_ARGUMENT' },
+    { what: '--share and --capability-file', args: ['--share', s1, '--share', s2, '--capability-file', damagedCap], code: 2, error: 'BAD_ARGUMENT' },
+    { what: 'an --embassy the shares\' agency does not list', args: ['--share', s1, '--share', s2, '--embassy', crypto.randomBytes(32).toString('hex')], code: 2, error: 'BAD_ARGUMENT' }
   ]
   for (const c of cases) {
     const res = await cli(['drill', ...c.args, '--out', out, '--json'], { env: c.env ?? {} })

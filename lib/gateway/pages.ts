@@ -2,8 +2,9 @@
  * The gateway's web page: server-rendered HTML, no script, no external asset, one stylesheet
  * served by the gateway itself. Every interpolated value is escaped by the `html` template tag
  * (record texts, file names and descriptions are untrusted). Rendering only: no I/O, no errors thrown.
- * Imports: types from ./library.ts and lib/data only.
+ * Imports: types from ./library.ts and lib/data, and escapeHtml from lib/html.ts only.
  */
+import { escapeHtml } from '../html.js'
 import type { DatasetSummary } from '../data/datasets.js'
 import type { RecordView } from '../data/log-dataset.js'
 import type { AgencyInfo, AgencyView, CoreProvenance } from './library.js'
@@ -19,10 +20,6 @@ export class Html {
   toString(): string {
     return this.value
   }
-}
-
-export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string)
 }
 
 function render(v: unknown): string {

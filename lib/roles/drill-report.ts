@@ -15,13 +15,14 @@
  * whose it is).
  *
  * Owns: the report type, its signing, verification, HTML, file names and the bounded folder of
- * scheduled reports. May import: errors, ids (and hypercore-crypto).
+ * scheduled reports. May import: errors, ids, html (and hypercore-crypto).
  */
 import fs from 'node:fs'
 import path from 'node:path'
 import crypto from 'hypercore-crypto'
 import { EmbassyError } from '../errors.js'
 import { parseKey, toZ32 } from '../ids.js'
+import { escapeHtml } from '../html.js'
 import type { KeyPair } from '../node/node.js'
 
 export const DRILL_REPORT_FORMAT = 'data-embassy/drill-report'
@@ -59,8 +60,8 @@ export interface DrillReport {
   /** The agency (node key, z32) and its catalog (z32). */
   agency: string
   catalog: string
-  /** What the drill ran from. */
-  source: 'kit' | 'capability'
+  /** What the drill ran from: a passphrase kit, shares of a kit, or a read capability. */
+  source: 'kit' | 'shares' | 'capability'
   /** The drill's own node key (z32): what the embassies admit (`embassy allow KEY --agency AGENCY`). */
   drillKey: string
   startedAt: string
@@ -228,11 +229,6 @@ export function pruneDrillReports(dir: string, keep = MAX_KEPT_DRILLS): number {
     fs.rmSync(path.join(dir, n.replace(/\.json$/, '.html')), { force: true })
   }
   return old.length
-}
-
-/** HTML text: & < > " ' escaped. */
-export function escapeHtml(s: unknown): string {
-  return String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!)
 }
 
 function ms(v: number | null): string {

@@ -4,14 +4,18 @@
  * `<nodeDir>/drills/drill-<time>.json` (+ .html), the newest MAX_KEPT_DRILLS. The last result is
  * what /metrics exports (`embassy_drill_*`) and the custody dashboard reads from those files.
  *
- * Owns: the schedule, interval parsing, the last-drill summary. May import: roles/drill*, node/config (types), errors.
+ * `embassy status` (and /api/status) shows the last drill of a node directory with drillStatus():
+ * the newest report in `<nodeDir>/drills/` (scheduled, or `embassy drill --out DIR/drills`), and
+ * the schedule when this process runs one for that directory.
+ *
+ * Owns: the schedule, interval parsing, the last-drill summary and status. May import: roles/drill*, node/config (types), errors.
  */
 import fs from 'node:fs'
 import path from 'node:path'
 import { EmbassyError } from '../errors.js'
 import type { HostPort } from '../node/config.js'
 import { runDrill, type DrillSource } from './drill.js'
-import { DRILLS_DIR, MAX_KEPT_DRILLS, pruneDrillReports, type DrillReport } from './drill-report.js'
+import { DRILLS_DIR, MAX_DRILL_REPORT_BYTES, MAX_KEPT_DRILLS, pruneDrillReports, type DrillReport } from './drill-report.js'
 
 /** Shortest schedule accepted. */
 export const MIN_DRILL_INTERVAL_MS = 1000
@@ -35,21 +39,30 @@ export interface DrillScheduleStatus {
   /** When the next drill starts (ms since the epoch). */
   nextAt: number | null
   /** The newest report, summarised; null before the first. */
-  last: {
-    ok: boolean
-    embassy: string | null
-    startedAt: string
-    finishedAt: string
-    /** Seconds since the epoch of finishedAt. */
-    at: number
-    firstRecordMs: number | null
-    fullCopyMs: number | null
-    blocksBehind: number
-    secondsBehind: number
-    reportFile: string
-    error?: string
-  } | null
+  last: DrillSummary | null
 }
+
+/** A drill report as status shows it. */
+export interface DrillSummary {
+  ok: boolean
+  embassy: string | null
+  startedAt: string
+  finishedAt: string
+  /** Seconds since the epoch of finishedAt. */
+  at: number
+  firstRecordMs: number | null
+  fullCopyMs: number | null
+  blocksBehind: number
+  secondsBehind: number
+  reportFile: string
+  error?: string
+}
+
+/**
+ * What `embassy status` shows of drills: the schedule's fields when this process runs drills for
+ * the directory (`embassy run --schedule`), else `intervalMs: null`, not running, no next time.
+ */
+export type DrillStatus = Omit<DrillScheduleStatus, 'intervalMs'> & { intervalMs: number | null }
 
 export interface DrillScheduleOptions {
   /** The node directory: reports go to `<dir>/drills/`. */
@@ -68,19 +81,22 @@ export interface DrillScheduleOptions {
   onError?: (err: Error) => void
 }
 
-function summarise(r: DrillReport): NonNullable<DrillScheduleStatus['last']> {
+/** A number ≥ 0 from a report read back, else null (a hand-edited or damaged file). */
+const count = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : null)
+
+function summarise(r: DrillReport): DrillSummary {
   return {
     ok: r.ok,
-    embassy: r.embassy,
-    startedAt: r.startedAt,
+    embassy: typeof r.embassy === 'string' ? r.embassy : null,
+    startedAt: String(r.startedAt),
     finishedAt: r.finishedAt,
     at: Math.floor(Date.parse(r.finishedAt) / 1000),
-    firstRecordMs: r.rto.firstRecordMs,
-    fullCopyMs: r.rto.fullCopyMs,
-    blocksBehind: r.rpo.blocksBehind,
-    secondsBehind: r.rpo.secondsBehind,
-    reportFile: r.reportFile,
-    ...(r.error ? { error: r.error } : {})
+    firstRecordMs: count(r.rto.firstRecordMs),
+    fullCopyMs: count(r.rto.fullCopyMs),
+    blocksBehind: count(r.rpo.blocksBehind) ?? 0,
+    secondsBehind: count(r.rpo.secondsBehind) ?? 0,
+    reportFile: typeof r.reportFile === 'string' ? r.reportFile : '',
+    ...(typeof r.error === 'string' && r.error ? { error: r.error } : {})
   }
 }
 
@@ -94,11 +110,27 @@ function newestReport(folder: string): DrillReport | null {
   }
   for (const n of names) {
     try {
-      const r = JSON.parse(fs.readFileSync(path.join(folder, n), 'utf8')) as DrillReport
-      if (typeof r.ok === 'boolean' && typeof r.finishedAt === 'string' && r.rto && r.rpo) return r
+      const file = path.join(folder, n)
+      if (fs.statSync(file).size > MAX_DRILL_REPORT_BYTES) continue
+      const r = JSON.parse(fs.readFileSync(file, 'utf8')) as DrillReport
+      if (r && typeof r.ok === 'boolean' && typeof r.finishedAt === 'string' && !Number.isNaN(Date.parse(r.finishedAt)) && r.rto && typeof r.rto === 'object' && r.rpo && typeof r.rpo === 'object') return r
     } catch {}
   }
   return null
+}
+
+/** Schedules running in this process, by node directory (resolved): what drillStatus() reports. */
+const ACTIVE = new Map<string, DrillSchedule>()
+
+/**
+ * The drills of node directory `dir` for status: the running schedule's (when this process has
+ * one for `dir`), else the newest report in `<dir>/drills/` that parses; null when neither.
+ */
+export function drillStatus(dir: string): DrillStatus | null {
+  const active = ACTIVE.get(path.resolve(dir))
+  if (active) return active.status()
+  const last = newestReport(path.join(dir, DRILLS_DIR))
+  return last ? { intervalMs: null, running: false, nextAt: null, last: summarise(last) } : null
 }
 
 export class DrillSchedule {
@@ -121,6 +153,7 @@ export class DrillSchedule {
     fs.mkdirSync(this.folder, { recursive: true, mode: 0o700 })
     const last = newestReport(this.folder)
     if (last) this.#last = summarise(last)
+    ACTIVE.set(path.resolve(this.opts.dir), this)
     this.#arm(this.opts.firstDelayMs ?? Math.min(FIRST_DRILL_DELAY_MS, this.opts.intervalMs))
   }
 
@@ -174,6 +207,7 @@ export class DrillSchedule {
   /** Stops the schedule; a drill in progress is cut short (no report) and awaited. */
   async stop(): Promise<void> {
     this.#stopped = true
+    if (ACTIVE.get(path.resolve(this.opts.dir)) === this) ACTIVE.delete(path.resolve(this.opts.dir))
     if (this.#timer) clearTimeout(this.#timer)
     this.#timer = null
     this.#nextAt = null

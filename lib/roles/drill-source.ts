@@ -1,6 +1,6 @@
 /**
- * Where a continuity drill (drill.ts) gets its keys: a passphrase recovery kit or a read
- * capability, and the drill's own keys derived from them — its swarm identity (from the read key
+ * Where a continuity drill (drill.ts) gets its keys: a passphrase recovery kit, M shares of a kit
+ * split with `kit export --shares M/N`, or a read capability, and the drill's own keys derived from them — its swarm identity (from the read key
  * and catalog key: one key per agency, admitted once by each embassy) and, for a kit, its report
  * signing key (from the agency's primary key), each under its own namespace.
  *
@@ -13,7 +13,7 @@ import { EmbassyError } from '../errors.js'
 import { parseKey, toZ32 } from '../ids.js'
 import { parseReadCapability } from '../data/read-capability.js'
 import type { KeyPair } from '../node/node.js'
-import { inspectKit, openKit, wipeKit } from '../kit/index.js'
+import { combineSharesReport, inspectKit, openKit, wipeKit, type KitContents } from '../kit/index.js'
 
 /** Derivation namespaces of the drill's keys (BLAKE2b keyed with the secret, as in node/caps.ts). */
 const [NS_DRILL_IDENTITY, NS_DRILL_SIGNER] = crypto.namespace('data-embassy/drill', 2) as [Buffer, Buffer]
@@ -23,7 +23,8 @@ const MAX_KIT_BYTES = 1024 * 1024
 
 /** What a drill runs from: the agency's keys, the embassies it knows of, and the drill's keys. */
 export interface DrillSource {
-  kind: 'kit' | 'capability'
+  /** A passphrase kit, shares of a kit, or a read capability. */
+  kind: 'kit' | 'shares' | 'capability'
   catalogKey: Buffer
   readKey: Buffer
   agencyNodeKey: Buffer
@@ -33,9 +34,11 @@ export interface DrillSource {
   bootstrap: string[]
   /** The drill's own swarm identity (what embassies admit). */
   identity: KeyPair
-  /** Signs the report: the kit's drill key, or a fresh key. */
+  /** Signs the report: the kit's drill key (a passphrase kit or shares of one agency: the same key), or a fresh key. */
   signer: KeyPair
   signerKind: 'kit' | 'fresh'
+  /** Shares: the ones given that are damaged or altered and were not used (labels: file names). */
+  damagedShares?: string[]
 }
 
 function keyed(parts: Uint8Array[], key: Uint8Array): Buffer {
@@ -76,23 +79,51 @@ export function readSourceFile(file: string, what: string): string {
 /** True when the kit text is a passphrase kit (a drill needs its passphrase); BAD_INPUT when it is no kit. */
 export function kitIsSealed(text: string, label: string): boolean {
   const info = inspectKit(text, label)
-  if (info.type !== 'passphrase') throw EmbassyError.badArgument(`${label} is one share of a kit: a drill runs from a passphrase kit (or --capability-file)`)
+  if (info.type !== 'passphrase') throw EmbassyError.badArgument(`${label} is one share of a kit: give the shares with --share FILE (one per share, at least as many as the kit needs), not --kit`)
   return true
 }
 
 /** Opens a passphrase kit for drills; the primary key is used for the signing key only and wiped. */
 export async function drillSourceFromKit(text: string, passphrase: string, label = 'the kit file'): Promise<DrillSource> {
   kitIsSealed(text, label)
-  const contents = await openKit(text, passphrase)
+  return fromKitContents(await openKit(text, passphrase), 'kit', label)
+}
+
+/**
+ * Opens a kit from M of its N shares (`kit export --shares M/N`) for drills, like `kit import`
+ * does: a damaged or altered share is named in `damagedShares` and left out while enough good
+ * ones remain; too few shares, shares of two kits, or a passphrase kit among them: BAD_INPUT /
+ * BAD_ARGUMENT. The drill key and the report signing key are the agency's, as from its
+ * passphrase kit.
+ */
+export async function drillSourceFromShares(texts: readonly string[], labels: readonly string[]): Promise<DrillSource> {
+  if (texts.length === 0) throw EmbassyError.badArgument('no share given: --share FILE, once per share')
+  texts.forEach((text, i) => {
+    let type: string
+    try {
+      type = inspectKit(text, labels[i]).type
+    } catch (err) {
+      // A share whose checksum fails is still a share: combining names it (and leaves it out).
+      if (err instanceof EmbassyError && err.details.index !== undefined) return
+      throw err
+    }
+    if (type !== 'share') throw EmbassyError.badArgument(`${labels[i] ?? `share #${i + 1}`} is a passphrase kit, not a share: give it with --kit FILE`)
+  })
+  const report = await combineSharesReport(texts, labels)
+  return { ...fromKitContents(report.contents, 'shares', labels.join(', ')), damagedShares: report.damaged }
+}
+
+/** The drill source of an opened kit (an agency's only); wipes the contents. */
+function fromKitContents(contents: KitContents, kind: 'kit' | 'shares', label: string): DrillSource {
   try {
     if ((contents.role ?? 'agency') !== 'agency' || contents.readKey.byteLength !== 32 || contents.catalogKey.byteLength !== 32) {
-      throw EmbassyError.badArgument(`${label} is the kit of ${contents.role ?? 'a node'} ${toZ32(contents.nodeKey)}, not of an agency: a drill runs from an agency's kit (or --capability-file)`)
+      throw EmbassyError.badArgument(`${label} ${kind === 'shares' ? 'open' : 'is'} the kit of ${contents.role ?? 'a node'} ${toZ32(contents.nodeKey)}, not of an agency: a drill runs from an agency's kit (or --capability-file)`)
     }
     const readKey = Buffer.from(contents.readKey)
     const catalogKey = Buffer.from(contents.catalogKey)
     const known = [...new Set([...contents.allow, ...contents.peers])].map((k) => parseKey(k))
     return {
-      kind: 'kit',
+      kind,
       catalogKey,
       readKey,
       agencyNodeKey: Buffer.from(contents.nodeKey),

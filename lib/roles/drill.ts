@@ -22,8 +22,9 @@
  * The report is signed with a key derived for drills from the kit's primary key, or with a fresh
  * key named in the report when run from a capability (drill-report.ts).
  *
- * Owns: runDrill() (sources and key derivations: drill-source.ts; the report: drill-report.ts).
- * May import: node/, data/, net/, custody/, verify/, protocol/, errors, ids.
+ * Owns: runDrill() and the choice of embassy (sources and key derivations: drill-source.ts;
+ * fetching and checking a dataset: drill-fetch.ts; the RPO: drill-rpo.ts; the report:
+ * drill-report.ts). May import: node/, data/, net/, custody/, verify/, protocol/, errors, ids.
  */
 import fs from 'node:fs'
 import os from 'node:os'
@@ -37,16 +38,15 @@ import type { DrillSource } from './drill-source.js'
 import { Catalog, type DatasetInfo } from '../data/catalog.js'
 import { Datasets } from '../data/datasets.js'
 import type { HeldCoreRef } from '../data/held-core.js'
-import { verifySignedHead } from '../data/tree.js'
-import { FilesDataset } from '../data/files-dataset.js'
 import { LogDataset } from '../data/log-dataset.js'
 import { Network, type Peer } from '../net/network.js'
 import { agencyTopic } from '../node/caps.js'
 import type { HostPort } from '../node/config.js'
-import { verifyWitnessSignature } from '../custody/index.js'
 import { verifyCores } from '../verify/index.js'
-import { CUSTODY_MAJOR, CUSTODY_MINOR, PeerRole, type WitnessedHead } from '../../protocol/index.js'
+import { CUSTODY_MAJOR, CUSTODY_MINOR, PeerRole } from '../../protocol/index.js'
 import { drillReportPaths, signDrillReport, writeDrillReport, type DrillDataset, type DrillReport, type UnsignedDrillReport } from './drill-report.js'
+import { checkSample, fetchAll, firstRecord, waitFor, withDeadline } from './drill-fetch.js'
+import { addHead, recoveryPoint, type HeadsByCore } from './drill-rpo.js'
 
 /** How long the drill looks for an embassy before it gives up (exit 3). */
 export const DRILL_CONNECT_TIMEOUT_MS = 60_000
@@ -56,7 +56,7 @@ export const DRILL_SETTLE_MS = 3_000
 export const DRILL_STALL_MS = 20_000
 /** Records (log) or files checked per dataset after decrypting. */
 export const DRILL_SAMPLES = 8
-export { drillIdentity, drillSigner, drillSourceFromCapability, drillSourceFromKit, kitIsSealed, readSourceFile, type DrillSource } from './drill-source.js'
+export { drillIdentity, drillSigner, drillSourceFromCapability, drillSourceFromKit, drillSourceFromShares, kitIsSealed, readSourceFile, type DrillSource } from './drill-source.js'
 
 export interface DrillOptions {
   source: DrillSource
@@ -80,9 +80,6 @@ export interface DrillOptions {
   /** Cuts the drill short (the node stops): it rejects with CLOSED, writes no report, removes its scratch. */
   signal?: AbortSignal
 }
-
-/** Heads gossiped to the drill, by core (hex). */
-type HeadsByCore = Map<string, Array<{ head: WitnessedHead; from: string }>>
 
 /**
  * Runs one drill and writes its signed report to `out`. Resolves with the report whatever the
@@ -121,13 +118,8 @@ export async function runDrill(opts: DrillOptions): Promise<DrillReport> {
     isAllowed: (key) => known.has(key.toString('hex')) || (opts.embassy ? key.equals(opts.embassy) : false) || key.equals(source.agencyNodeKey),
     // Embassies admitted after the kit was made are found on the agency's topic.
     dialAnyone: true,
-    handlers: (peer) => ({
-      head: (h) => {
-        const hex = Buffer.from(h.core).toString('hex')
-        const list = heads.get(hex) ?? []
-        if (list.length < 64) list.push({ head: h, from: toZ32(peer.key) })
-        heads.set(hex, list)
-      }
+    handlers: () => ({
+      head: (h) => addHead(heads, h)
     })
   })
   // Named in our handshake (so holders send us their witnessed heads); no core is offered, so
@@ -192,69 +184,6 @@ async function pickEmbassy(network: Network, catalogHex: string, pinned: string 
   const list = holders()
   if (list.length === 0) return null
   return { peer: list[randomInt(list.length)]!, pausedMs }
-}
-
-async function waitFor<T>(check: () => T | null, timeoutMs: number, signal?: AbortSignal, every = 100): Promise<T | null> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = check()
-    if (v !== null) return v
-    if (Date.now() >= deadline || signal?.aborted) return null
-    await new Promise((r) => setTimeout(r, every))
-  }
-}
-
-/** `p`, or null after `ms` (or once `signal` aborts, or when `p` rejects). */
-async function withDeadline<T>(p: Promise<T>, ms: number, signal?: AbortSignal): Promise<T | null> {
-  let timer: NodeJS.Timeout | undefined
-  let onAbort: (() => void) | undefined
-  try {
-    return await Promise.race([
-      p,
-      new Promise<null>((resolve) => {
-        timer = setTimeout(() => resolve(null), ms)
-        onAbort = () => resolve(null)
-        signal?.addEventListener('abort', onAbort)
-      })
-    ])
-  } catch {
-    return null
-  } finally {
-    clearTimeout(timer)
-    if (onAbort) signal?.removeEventListener('abort', onAbort)
-  }
-}
-
-/**
- * Downloads every block of `core` (each verified by Hypercore against the signed tree as it
- * arrives). False when the download stops making progress for `stallMs` (blocks the peer lacks)
- * or the connection closed.
- */
-async function fetchAll(core: Hypercore, stallMs: number, signal?: AbortSignal): Promise<boolean> {
-  if (core.length === 0) return true
-  if (core.contiguousLength >= core.length) return true
-  let lastProgress = Date.now()
-  const onDownload = (): void => {
-    lastProgress = Date.now()
-  }
-  core.on('download', onDownload)
-  const range = core.download({ start: 0, end: core.length })
-  let settled: boolean | null = null
-  range.done().then(
-    () => (settled = true),
-    () => (settled = false)
-  )
-  try {
-    for (;;) {
-      if (settled !== null) return settled && core.contiguousLength >= core.length
-      if (core.contiguousLength >= core.length) return true
-      if (Date.now() - lastProgress > stallMs || signal?.aborted) return false
-      await new Promise((r) => setTimeout(r, 100))
-    }
-  } finally {
-    core.off('download', onDownload)
-    if (settled === null) range.destroy()
-  }
 }
 
 interface Rebuilt {
@@ -424,99 +353,4 @@ async function rebuild(
   } finally {
     await datasets.close().catch(() => {})
   }
-}
-
-/** The first record of a dataset, decrypted: a log's record 0, or a file tree's first entry. */
-async function firstRecord(ds: LogDataset | FilesDataset, timeout: number): Promise<boolean> {
-  if (ds instanceof LogDataset) {
-    for await (const r of ds.read({ start: 0, end: 1, wait: true, timeout })) return r.seq === 0
-    return false
-  }
-  for await (const _entry of ds.drive.list('/', { recursive: true, wait: true, timeout } as never)) return true
-  return false
-}
-
-/** Decrypts and checks up to `n` random records (log: JSON that parses) or files (their bytes read back in full). */
-async function checkSample(ds: LogDataset | FilesDataset, n: number): Promise<{ count: number; error?: string }> {
-  if (ds instanceof LogDataset) {
-    const length = ds.core.length
-    const picks = new Set<number>()
-    while (picks.size < Math.min(n, length)) picks.add(randomInt(length))
-    let count = 0
-    for (const seq of picks) {
-      let got = false
-      for await (const r of ds.read({ start: seq, end: seq + 1 })) {
-        got = true
-        if (r.seq !== seq) return { count, error: `record ${seq} came back as ${r.seq}` }
-        if (r.type === 'json') {
-          try {
-            JSON.parse(r.text)
-          } catch {
-            return { count, error: `record ${seq} does not decrypt to JSON` }
-          }
-        }
-      }
-      if (!got) return { count, error: `record ${seq} could not be read` }
-      count++
-    }
-    return { count }
-  }
-  const files: Array<{ key: string; size: number }> = []
-  for await (const entry of ds.drive.list('/', { recursive: true } as never) as AsyncIterable<{ key: string; value: { blob?: { byteLength: number } | null } }>) {
-    if (entry.value.blob) files.push({ key: entry.key, size: entry.value.blob.byteLength })
-  }
-  let count = 0
-  const picks = new Set<number>()
-  while (picks.size < Math.min(n, files.length)) picks.add(randomInt(files.length))
-  for (const i of picks) {
-    const f = files[i]!
-    const bytes = (await ds.drive.get(f.key, { wait: false } as never)) as Buffer | null
-    if (!bytes) return { count, error: `file ${f.key} could not be read` }
-    if (bytes.byteLength !== f.size) return { count, error: `file ${f.key} read back ${bytes.byteLength} of ${f.size} bytes` }
-    count++
-  }
-  return { count }
-}
-
-/**
- * RPO: per core, the newest head known — witnessed heads gossiped by the embassies (each checked:
- * the witness's signature and the agency's) and the agency's own head when it is connected
- * (probed in a separate store: no block of it is used) — against what the embassy gave.
- * secondsBehind: how long ago the oldest head beyond the embassy's was witnessed.
- */
-async function recoveryPoint(network: Network, probeStore: Corestore, refs: HeldCoreRef[], heads: HeadsByCore, source: DrillSource): Promise<DrillReport['rpo']> {
-  const sources = new Set<string>()
-  let blocksBehind = 0
-  let checkedHeads = 0
-  let oldestAhead: number | null = null
-  const agency = network.connectedTo(source.agencyNodeKey)
-  const now = Date.now()
-  for (const ref of refs) {
-    const core = ref.core
-    const gave = core.length
-    let newest = gave
-    for (const { head, from } of heads.get(core.key!.toString('hex')) ?? []) {
-      if (!verifyWitnessSignature(head) || !verifySignedHead(core, { ...head, signature: head.agencySignature })) continue
-      checkedHeads++
-      if (head.length > gave) {
-        sources.add(from)
-        newest = Math.max(newest, head.length)
-        const t = Math.min(head.time, now)
-        oldestAhead = oldestAhead === null ? t : Math.min(oldestAhead, t)
-      }
-    }
-    if (agency) {
-      const probe = probeStore.get({ key: core.key! })
-      await probe.ready()
-      network.attachCore(agency, probe, { upload: false })
-      await withDeadline(probe.update({ wait: true }), 5000)
-      if (probe.length > newest) {
-        newest = probe.length
-        sources.add(`agency ${toZ32(agency.key)}`)
-        oldestAhead = oldestAhead ?? now
-      }
-    }
-    blocksBehind += newest - gave
-  }
-  return { blocksBehind, secondsBehind: blocksBehind > 0 && oldestAhead !== null ? Math.max(0, Math.round((now - oldestAhead) / 1000)) : 0, sources: [...sources].sort(), checkedHeads }
 }

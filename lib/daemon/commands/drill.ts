@@ -1,7 +1,8 @@
 /**
- * `embassy drill --kit FILE | --capability-file FILE [--embassy NODE_KEY] [--bootstrap H:P,…]
- * [--out DIR] [--timeout S]`: a continuity drill (lib/roles/drill.ts) — rebuild the agency's data
- * from one embassy in a scratch directory, measure RTO and RPO, write a signed report.
+ * `embassy drill --kit FILE | --share FILE… | --capability-file FILE [--embassy NODE_KEY]
+ * [--bootstrap H:P,…] [--out DIR] [--timeout S]`: a continuity drill (lib/roles/drill.ts) —
+ * rebuild the agency's data from one embassy in a scratch directory, measure RTO and RPO, write a
+ * signed report. Also the status text of the last drill (formatDrillStatus).
  * `embassy drill --verify FILE` checks a report offline; `--show-key` prints the drill key each
  * embassy admits. Exit 0 passed, 1 failed (per dataset, why), 2 usage, 3 no embassy reachable.
  *
@@ -12,10 +13,11 @@ import { EmbassyError, ExitCode } from '../../errors.js'
 import { toZ32 } from '../../ids.js'
 import { parseHostPort, readConfig } from '../../node/config.js'
 import { EmbassyNode } from '../../node/node.js'
-import { DRILL_CONNECT_TIMEOUT_MS, drillSourceFromCapability, drillSourceFromKit, kitIsSealed, readSourceFile, runDrill, type DrillSource } from '../../roles/drill.js'
+import { DRILL_CONNECT_TIMEOUT_MS, drillSourceFromCapability, drillSourceFromKit, drillSourceFromShares, kitIsSealed, readSourceFile, runDrill, type DrillSource } from '../../roles/drill.js'
 import { verifyDrillReport, type DrillReport, type DrillVerdict } from '../../roles/drill-report.js'
-import { defineLocalCommand, keyArg, parseBootstrap, strOpt, usageError, type CallerProcess } from '../command.js'
-import { escapeText, table } from '../text.js'
+import type { DrillStatus } from '../../roles/drill-schedule.js'
+import { defineLocalCommand, keyArg, parseBootstrap, strOpt, usageError, type CallerProcess, type CommandInput } from '../command.js'
+import { escapeText, short, table } from '../text.js'
 
 export interface DrillKeyInfo {
   /** The drill's node key: `embassy allow KEY --agency AGENCY` on each embassy. */
@@ -39,9 +41,21 @@ export async function drillPassphrase(caller: Pick<CallerProcess, 'env' | 'promp
   return caller.prompt('kit passphrase: ')
 }
 
-/** Opens the drill source named by --kit or --capability-file (exactly one). */
-export async function loadDrillSource(kit: string | undefined, capabilityFile: string | undefined, caller: Pick<CallerProcess, 'env' | 'prompt'>): Promise<DrillSource> {
-  if ((kit === undefined) === (capabilityFile === undefined)) throw usageError('give exactly one of --kit FILE and --capability-file FILE', 'drill')
+/** The files of a repeatable option (`--share A --share B`), in order; [] when absent. */
+function listOpt(line: CommandInput, name: string): string[] {
+  const v = (line.opts as Record<string, unknown>)[name]
+  if (v === undefined) return []
+  const list = Array.isArray(v) ? v : [v]
+  if (!list.every((x): x is string => typeof x === 'string' && x !== '')) throw usageError(`--${name} needs a file`, 'drill')
+  return list
+}
+
+const ONE_SOURCE = 'give exactly one of --kit FILE, --share FILE (once per share) and --capability-file FILE'
+
+/** Opens the drill source named by --kit, --share (shares of a kit) or --capability-file (exactly one). */
+export async function loadDrillSource(kit: string | undefined, capabilityFile: string | undefined, caller: Pick<CallerProcess, 'env' | 'prompt'>, shares: readonly string[] = []): Promise<DrillSource> {
+  if ([kit !== undefined, capabilityFile !== undefined, shares.length > 0].filter(Boolean).length !== 1) throw usageError(ONE_SOURCE, 'drill')
+  if (shares.length > 0) return drillSourceFromShares(shares.map((f) => readSourceFile(f, 'share')), shares)
   if (kit !== undefined) {
     const text = readSourceFile(kit, 'kit')
     kitIsSealed(text, kit)
@@ -53,10 +67,13 @@ export async function loadDrillSource(kit: string | undefined, capabilityFile: s
 export const drill = defineLocalCommand({
   name: 'drill',
   spec: {
-    usage: 'embassy drill --kit FILE | --capability-file FILE [--embassy NODE_KEY] [--bootstrap HOST:PORT,…] [--out DIR] [--timeout S] | --verify FILE',
+    usage: 'embassy drill --kit FILE | --share FILE… | --capability-file FILE [--embassy NODE_KEY] [--bootstrap HOST:PORT,…] [--out DIR] [--timeout S] | --verify FILE',
     summary: 'continuity drill: rebuild the agency\'s data from one embassy in a scratch directory, measure RTO/RPO, write a signed report',
     details: [
       '--kit FILE              a passphrase recovery kit (passphrase from $EMBASSY_PASSPHRASE or a prompt); the report is signed with the kit\'s drill key',
+      '--share FILE            one share of a kit split with `kit export --shares M/N`; repeat it for each share (at least M),',
+      '                        as `kit import` takes them: a damaged or altered share is named and left out; the drill',
+      '                        key and the report\'s signing key are the same as from the agency\'s passphrase kit',
       '--capability-file FILE  a read capability instead (the report is signed with a fresh key, named in it)',
       '--embassy NODE_KEY      rebuild from this embassy (default: one at random among those that answer)',
       '--bootstrap LIST        DHT bootstrap nodes (default: the kit\'s, else config.json of --dir)',
@@ -69,6 +86,7 @@ export const drill = defineLocalCommand({
     ],
     options: {
       kit: { type: 'string' },
+      share: { type: 'string', multiple: true },
       'capability-file': { type: 'string' },
       embassy: { type: 'string' },
       bootstrap: { type: 'string' },
@@ -83,12 +101,13 @@ export const drill = defineLocalCommand({
     const verify = strOpt(line, 'verify')
     const kit = strOpt(line, 'kit')
     const capabilityFile = strOpt(line, 'capability-file')
+    const shares = listOpt(line, 'share').map((f) => path.resolve(f))
     if (verify !== undefined) {
-      if (kit !== undefined || capabilityFile !== undefined) throw usageError('--verify FILE takes no --kit or --capability-file', 'drill')
+      if (kit !== undefined || capabilityFile !== undefined || shares.length > 0) throw usageError('--verify FILE takes no --kit, --share or --capability-file', 'drill')
       return { mode: 'verify' as const, verify: path.resolve(verify) }
     }
-    if (kit === undefined && capabilityFile === undefined) throw usageError('give --kit FILE or --capability-file FILE (or --verify REPORT)', 'drill')
-    if (kit !== undefined && capabilityFile !== undefined) throw usageError('give exactly one of --kit FILE and --capability-file FILE', 'drill')
+    if (kit === undefined && capabilityFile === undefined && shares.length === 0) throw usageError('give --kit FILE, --share FILE (once per share) or --capability-file FILE (or --verify REPORT)', 'drill')
+    if ([kit !== undefined, capabilityFile !== undefined, shares.length > 0].filter(Boolean).length > 1) throw usageError(ONE_SOURCE, 'drill')
     const embassyText = strOpt(line, 'embassy')
     const embassy = embassyText === undefined ? undefined : keyArg(embassyText, 'embassy node key')
     const timeoutText = strOpt(line, 'timeout')
@@ -102,6 +121,7 @@ export const drill = defineLocalCommand({
       mode: 'drill' as const,
       kit: kit === undefined ? undefined : path.resolve(kit),
       capabilityFile: capabilityFile === undefined ? undefined : path.resolve(capabilityFile),
+      shares,
       embassy,
       bootstrap: parseBootstrap(strOpt(line, 'bootstrap'), 'drill'),
       out: path.resolve(strOpt(line, 'out') ?? '.'),
@@ -111,13 +131,16 @@ export const drill = defineLocalCommand({
   },
   async run(input, caller): Promise<DrillOutput> {
     if (input.mode === 'verify') return verifyDrillReport(input.verify)
-    const source = await loadDrillSource(input.kit, input.capabilityFile, caller)
+    const source = await loadDrillSource(input.kit, input.capabilityFile, caller, input.shares)
+    if (source.damagedShares && source.damagedShares.length > 0) {
+      caller.io.notice(`warning: damaged or altered share${source.damagedShares.length === 1 ? '' : 's'}, not used: ${source.damagedShares.join(', ')} (make a new kit: embassy kit export)`)
+    }
     const agency = toZ32(source.agencyNodeKey)
     if (input.showKey) {
       const drillKey = toZ32(source.identity.publicKey)
       return { drillKey, agency, signer: source.signerKind === 'kit' ? toZ32(source.signer.publicKey) : null, allowCommand: `embassy allow ${drillKey} --agency ${agency}` }
     }
-    if (input.embassy && source.kind === 'kit' && !source.known.some((k) => k.equals(input.embassy!))) {
+    if (input.embassy && source.kind !== 'capability' && !source.known.some((k) => k.equals(input.embassy!))) {
       throw EmbassyError.badArgument(`${toZ32(input.embassy)} is not one of the embassies this kit's agency admits (its allow list and peers); drill one of: ${source.known.map((k) => toZ32(k)).join(', ') || 'none listed'}`)
     }
     let bootstrap = input.bootstrap ?? (source.bootstrap.length > 0 ? source.bootstrap : undefined)
@@ -157,3 +180,27 @@ export const drill = defineLocalCommand({
     )
   }
 })
+
+/** A duration for people: ms, s, min or h. */
+function duration(ms: number): string {
+  if (ms < 1000) return `${ms} ms`
+  if (ms < 120_000) return `${(ms / 1000).toFixed(0)} s`
+  if (ms < 7_200_000) return `${(ms / 60_000).toFixed(0)} min`
+  return `${(ms / 3_600_000).toFixed(1)} h`
+}
+
+/** `embassy status` text of the last continuity drill (and the schedule, when one runs): a line or four. */
+export function formatDrillStatus(d: DrillStatus | undefined, now: number): string {
+  if (!d) return ''
+  const every = d.intervalMs !== null ? `drills every ${duration(d.intervalMs)}${d.running ? ', one running now' : d.nextAt !== null ? `, next in ${duration(Math.max(0, d.nextAt - now))}` : ''}\n` : ''
+  const l = d.last
+  if (!l) return every + 'last drill: none yet\n'
+  const ms = (v: number | null): string => (v === null ? '—' : `${v} ms`)
+  return (
+    every +
+    `last drill: ${l.ok ? 'PASSED' : 'FAILED'} ${escapeText(l.finishedAt)} (${duration(Math.max(0, now - l.at * 1000))} ago), embassy ${l.embassy === null ? 'none reachable' : short(escapeText(l.embassy))}\n` +
+    `  RTO first record ${ms(l.firstRecordMs)}, full copy ${ms(l.fullCopyMs)}; RPO ${l.blocksBehind} block(s) / ${l.secondsBehind} s behind\n` +
+    (l.error ? `  why: ${escapeText(l.error)}\n` : '') +
+    `  report ${escapeText(l.reportFile)}\n`
+  )
+}
