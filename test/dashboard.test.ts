@@ -16,7 +16,7 @@ import { chromium, type Browser, type Page } from 'playwright-core'
 import { Daemon, Gateway, toZ32, type Agency } from '../lib/index.js'
 import type { Alarm } from '../lib/custody/index.js'
 import { signReceipt } from '../lib/custody/receipts.js'
-import { COARSE_BUCKET_MS, COARSE_POINTS, CustodySeries, FINE_POINTS, FINE_SPAN_MS, MAX_EVENTS, MAX_PAIRS, SERIES_FILE, loadSeries, parseSince, type SampleInput } from '../lib/custody/timeseries.js'
+import { COARSE_BUCKET_MS, COARSE_POINTS, COMPACT_SAMPLES, CustodySeries, FINE_POINTS, FINE_SPAN_MS, MAX_EVENTS, MAX_PAIRS, SERIES_FILE, loadSeries, parseSince, type SampleInput } from '../lib/custody/timeseries.js'
 import { dashboardPage, readDrills, type CustodyNow } from '../lib/gateway/dashboard.js'
 import { cli, eventually, initDir, openAgency, pair, startDaemon, testnet } from './helpers/index.js'
 
@@ -87,9 +87,83 @@ test('custody history: bounded, one point per sample for 24 h, the worst lag per
     p.coarse = Array.from({ length: COARSE_POINTS }, (_, j) => [end - (COARSE_POINTS - j) * HOUR, 123_456_789, 987_654_321_012, 2_592_000, 1])
   }
   s.sample({ datasets: [], alarms: [] }, end)
+  s.compact() // the points were set in memory, not sampled: write them all as one snapshot
   const size = fs.statSync(path.join(dir, SERIES_FILE)).size
   t.comment(`largest history file (${MAX_PAIRS} pairs × ${FINE_POINTS} + ${COARSE_POINTS} points, ${MAX_EVENTS} alarms): ${(size / 1048576).toFixed(1)} MiB`)
   t.ok(size < 8 * 1024 * 1024, 'bounded: under 8 MiB at its largest')
+})
+
+test('custody history: written as a journal (one short line per sample), compacted rarely, read back the same', async (t) => {
+  const dir = await t.tmp()
+  const file = path.join(dir, SERIES_FILE)
+  const s = new CustodySeries(dir)
+  const datasets = Array.from({ length: 8 }, (_, i) => `dataset-${i}`)
+  const embassies = Array.from({ length: 8 }, (_, i) => `${i}`.repeat(64).slice(0, 64))
+  const t0 = Math.floor((Date.now() - 6 * HOUR) / HOUR) * HOUR
+  // Half a day of history in memory (as after a long run), then the first write of this process: a snapshot.
+  let now = t0 - 12 * HOUR
+  for (; now < t0; now += MIN) s.sample(input(datasets, embassies, (d, e) => (now / MIN) % 7 === 0 ? 5 : d === 'dataset-0' && e.startsWith('1') ? 2 : 0), now, false)
+  s.sample(input(datasets, embassies, () => 1), now)
+  const snapshot = fs.statSync(file).size
+  t.is(fs.readFileSync(file, 'utf8').split('\n').length, 2, 'the first write is a snapshot: one line')
+  // Then each sample appends one line, far smaller than rewriting the file.
+  const sizes: number[] = [snapshot]
+  for (let i = 0; i < 10; i++) {
+    now += MIN
+    s.sample(input(datasets, embassies, (d) => (d === 'dataset-3' ? i : 0), i === 4 ? [alarm(now, 'raised at sample 4')] : []), now)
+    sizes.push(fs.statSync(file).size)
+  }
+  const grew = sizes.slice(1).map((x, i) => x - sizes[i]!)
+  t.ok(grew.every((x) => x > 0 && x < 16 * 1024), `each sample appends one line (${Math.min(...grew)}–${Math.max(...grew)} bytes), the snapshot is ${snapshot} bytes`)
+  t.ok(Math.max(...grew) * 10 < snapshot, 'a sample writes a small fraction of the whole history')
+  t.is((fs.statSync(file).mode & 0o777).toString(8), '600', 'still 0600')
+  // Read back: the snapshot and the replayed journal are exactly what the writer holds.
+  const back = loadSeries(dir)
+  t.is(back.journal, 10, 'ten journal lines replayed')
+  t.alike(back.data, s.data, 'snapshot + journal read back equal the history in memory')
+  t.is(back.data.events.filter((e) => e.detail === 'raised at sample 4').length, 1, 'an alarm from the journal, once')
+
+  // A crash in the middle of an append leaves a last line cut short: ignored, nothing set aside.
+  const whole = fs.readFileSync(file)
+  fs.appendFileSync(file, '{"t":' + (now + MIN) + ',"ms":60000,"p":[["dataset-0","')
+  const torn = loadSeries(dir)
+  t.is(torn.damaged, null, 'a torn last line is not damage')
+  t.alike(torn.data, s.data, 'a torn last line is ignored')
+  // A new process's first write rewrites the snapshot (the torn line gone); then it appends again.
+  const s2 = new CustodySeries(dir)
+  t.alike(s2.data, s.data, 'a new process starts from the same history')
+  now += MIN
+  s2.sample(input(datasets, embassies, () => 0), now)
+  t.is(fs.readFileSync(file, 'utf8').split('\n').length, 2, 'compacted at the first write of a process')
+  t.alike(loadSeries(dir).data, s2.data, 'read back after compaction')
+
+  // Compacted again after COMPACT_SAMPLES appended samples.
+  for (let i = 0; i < COMPACT_SAMPLES; i++) s2.sample(input(datasets, embassies, () => 0), (now += MIN))
+  t.is(fs.readFileSync(file, 'utf8').split('\n').length, 2 + COMPACT_SAMPLES, `${COMPACT_SAMPLES} samples appended to the journal`)
+  s2.sample(input(datasets, embassies, () => 0), (now += MIN))
+  t.is(fs.readFileSync(file, 'utf8').split('\n').length, 2, 'the next one compacts it into a snapshot')
+  s2.sample(input(datasets, embassies, () => 0), (now += MIN))
+  t.is(fs.readFileSync(file, 'utf8').split('\n').length, 3, 'then one line per sample again')
+  t.alike(loadSeries(dir).data, s2.data, 'read back')
+  // The file set aside by a reader (or removed) between two samples: the next write is a whole snapshot again.
+  fs.renameSync(file, `${file}.aside`)
+  s2.sample(input(datasets, embassies, () => 0), (now += MIN))
+  t.is(fs.readFileSync(file, 'utf8').split('\n').length, 2, 'a file gone since the last write gets a snapshot, not a bare journal line')
+  t.alike(loadSeries(dir).data, s2.data, 'read back')
+
+  // A journal line in the middle that is not a sample: the damaged-file rule (set aside, start again).
+  for (const [what, bad] of [
+    ['not JSON', '{"t":1,"ms":'],
+    ['the wrong shape', JSON.stringify({ t: now, ms: 60000, p: [['d', 'e', 1, 2, 9]], e: [] })],
+    ['an alarm of the wrong shape', JSON.stringify({ t: now, ms: 60000, p: [], e: [{ id: 1 }] })]
+  ] as const) {
+    fs.writeFileSync(file, whole)
+    fs.appendFileSync(file, bad + '\n' + JSON.stringify({ t: now, ms: 60000, p: [], e: [] }) + '\n')
+    const r = loadSeries(dir)
+    t.ok(r.damaged && fs.existsSync(r.damaged) && /journal line 11/.test(r.reason ?? ''), `a journal line of ${what}: set aside (${r.reason})`)
+    t.is(r.data.pairs.length, 0, `a journal line of ${what}: the history starts again`)
+    t.absent(fs.existsSync(file), `a journal line of ${what}: the damaged file is no longer read`)
+  }
 })
 
 test('custody history: a damaged file is set aside, reported, and the history starts again', async (t) => {

@@ -8,9 +8,16 @@
  *
  * Bounded: at most MAX_PAIRS dataset × embassy pairs, FINE_POINTS + COARSE_POINTS points each,
  * MAX_EVENTS alarm events with details cut at MAX_DETAIL characters: a few MB at the very most
- * (MAX_FILE_BYTES is refused as damaged). Written atomically (temp file, fsync, rename; 0600)
- * after each sample. A damaged file is set aside (`FILE.damaged-TIME`) and reported through
- * `ondamaged`; the history starts again, it never stops the node.
+ * (MAX_FILE_BYTES is refused as damaged).
+ *
+ * Written cheaply: the file is a snapshot (its first line, one JSON document) followed by an
+ * append-only journal, one line per sample with only that sample's points and new alarms (a few
+ * KiB at most, appended and fsynced). Every COMPACT_SAMPLES samples (or COMPACT_BYTES of journal),
+ * and at the first sample of a process, the whole history is rewritten atomically as a new
+ * snapshot (temp file, fsync, rename; 0600). Reading replays the journal onto the snapshot; a last
+ * line cut short by a crash (no line end) is ignored. A damaged file (a bad snapshot or a bad
+ * journal line) is set aside (`FILE.damaged-TIME`) and reported through `ondamaged`; the history
+ * starts again, it never stops the node.
  *
  * Owns: the series and its sampler. May import: node/, custody/ (alarm IDs), errors.
  */
@@ -40,6 +47,10 @@ export const MAX_EVENTS = 500
 export const MAX_DETAIL = 300
 /** A file larger than this is not read (set aside as damaged). */
 export const MAX_FILE_BYTES = 16 * 1024 * 1024
+/** Samples appended to the journal before the history is rewritten as one snapshot (4 h at one a minute). */
+export const COMPACT_SAMPLES = 240
+/** Journal bytes appended before the history is rewritten as one snapshot. */
+export const COMPACT_BYTES = 2 * 1024 * 1024
 
 /** A pair's state at a sample: up to date, behind, not held (audit failed / pre-rewrite), no receipt yet. */
 export const STATES = ['ok', 'behind', 'failed', 'none'] as const
@@ -113,10 +124,33 @@ export interface SeriesSummary {
   damaged: string | null
 }
 
+/** One pair's reading at a sample: [dataset, embassy, blocks behind, bytes behind, state index]. */
+export type Entry = [dataset: string, embassy: string, blocks: number, bytes: number, state: number]
+
+/** A journal line: one sample (time, interval), its entries and the alarms it added. */
+export interface JournalLine {
+  t: number
+  ms: number
+  p: Entry[]
+  e: SeriesEvent[]
+}
+
 const emptyData = (sampleMs = SAMPLE_MS): SeriesData => ({ version: 1, sampleMs, pairs: [], events: [] })
 
 const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v)
 const isPoint = (p: unknown): p is Point => Array.isArray(p) && p.length === 5 && p.every(isNum) && (p[4] as number) >= 0 && (p[4] as number) < STATES.length
+
+const isEvent = (e: unknown): e is SeriesEvent => {
+  const o = e as SeriesEvent
+  return !!o && typeof o === 'object' && typeof o.id === 'string' && isNum(o.time) && typeof o.kind === 'string' && typeof o.detail === 'string' && typeof o.peer === 'string' && (o.core === null || typeof o.core === 'string')
+}
+const isEntry = (p: unknown): p is Entry =>
+  Array.isArray(p) && p.length === 5 && typeof p[0] === 'string' && typeof p[1] === 'string' && isNum(p[2]) && isNum(p[3]) && isNum(p[4]) && p[4] >= 0 && p[4] < STATES.length
+
+function validLine(l: unknown): l is JournalLine {
+  const o = l as JournalLine
+  return !!o && typeof o === 'object' && isNum(o.t) && isNum(o.ms) && Array.isArray(o.p) && o.p.every(isEntry) && Array.isArray(o.e) && o.e.every(isEvent)
+}
 
 function validData(d: unknown): d is SeriesData {
   if (!d || typeof d !== 'object') return false
@@ -127,43 +161,75 @@ function validData(d: unknown): d is SeriesData {
     if (p.upToDateAt !== null && !isNum(p.upToDateAt)) return false
     if (!Array.isArray(p.fine) || !Array.isArray(p.coarse) || !p.fine.every(isPoint) || !p.coarse.every(isPoint)) return false
   }
-  for (const e of o.events) if (!e || typeof e.id !== 'string' || !isNum(e.time) || typeof e.kind !== 'string' || typeof e.detail !== 'string' || typeof e.peer !== 'string') return false
+  for (const e of o.events) if (!isEvent(e)) return false
   return true
 }
 
-/** Reads DIR/custody-series.json; a damaged one is renamed aside (its new name returned). */
-export function loadSeries(dir: string): { data: SeriesData; damaged: string | null; reason: string | null } {
+/**
+ * Reads DIR/custody-series.json (the snapshot, then the journal replayed onto it); a damaged one is
+ * renamed aside (its new name returned). `journal` is how many journal lines were replayed.
+ */
+export function loadSeries(dir: string): { data: SeriesData; damaged: string | null; reason: string | null; journal: number } {
   const file = path.join(dir, SERIES_FILE)
   let text: string
   try {
     if (fs.statSync(file).size > MAX_FILE_BYTES) throw Object.assign(new Error(`larger than ${MAX_FILE_BYTES} bytes`), { code: 'TOO_BIG' })
     text = fs.readFileSync(file, 'utf8')
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { data: emptyData(), damaged: null, reason: null }
-    if ((err as NodeJS.ErrnoException).code !== 'TOO_BIG') return { data: emptyData(), damaged: null, reason: (err as Error).message }
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { data: emptyData(), damaged: null, reason: null, journal: 0 }
+    if ((err as NodeJS.ErrnoException).code !== 'TOO_BIG') return { data: emptyData(), damaged: null, reason: (err as Error).message, journal: 0 }
     return setAside(file, (err as Error).message)
   }
+  const lines = text.split('\n')
+  // Every complete line ends with a line end: the last piece is '' or a line cut short by a crash mid-append.
+  lines.pop()
   let parsed: unknown
   try {
-    parsed = JSON.parse(text)
+    parsed = JSON.parse(lines[0] ?? '')
   } catch (err) {
     return setAside(file, `not JSON (${(err as Error).message})`)
   }
   if (!validData(parsed)) return setAside(file, 'not a custody history (bad shape)')
-  return { data: bound(parsed, Date.now()), damaged: null, reason: null }
+  const data = parsed
+  for (let i = 1; i < lines.length; i++) {
+    let line: unknown
+    try {
+      line = JSON.parse(lines[i] as string)
+    } catch (err) {
+      return setAside(file, `journal line ${i} is not JSON (${(err as Error).message})`)
+    }
+    if (!validLine(line)) return setAside(file, `journal line ${i} is not a custody sample (bad shape)`)
+    apply(data, line)
+    // As the writer did after that sample (the full cut, which only time and counts change, once at the end).
+    if (data.pairs.length > MAX_PAIRS || data.events.length > MAX_EVENTS) bound(data, line.t)
+  }
+  return { data: bound(data, Date.now()), damaged: null, reason: null, journal: lines.length - 1 }
 }
 
-function setAside(file: string, reason: string): { data: SeriesData; damaged: string | null; reason: string } {
+function setAside(file: string, reason: string): { data: SeriesData; damaged: string | null; reason: string; journal: number } {
   const aside = `${file}.damaged-${Date.now()}`
   try {
     fs.renameSync(file, aside)
-    return { data: emptyData(), damaged: aside, reason }
+    return { data: emptyData(), damaged: aside, reason, journal: 0 }
   } catch {
-    return { data: emptyData(), damaged: file, reason }
+    return { data: emptyData(), damaged: file, reason, journal: 0 }
   }
 }
 
-/** Writes `data` compactly and atomically (temp file, fsync, rename; 0600). */
+/** Appends one journal line and fsyncs it (one write: a crash leaves at most a last line cut short, which reading ignores); returns its bytes. */
+function appendLine(file: string, line: JournalLine): number {
+  const text = JSON.stringify(line) + '\n'
+  const fd = fs.openSync(file, 'a', 0o600)
+  try {
+    fs.writeSync(fd, text)
+    fs.fdatasyncSync(fd)
+  } finally {
+    fs.closeSync(fd)
+  }
+  return Buffer.byteLength(text)
+}
+
+/** Writes `data` as a new snapshot with no journal, compactly and atomically (temp file, fsync, rename; 0600). */
 function writeAtomic(file: string, data: SeriesData): void {
   const tmp = `${file}.${process.pid}.tmp`
   const fd = fs.openSync(tmp, 'w', 0o600)
@@ -201,6 +267,37 @@ function bound(d: SeriesData, now: number): SeriesData {
   return d
 }
 
+/** Adds one sample (a journal line) to `d`: a point per pair (new pairs created), and its alarms. Does not bound. */
+function apply(d: SeriesData, line: JournalLine): void {
+  const now = line.t
+  d.sampleMs = line.ms
+  const byKey = new Map(d.pairs.map((p) => [`${p.dataset}\u0000${p.embassy}`, p]))
+  for (const [dataset, embassy, blocks, bytes, state] of line.p) {
+    const key = `${dataset}\u0000${embassy}`
+    let p = byKey.get(key)
+    if (!p) {
+      p = { dataset, embassy, upToDateAt: null, firstAt: now, fine: [], coarse: [] }
+      byKey.set(key, p)
+      d.pairs.push(p)
+    }
+    if (state === 0) p.upToDateAt = now
+    const seconds = state === 0 ? 0 : Math.max(0, Math.round((now - (p.upToDateAt ?? p.firstAt)) / 1000))
+    const point: Point = [now, blocks, bytes, seconds, state]
+    p.fine.push(point)
+    const last = p.coarse.at(-1)
+    if (last && Math.floor(last[0] / COARSE_BUCKET_MS) === Math.floor(now / COARSE_BUCKET_MS)) {
+      // The hour's worst of each: blocks, bytes, seconds and state; dated at its most blocks behind.
+      p.coarse[p.coarse.length - 1] = [worse(point, last) ? now : last[0], Math.max(last[1], point[1]), Math.max(last[2], point[2]), Math.max(last[3], point[3]), Math.max(last[4], point[4])]
+    } else {
+      p.coarse.push(point)
+    }
+  }
+  if (line.e.length === 0) return
+  const seen = new Set(d.events.map((e) => e.id))
+  for (const e of line.e) if (!seen.has(e.id)) d.events.push(e)
+  d.events.sort((a, b) => a.time - b.time)
+}
+
 export interface CustodySeriesOptions {
   /** Time between samples (recorded in the file). @default SAMPLE_MS */
   sampleMs?: number
@@ -214,6 +311,9 @@ export class CustodySeries {
   data: SeriesData
   /** Where a damaged file was set aside at load, if it was. */
   readonly damaged: string | null
+  /** Samples and bytes in the file's journal since its snapshot; null until this process wrote a snapshot (its first write compacts). */
+  #journalSamples: number | null = null
+  #journalBytes = 0
 
   constructor(dir: string, opts: CustodySeriesOptions = {}) {
     this.file = path.join(dir, SERIES_FILE)
@@ -227,42 +327,40 @@ export class CustodySeries {
   /** Adds one sample of `input` taken at `now`; `write` false keeps it in memory only (tests). */
   sample(input: SampleInput, now = Date.now(), write = true): void {
     const d = this.data
-    const byKey = new Map(d.pairs.map((p) => [`${p.dataset}\u0000${p.embassy}`, p]))
+    const p: Entry[] = []
     for (const ds of input.datasets) {
       for (const e of ds.embassies) {
-        const key = `${ds.name}\u0000${e.nodeKey}`
-        let p = byKey.get(key)
-        if (!p) {
-          p = { dataset: ds.name, embassy: e.nodeKey, upToDateAt: null, firstAt: now, fine: [], coarse: [] }
-          byKey.set(key, p)
-          d.pairs.push(p)
-        }
         const state = e.receiptAt === null ? 3 : !e.held || (e.preRewrite?.length ?? 0) > 0 ? 2 : e.behindBlocks > 0 ? 1 : 0
-        if (state === 0) p.upToDateAt = now
-        const seconds = state === 0 ? 0 : Math.max(0, Math.round((now - (p.upToDateAt ?? p.firstAt)) / 1000))
-        const point: Point = [now, Math.max(0, e.behindBlocks), Math.max(0, e.behindBytes), seconds, state]
-        p.fine.push(point)
-        const last = p.coarse.at(-1)
-        if (last && Math.floor(last[0] / COARSE_BUCKET_MS) === Math.floor(now / COARSE_BUCKET_MS)) {
-          // The hour's worst of each: blocks, bytes, seconds and state; dated at its most blocks behind.
-          p.coarse[p.coarse.length - 1] = [worse(point, last) ? now : last[0], Math.max(last[1], point[1]), Math.max(last[2], point[2]), Math.max(last[3], point[3]), Math.max(last[4], point[4])]
-        } else {
-          p.coarse.push(point)
-        }
+        p.push([ds.name, e.nodeKey, Math.max(0, e.behindBlocks), Math.max(0, e.behindBytes), state])
       }
     }
     // Alarms raised since: each once (by its stable ID).
     const seen = new Set(d.events.map((e) => e.id))
     const floor = d.events.length >= MAX_EVENTS ? (d.events[0]?.time ?? 0) : -Infinity
+    const events: SeriesEvent[] = []
     for (const a of input.alarms) {
       const id = alarmId(a)
       if (seen.has(id) || a.time < floor) continue
       seen.add(id)
-      d.events.push({ id, time: a.time, kind: a.kind, peer: a.peer, core: a.core ?? null, detail: a.detail.slice(0, MAX_DETAIL) })
+      events.push({ id, time: a.time, kind: a.kind, peer: a.peer, core: a.core ?? null, detail: a.detail.slice(0, MAX_DETAIL) })
     }
-    d.events.sort((a, b) => a.time - b.time)
+    const line: JournalLine = { t: now, ms: d.sampleMs, p, e: events }
+    apply(d, line)
     bound(d, now)
-    if (write) writeAtomic(this.file, d)
+    if (!write) return
+    // A file gone since the last write (set aside as damaged by a reader, or removed) gets a snapshot again, never a bare journal line.
+    if (this.#journalSamples === null || this.#journalSamples >= COMPACT_SAMPLES || this.#journalBytes >= COMPACT_BYTES || !fs.existsSync(this.file)) this.compact()
+    else {
+      this.#journalBytes += appendLine(this.file, line)
+      this.#journalSamples++
+    }
+  }
+
+  /** Rewrites the whole history as one snapshot (atomically) and starts an empty journal. */
+  compact(): void {
+    writeAtomic(this.file, this.data)
+    this.#journalSamples = 0
+    this.#journalBytes = 0
   }
 
   /** The worst lag per pair and the alarms in [now - windowMs, now]. */
