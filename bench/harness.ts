@@ -221,6 +221,8 @@ export function withLoad(results: Result[], load: SuiteLoad): Result[] {
 
 /** Child processes and temp dirs of this run; `cleanup()` removes all of them. */
 const children = new Set<ChildProcess>()
+/** Node processes this run started (workers, `embassy run`, CLI commands) and set-up commands run in process instead: the run records both per suite. */
+export const processCounts = { started: 0, inProcess: 0 }
 const tmpDirs = new Set<string>()
 let tmpRoot: string | null = null
 
@@ -326,6 +328,7 @@ export function spawnNode(script: string, args: string[], opts: SpawnOptions): P
     env: { ...process.env, CI: '1', ...opts.env }
   })
   children.add(child)
+  processCounts.started++
   const events: Json[] = []
   const exitWaiters: Array<() => void> = []
   const listeners: Array<{ pred: (e: Json) => boolean; fn: (e: Json) => void; once: boolean }> = []
@@ -448,6 +451,7 @@ function cliOptions(opts: BenchCliOptions = {}): CliOptions {
     trimStderr: true,
     onChild: (child) => {
       children.add(child)
+      processCounts.started++
       child.once('close', () => children.delete(child))
     }
   }
@@ -463,6 +467,56 @@ export async function cliOk(args: string[], opts: BenchCliOptions = {}): Promise
   const r = await cli(args, opts)
   if (r.code !== 0) throw new Error(`embassy ${args.slice(0, 3).join(' ')} exited ${r.code}: ${r.stderr.slice(-2000)}`)
   return r
+}
+
+/**
+ * Runs one SET-UP `embassy` command (init, allow, follow, dataset create, filling a log) in this
+ * process: the same parse() and runCommand() as bin/embassy.ts, without a Node process start and
+ * module load per command (about a CPU-second each on this machine, the bulk of a suite's set-up).
+ * Never for a command whose time is measured: those stay whole CLI processes (cli()/cliOk()).
+ * The result is what `--json` prints, parsed; an error throws like cliOk() does.
+ * BENCH_SETUP_PROCESSES=1 runs set-up as CLI processes again (to compare, or to rule it out).
+ */
+export async function setupCli(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+  if (process.env.BENCH_SETUP_PROCESSES === '1') return cliOk(args, { ...(opts.input !== undefined ? { input: opts.input } : {}), ...(opts.env ? { env: opts.env } : {}) })
+  const [{ parse }, daemon] = await Promise.all([import('../bin/parse.js'), import('../lib/daemon/index.js')])
+  processCounts.inProcess++
+  const started = performance.now()
+  const argv = args.includes('--json') ? args : [...args, '--json']
+  const p = parse(argv)
+  if ('help' in p) throw new Error(`embassy ${args.slice(0, 3).join(' ')}: not a command`)
+  let stdout = ''
+  let stderr = ''
+  const io: import('../lib/daemon/index.js').CallerIO = {
+    json: true,
+    tty: false,
+    progress: () => {},
+    line: (text) => void (stdout += text + '\n'),
+    write: (text) => void (stdout += text),
+    notice: (text) => void (stderr += text + '\n'),
+    status: () => {}
+  }
+  const input = opts.input ?? ''
+  const stdin = Object.assign(
+    (async function* () {
+      if (input) yield Buffer.from(input)
+    })(),
+    { isTTY: false }
+  )
+  const refuse = () => Promise.reject(new Error('setupCli: a set-up command does not wait for signals'))
+  try {
+    const value = await daemon.runCommand(p.command.name, { args: p.args, opts: { ...p.opts } }, io, {
+      env: { ...process.env, CI: '1', ...opts.env },
+      stdin,
+      prompt: null,
+      untilSignal: refuse,
+      onceSignal: () => {}
+    })
+    const json = value === null || value === undefined ? null : JSON.parse(JSON.stringify(value))
+    return { code: 0, stdout: json === null ? stdout : JSON.stringify(json, null, 2) + '\n', stderr, json, ms: performance.now() - started }
+  } catch (err) {
+    throw new Error(`embassy ${args.slice(0, 3).join(' ')} (set-up, in process) failed: ${(err as Error).stack ?? err}${stderr ? `\n${stderr.slice(-2000)}` : ''}`)
+  }
 }
 
 /** `embassy bootstrap` with a local DHT of `nodes` nodes (≥ 4: see DESIGN.md on first dials). */
@@ -496,13 +550,15 @@ export function startWorker(script: string, config: Json, label: string, nodeArg
 
 /** Initialises a node through the CLI; returns its identity. */
 export async function initNode(dir: string, role: 'agency' | 'embassy' | 'mirror', name = ''): Promise<{ nodeKey: string; catalogKey: string | null }> {
-  const r = await cliOk(['init', '--role', role, '--dir', dir, '--json', ...(name ? ['--name', name] : [])])
+  const r = await setupCli(['init', '--role', role, '--dir', dir, '--json', ...(name ? ['--name', name] : [])])
   return r.json
 }
 
-/** Agency allows the embassy; the embassy follows the agency (both through the CLI). */
+/** Agency allows the embassy; the embassy follows the agency (the commands pairDirs() of the test helpers runs, in process: set-up). */
 export async function pair(agencyDir: string, agencyKey: string, embassyDir: string, embassyKey: string): Promise<void> {
-  await pairDirs({ dir: agencyDir, nodeKey: agencyKey }, { dir: embassyDir, nodeKey: embassyKey }, cliOptions())
+  if (process.env.BENCH_SETUP_PROCESSES === '1') return pairDirs({ dir: agencyDir, nodeKey: agencyKey }, { dir: embassyDir, nodeKey: embassyKey }, cliOptions())
+  await setupCli(['allow', embassyKey, '--dir', agencyDir, '--json'])
+  await setupCli(['follow', agencyKey, '--dir', embassyDir, '--json'])
 }
 
 /** System-wide UDP datagrams dropped for a full receive buffer (RcvbufErrors in /proc/net/snmp). */

@@ -6,7 +6,7 @@
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
-import { cliOk, configArg, initNode, NODE_WORKER, pair, RAW_WORKER, spawnNode, startRun, startWorker, tmpdir, type Json, type Proc } from './harness.js'
+import { configArg, setupCli, initNode, NODE_WORKER, pair, RAW_WORKER, spawnNode, startRun, startWorker, tmpdir, type Json, type Proc } from './harness.js'
 
 export interface NodeDir {
   dir: string
@@ -67,7 +67,7 @@ export async function fillLog(dir: string, name: string, bytes: number, recordBy
     const n = Math.min(perChunk, total - i)
     const lines: string[] = new Array(n)
     for (let j = 0; j < n; j++) lines[j] = record(i + j, recordBytes)
-    await cliOk(['append', name, '--dir', dir, '--json'], { input: lines.join('\n') + '\n', timeoutMs: 300_000 })
+    await setupCli(['append', name, '--dir', dir, '--json'], { input: lines.join('\n') + '\n' })
   }
   return { records: total, ms: performance.now() - start }
 }

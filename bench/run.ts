@@ -6,7 +6,7 @@
  * baseline, baselineValue, ratio, … } ] }. Every child process and temp dir is removed on exit.
  */
 import { parseArgs } from 'node:util'
-import { BUSY, cleanup, installCleanup, LoadMonitor, machine, round, startBootstrap, withLoad, type LoadPoint, type Result, type SuiteLoad } from './harness.js'
+import { BUSY, cleanup, installCleanup, LoadMonitor, machine, processCounts, round, startBootstrap, withLoad, type LoadPoint, type Result, type SuiteLoad } from './harness.js'
 import type { Ctx, Suite } from './context.js'
 import { replication } from './suites/replication.js'
 import { publish } from './suites/publish.js'
@@ -101,6 +101,8 @@ async function main(): Promise<number> {
   const results: Result[] = []
   const failures: Array<{ name: string; error: string }> = []
   const timings: Record<string, number> = {}
+  /** Per suite: Node processes started, and set-up commands run in the runner instead (setupCli). */
+  const processes: Record<string, { started: number; setupInProcess: number }> = {}
   const loads: Record<string, SuiteLoad> = {}
   const monitor = new LoadMonitor()
   let running: { name: string; t0: number; before: LoadPoint } | null = null
@@ -108,7 +110,7 @@ async function main(): Promise<number> {
   const doc = () => {
     const totalS = round((Date.now() - started) / 1000, 1)
     const busyRule = `noisy when the 1-minute load average minus the run's own share exceeds ${BUSY.EXTERNAL_LOAD_PER_CPU} × CPUs at a suite's start or end, or other processes used more than ${BUSY.OTHERS_CPU_SHARE * 100} % of the CPUs during it; a noisy result's goal is not judged (met: null)`
-    return { machine: m, mode: quick ? 'quick' : 'full', variants: !!values.variants, date: new Date(started).toISOString(), seconds: totalS, suiteSeconds: timings, load: { rule: busyRule, suites: loads, noisySuites: Object.keys(loads).filter((n) => loads[n]!.noisy) }, results, failures }
+    return { machine: m, mode: quick ? 'quick' : 'full', variants: !!values.variants, date: new Date(started).toISOString(), seconds: totalS, suiteSeconds: timings, suiteProcesses: processes, load: { rule: busyRule, suites: loads, noisySuites: Object.keys(loads).filter((n) => loads[n]!.noisy) }, results, failures }
   }
   // Bounded: past the budget (plus slack for --variants) everything is stopped and the run fails,
   // still with its one JSON document: what finished, and the suite that was cut as a failure.
@@ -138,6 +140,7 @@ async function main(): Promise<number> {
     if (cut) break
     const t0 = Date.now()
     const before = monitor.mark()
+    const counts0 = { ...processCounts }
     running = { name, t0, before }
     say(`── ${name} (load ${before.loadavg[0]}, of it not ours ${before.external1})`)
     try {
@@ -156,6 +159,8 @@ async function main(): Promise<number> {
       say(`${name} FAILED: ${msg}`)
     }
     timings[name] = round((Date.now() - t0) / 1000, 1)
+    processes[name] = { started: processCounts.started - counts0.started, setupInProcess: processCounts.inProcess - counts0.inProcess }
+    say(`  ${name}: ${timings[name]} s, ${processes[name]!.started} Node processes started, ${processes[name]!.setupInProcess} set-up commands in process`)
     running = null
   }
   if (cut) return new Promise<number>(() => {}) // the limit's handler prints and exits

@@ -1,11 +1,12 @@
 /**
  * The benchmark tooling's own logic (no benchmark is run): the CPU profile's aggregation by module
- * and function within a time window, and the busy-machine rule that keeps a noisy result from
- * claiming its goal.
+ * and function within a time window, the busy-machine rule that keeps a noisy result from
+ * claiming its goal, and set-up commands run in process (setupCli) doing what the CLI does.
  */
 import test from 'brittle'
 import { aggregate, moduleOf, type CpuProfile } from '../bench/profile.js'
-import { withLoad, type LoadPoint, type Result, type SuiteLoad } from '../bench/harness.js'
+import path from 'node:path'
+import { cliOk, setupCli, withLoad, type LoadPoint, type Result, type SuiteLoad } from '../bench/harness.js'
 
 test('profile: frames are attributed to their module (ours, packages, scoped packages, node, natives)', (t) => {
   t.is(moduleOf('file:///work/main/dist-bench/lib/net/network.js', 'x'), 'ours: lib/net')
@@ -80,4 +81,30 @@ test('hygiene: a noisy suite never claims a goal met; a quiet one keeps its verd
   const [noGoal] = withLoad([{ ...met, goal: undefined, met: undefined }], suiteLoad(true))
   t.is(noGoal!.noisy, true)
   t.is(noGoal!.met, undefined, 'no goal: nothing to judge')
+})
+
+test('set-up in process: setupCli runs the CLI\'s commands (same result as the CLI process), and a failure throws', async (t) => {
+  const root = await t.tmp()
+  const agency = path.join(root, 'agency')
+  const embassy = path.join(root, 'embassy')
+  const a = await setupCli(['init', '--role', 'agency', '--dir', agency, '--json', '--name', 'bench-tools'])
+  t.is(a.code, 0)
+  t.ok(typeof a.json?.nodeKey === 'string' && a.json.nodeKey.length > 40, 'init returns the node key')
+  const e = await setupCli(['init', '--role', 'embassy', '--dir', embassy])
+  await setupCli(['dataset', 'create', 'events', '--dir', agency, '--json'])
+  // NDJSON on stdin, as fillLog() passes it.
+  const appended = await setupCli(['append', 'events', '--dir', agency, '--json'], { input: '{"a":1}\n{"b":2}\n\n{"c":3}\n' })
+  t.is(appended.json?.appended, 3, 'NDJSON input: three records (the blank line skipped)')
+  await setupCli(['allow', e.json.nodeKey, '--dir', agency, '--json'])
+  await setupCli(['follow', a.json.nodeKey, '--dir', embassy, '--json'])
+  // The same state, seen by a real CLI process.
+  const list = await cliOk(['list', '--dir', agency, '--json'])
+  const events = list.json.datasets.find((d: { name: string }) => d.name === 'events')
+  t.is(events?.length, 3, 'a CLI process reads what the in-process append wrote')
+  const inProcess = await setupCli(['list', '--dir', agency, '--json'])
+  t.alike(inProcess.json, list.json, 'the same --json document as the CLI process prints')
+  // A bad record fails like the CLI does: nothing appended, the code and the line in the error.
+  await t.exception(setupCli(['append', 'events', '--dir', agency, '--json'], { input: '{"ok":1}\nnot json\n' }), /BAD_RECORD[\s\S]*line 2|line 2[\s\S]*BAD_RECORD/)
+  t.is((await setupCli(['list', '--dir', agency, '--json'])).json.datasets.find((d: { name: string }) => d.name === 'events')?.length, 3, 'nothing appended')
+  await t.exception(setupCli(['no-such-command', '--dir', agency]), /unknown command|not a command/)
 })

@@ -15,7 +15,7 @@
  */
 import fs from 'node:fs'
 import path from 'node:path'
-import { cli, cliOk, initNode, MiB, result, rmdir, round, sleep, startRun, tmpdir, type Json, type Proc, type Result } from '../harness.js'
+import { cli, cliOk, setupCli, initNode, MiB, result, rmdir, round, sleep, startRun, tmpdir, type Json, type Proc, type Result } from '../harness.js'
 import { describe, fillLog, makeFolder, newAgency, newEmbassy, rawRead, rawWriter, runEmbassy, waitHeld } from '../product.js'
 import type { Ctx } from '../context.js'
 
@@ -42,11 +42,11 @@ async function once(ctx: Ctx, bytes: number): Promise<Measured> {
     dirs.push(path.dirname(agency.dir))
     const source = path.join(path.dirname(agency.dir), 'source')
     makeFolder(source, bytes)
-    await cliOk(['dataset', 'create', 'archive', '--kind', 'files', '--dir', agency.dir, '--json'])
-    await cliOk(['publish', 'archive', source, '--dir', agency.dir, '--json'], { timeoutMs: 900_000 })
+    await setupCli(['dataset', 'create', 'archive', '--kind', 'files', '--dir', agency.dir, '--json'])
+    await setupCli(['publish', 'archive', source, '--dir', agency.dir, '--json'])
     fs.rmSync(source, { recursive: true, force: true })
-    await cliOk(['dataset', 'create', 'ledger', '--dir', agency.dir, '--json'])
-    await cliOk(['append', 'ledger', '{"entry":0}', '--dir', agency.dir, '--json'])
+    await setupCli(['dataset', 'create', 'ledger', '--dir', agency.dir, '--json'])
+    await setupCli(['append', 'ledger', '{"entry":0}', '--dir', agency.dir, '--json'])
     const cores = await describe(agency.dir)
     const embassy = await newEmbassy(`${label}-embassy`, [agency])
     dirs.push(path.dirname(embassy.dir))
@@ -56,10 +56,10 @@ async function once(ctx: Ctx, bytes: number): Promise<Measured> {
     procs.push(emb)
     await waitHeld(emb, cores, 900_000)
     const kit = path.join(path.dirname(agency.dir), 'agency.kit')
-    await cliOk(['kit', 'export', '--out', kit, '--shares', '2/2', '--dir', agency.dir, '--json'])
+    await setupCli(['kit', 'export', '--out', kit, '--shares', '2/2', '--dir', agency.dir, '--json'])
     await agencyProc.kill()
     fs.rmSync(agency.dir, { recursive: true, force: true })
-    await cliOk(['kit', 'import', `${kit}.1`, `${kit}.2`, '--dir', agency.dir, '--json'])
+    await setupCli(['kit', 'import', `${kit}.1`, `${kit}.2`, '--dir', agency.dir, '--json'])
 
     const restored = await startRun(agency.dir, ctx.bootstrap, `${label}-restored`)
     procs.push(restored)
@@ -144,9 +144,9 @@ async function mirrorOnce(ctx: Ctx, bytes: number): Promise<MirrorMeasured> {
   try {
     const agency = await newAgency(label)
     dirs.push(path.dirname(agency.dir))
-    await cliOk(['dataset', 'create', MIRROR_DATASET, '--dir', agency.dir, '--json'])
+    await setupCli(['dataset', 'create', MIRROR_DATASET, '--dir', agency.dir, '--json'])
     const { records } = await fillLog(agency.dir, MIRROR_DATASET, bytes)
-    const capability = (await cliOk(['capability', '--dir', agency.dir, '--json'])).json?.readCapability
+    const capability = (await setupCli(['capability', '--dir', agency.dir, '--json'])).json?.readCapability
     if (typeof capability !== 'string') throw new Error('embassy capability printed no readCapability')
     const cores = await describe(agency.dir)
     const log = cores.filter((c) => c.length === records)
@@ -158,8 +158,8 @@ async function mirrorOnce(ctx: Ctx, bytes: number): Promise<MirrorMeasured> {
     const mirrorId = await initNode(mirrorDir, 'mirror', label)
     const capFile = path.join(path.dirname(mirrorDir), 'capability.txt')
     fs.writeFileSync(capFile, capability + '\n', { mode: 0o600 })
-    await cliOk(['mirror', '--capability-file', capFile, '--dir', mirrorDir, '--json'])
-    await cliOk(['allow', mirrorId.nodeKey, '--dir', embassy.dir, '--json'])
+    await setupCli(['mirror', '--capability-file', capFile, '--dir', mirrorDir, '--json'])
+    await setupCli(['allow', mirrorId.nodeKey, '--dir', embassy.dir, '--json'])
 
     const agencyProc = await startRun(agency.dir, ctx.bootstrap, `${label}-agency`)
     procs.push(agencyProc)

@@ -6,7 +6,7 @@
  * machine's clock. Baseline: the same appends on a plain Hypercore writer, held by a plain reader.
  */
 import path from 'node:path'
-import { cliOk, percentile, result, rmdir, round, NODE_WORKER, RAW_WORKER, tmpdir, type Json, type Result } from '../harness.js'
+import { setupCli, percentile, result, rmdir, round, NODE_WORKER, RAW_WORKER, tmpdir, type Json, type Result } from '../harness.js'
 import { describe, newAgency, newEmbassy, record, runEmbassy, spawnWorker, waitHeld } from '../product.js'
 import type { Ctx } from '../context.js'
 
@@ -54,8 +54,8 @@ export async function liveLag(ctx: Ctx): Promise<Result[]> {
   try {
     // ---- product
     const agency = await newAgency('live-agency')
-    await cliOk(['dataset', 'create', 'events', '--dir', agency.dir, '--json'])
-    await cliOk(['append', 'events', record(0, RECORD_BYTES), '--dir', agency.dir, '--json'])
+    await setupCli(['dataset', 'create', 'events', '--dir', agency.dir, '--json'])
+    await setupCli(['append', 'events', record(0, RECORD_BYTES), '--dir', agency.dir, '--json'])
     const cores = await describe(agency.dir)
     const log = cores.find((c) => c.name === 'events')!
     const embassy = await newEmbassy('live-embassy', [agency])

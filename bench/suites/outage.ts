@@ -5,7 +5,7 @@
  * the same 64 MiB at the same block size from spawn to done (fresh each time).
  */
 import path from 'node:path'
-import { cliOk, median, MiB, mibPerS, result, rmdir, round, startRun, type Proc, type Result } from '../harness.js'
+import { setupCli, median, MiB, mibPerS, result, rmdir, round, startRun, type Proc, type Result } from '../harness.js'
 import { connectedEvent, describe, fillLog, LOG_RECORD_BYTES, newAgency, newEmbassy, rawRead, rawWriter, record, runEmbassy, waitHeld } from '../product.js'
 import type { Ctx } from '../context.js'
 
@@ -18,8 +18,8 @@ export async function outage(ctx: Ctx): Promise<Result[]> {
   try {
     const agency = await newAgency('outage-agency')
     dirs.push(path.dirname(agency.dir))
-    await cliOk(['dataset', 'create', 'data', '--dir', agency.dir, '--json'])
-    await cliOk(['append', 'data', record(0, LOG_RECORD_BYTES), '--dir', agency.dir, '--json'])
+    await setupCli(['dataset', 'create', 'data', '--dir', agency.dir, '--json'])
+    await setupCli(['append', 'data', record(0, LOG_RECORD_BYTES), '--dir', agency.dir, '--json'])
     const cores = await describe(agency.dir)
     const log = cores.find((c) => c.name === 'data')!
     const embassy = await newEmbassy('outage-embassy', [agency])
@@ -46,7 +46,7 @@ export async function outage(ctx: Ctx): Promise<Result[]> {
       ctx.say(`  trial ${t + 1}/${trials}: restart → held ${round(restartMs[t]! / 1000, 2)} s (connected → held ${round(transferMs[t]! / 1000, 2)} s)`)
     }
     await emb.stop()
-    const list = (await cliOk(['list', '--dir', agency.dir, '--json'])).json
+    const list = (await setupCli(['list', '--dir', agency.dir, '--json'])).json
     const ds = list.datasets.find((d: { name: string }) => d.name === 'data')
     const blockSize = Math.round(ds.byteLength / ds.length)
     await agencyProc.stop()

@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs'
 import path from 'node:path'
-import { cliOk, MiB, mibPerS, result, rmdir, round, startRun, type Proc, type Result } from '../harness.js'
+import { cliOk, setupCli, MiB, mibPerS, result, rmdir, round, startRun, type Proc, type Result } from '../harness.js'
 import { describe, makeFolder, newAgency, newEmbassy, rawRead, rawWriter, runEmbassy, waitHeld } from '../product.js'
 import type { Ctx } from '../context.js'
 
@@ -23,8 +23,8 @@ export async function recovery(ctx: Ctx): Promise<Result[]> {
     dirs.push(path.dirname(agency.dir))
     const source = path.join(path.dirname(agency.dir), 'source')
     makeFolder(source, bytes)
-    await cliOk(['dataset', 'create', 'archive', '--kind', 'files', '--dir', agency.dir, '--json'])
-    await cliOk(['publish', 'archive', source, '--dir', agency.dir, '--json'], { timeoutMs: 900_000 })
+    await setupCli(['dataset', 'create', 'archive', '--kind', 'files', '--dir', agency.dir, '--json'])
+    await setupCli(['publish', 'archive', source, '--dir', agency.dir, '--json'])
     fs.rmSync(source, { recursive: true, force: true })
     const cores = await describe(agency.dir)
     const embassy = await newEmbassy('recovery-embassy', [agency])
@@ -35,9 +35,9 @@ export async function recovery(ctx: Ctx): Promise<Result[]> {
     procs.push(emb)
     await waitHeld(emb, cores, 600_000)
     // Wait for the embassy's receipts to reach the agency, so the kit lists it as a known embassy.
-    await cliOk(['status', '--dir', agency.dir, '--json'])
+    await setupCli(['status', '--dir', agency.dir, '--json'])
     const kit = path.join(path.dirname(agency.dir), 'agency.kit')
-    await cliOk(['kit', 'export', '--out', kit, '--dir', agency.dir, '--json'], { env: PASSPHRASE })
+    await setupCli(['kit', 'export', '--out', kit, '--dir', agency.dir, '--json'], { env: PASSPHRASE })
 
     await agencyProc.kill()
     fs.rmSync(agency.dir, { recursive: true, force: true })

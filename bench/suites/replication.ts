@@ -6,7 +6,7 @@
  */
 import path from 'node:path'
 import { FILE_BLOCK_SIZE } from '../../lib/data/files-dataset.js'
-import { cliOk, udpDrops, median, mibPerS, MiB, result, rmdir, round, startRun, tmpdir, TUNE_ARGS, type Json, type Proc, type Result } from '../harness.js'
+import { cliOk, setupCli, udpDrops, median, mibPerS, MiB, result, rmdir, round, startRun, tmpdir, TUNE_ARGS, type Json, type Proc, type Result } from '../harness.js'
 import { connectedEvent, describe, fillLog, makeFolder, newAgency, newEmbassy, rawRead, rawWriter, runEmbassy, waitHeld, type CoreInfo, type NodeDir } from '../product.js'
 import type { Ctx } from '../context.js'
 
@@ -35,7 +35,7 @@ export interface Variant {
 export async function prepare(ctx: Ctx, kind: Kind, bytes: number, opts: { source?: string; env?: NodeJS.ProcessEnv; label?: string } = {}): Promise<Prepared> {
   const started = performance.now()
   const agency = await newAgency(opts.label ?? `repl-${kind}`)
-  await cliOk(['dataset', 'create', 'data', '--kind', kind, '--dir', agency.dir, '--json'])
+  await setupCli(['dataset', 'create', 'data', '--kind', kind, '--dir', agency.dir, '--json'])
   let source: string | null = null
   if (kind === 'log') {
     await fillLog(agency.dir, 'data', bytes)
@@ -132,18 +132,25 @@ export async function runArms(ctx: Ctx, arms: Arm[], trials: number): Promise<Ar
   const agencies = new Map<Prepared, Proc>()
   const writers = new Map<Prepared, Awaited<ReturnType<typeof rawWriter>>>()
   try {
-    for (const arm of arms) {
-      if (arm.kind === 'product' && !agencies.has(arm.prepared)) {
-        const agency = await startAgency(ctx, arm.prepared)
-        senders.push(agency)
-        agencies.set(arm.prepared, agency)
-      }
-      if (arm.kind === 'raw' && !writers.has(arm.prepared)) {
-        const raw = await rawWriter(rawConfigFor(arm.prepared), ctx.bootstrap)
-        senders.push(raw.proc)
-        writers.set(arm.prepared, raw)
-      }
-    }
+    // The senders start together (set-up: nothing is measured until every one is listening).
+    const unique = (kind: Arm['kind']) => [...new Set(arms.filter((a) => a.kind === kind).map((a) => a.prepared))]
+    const starts = [
+      ...unique('product').map((p) =>
+        startAgency(ctx, p).then((agency) => {
+          senders.push(agency)
+          agencies.set(p, agency)
+        })
+      ),
+      ...unique('raw').map((p) =>
+        rawWriter(rawConfigFor(p), ctx.bootstrap).then((raw) => {
+          senders.push(raw.proc)
+          writers.set(p, raw)
+        })
+      )
+    ]
+    const started = await Promise.allSettled(starts)
+    const failed = started.find((x): x is PromiseRejectedResult => x.status === 'rejected')
+    if (failed) throw failed.reason
     for (let t = 0; t < trials; t++) {
       const line: string[] = []
       for (let i = 0; i < arms.length; i++) {
@@ -186,14 +193,22 @@ function cpuPerGiB(cpuMs: number, bytes: number): number {
 export async function replication(ctx: Ctx): Promise<Result[]> {
   const fullBytes = 256 * MiB
   const bytes = ctx.pick(fullBytes, 32 * MiB) // quick: 32 MiB under the full size's result names
-  const trials = ctx.pick(5, 2)
+  // Quick: one round per arm (a smoke check of the same results; full mode's 5 rounds give the spread).
+  const trials = ctx.pick(5, 1)
   const results: Result[] = []
   const cleanupDirs: string[] = []
   try {
-    for (const kind of ['log', 'files'] as const) {
-      const p = await prepare(ctx, kind, bytes)
-      cleanupDirs.push(path.dirname(p.agency.dir))
-      if (p.source) cleanupDirs.push(path.dirname(p.source))
+    // Both datasets are prepared at once (set-up only: nothing is measured while they are made).
+    const made = await Promise.allSettled((['log', 'files'] as const).map((kind) => prepare(ctx, kind, bytes)))
+    for (const m of made) {
+      if (m.status !== 'fulfilled') continue
+      cleanupDirs.push(path.dirname(m.value.agency.dir))
+      if (m.value.source) cleanupDirs.push(path.dirname(m.value.source))
+    }
+    for (const m of made) if (m.status === 'rejected') throw m.reason
+    for (const m of made) {
+      const p = (m as PromiseFulfilledResult<Prepared>).value
+      const kind = p.kind
       const arms: Arm[] = [
         { name: 'product', kind: 'product', prepared: p },
         { name: 'raw', kind: 'raw', prepared: p }
@@ -260,7 +275,7 @@ export async function replication(ctx: Ctx): Promise<Result[]> {
           })
         )
       }
-      for (const d of cleanupDirs.splice(0)) rmdir(d)
+      if (p.source) rmdir(path.dirname(p.source))
     }
   } finally {
     for (const d of cleanupDirs) rmdir(d)
