@@ -11,7 +11,13 @@
  *
  * Development aids (environment): BENCH_SCALE_KEEP=DIR keeps the agencies made for the 10 × 1,000
  * case in DIR and reuses them on the next run (dataset making is ~150 s of a full run);
- * BENCH_SCALE_PROF=DIR runs the product embassy with `--cpu-prof --heap-prof` into DIR.
+ * BENCH_SCALE_PROF=DIR runs the product embassy with `--cpu-prof --heap-prof` into DIR (and the first
+ * agency with `--cpu-prof` into DIR/agency-0);
+ * BENCH_SCALE_SHAPE=AxN (e.g. 2x1000) measures A agencies × N datasets instead;
+ * BENCH_SCALE_MEM=DIR writes the product embassy's memory breakdown once all is held
+ * (process.memoryUsage(), RSS anonymous/file) to DIR/mem-PID.json, and with BENCH_SCALE_SNAPSHOT=1
+ * a heap snapshot beside it; BENCH_SCALE_PRODUCT_ONLY=1 skips the plain baseline (experiments only:
+ * no ratio, no goal judged).
  */
 import fs from 'node:fs'
 import path from 'node:path'
@@ -20,6 +26,43 @@ import { describe, newAgency, newEmbassy, spawnWorker, waitHeld, type CoreInfo, 
 import type { Ctx } from '../context.js'
 
 const RECORD_BYTES = 100
+
+/** Preloaded into the product embassy (BENCH_SCALE_MEM): on SIGUSR2, its memory breakdown (and a heap snapshot). */
+const MEM_PRELOAD = `
+const fs = require('fs'), path = require('path'), v8 = require('v8')
+const dir = process.env.BENCH_SCALE_MEM
+process.on('SIGUSR2', () => {
+  const out = path.join(dir, 'mem-' + process.pid + '.json')
+  const status = fs.readFileSync('/proc/self/status', 'utf8')
+  const kb = (k) => Number((new RegExp('^' + k + ':\\\\s+(\\\\d+) kB', 'm').exec(status) || [])[1]) * 1024
+  const mem = { ...process.memoryUsage(), rssAnon: kb('RssAnon'), rssFile: kb('RssFile'), peak: kb('VmHWM'), heapSpaces: v8.getHeapSpaceStatistics().map((s) => [s.space_name, s.space_used_size]) }
+  if (process.env.BENCH_SCALE_SNAPSHOT === '1') mem.snapshot = v8.writeHeapSnapshot(path.join(dir, 'embassy-' + process.pid + '.heapsnapshot'))
+  fs.writeFileSync(out + '.tmp', JSON.stringify(mem))
+  fs.renameSync(out + '.tmp', out)
+})
+`
+
+/** The product embassy's memory breakdown via MEM_PRELOAD: signals it and waits for the file. */
+async function memoryBreakdown(proc: Proc, dir: string): Promise<Record<string, unknown> | null> {
+  const file = path.join(dir, `mem-${proc.pid}.json`)
+  process.kill(proc.pid, 'SIGUSR2')
+  for (let i = 0; i < 1200; i++) {
+    if (fs.existsSync(file)) return JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>
+    await sleep(250)
+  }
+  return null
+}
+
+/** RSS split from /proc (anonymous: heap, native allocations; file: mapped code and files). */
+function rssSplit(pid: number): { anonMiB: number; fileMiB: number } | null {
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8')
+    const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? NaN) * 1024
+    return { anonMiB: round(kb('RssAnon') / MiB), fileMiB: round(kb('RssFile') / MiB) }
+  } catch {
+    return null
+  }
+}
 
 async function makeDatasets(ctx: Ctx, agencies: NodeDir[], count: number): Promise<void> {
   const started = performance.now()
@@ -72,11 +115,28 @@ async function describeCores(dir: string): Promise<CoreInfo[]> {
   }
 }
 
+/**
+ * A kept agency (BENCH_SCALE_KEEP) back to how it was made: what earlier runs left goes — every
+ * earlier run's embassy in its allow list (listed to the new embassy as holders, dialled), its
+ * custody ledger, audits and custody series (grown by one embassy per run, rewritten every
+ * 500 ms: nine runs' worth cost each agency ~30 % of its busy CPU), its known addresses.
+ */
+function resetKeptAgency(dir: string): void {
+  for (const f of fs.readdirSync(dir)) {
+    if (f === 'store' || f === 'keys.json' || f === 'node-dir.json' || f === 'config.json') continue
+    fs.rmSync(path.join(dir, f), { recursive: true, force: true })
+  }
+  const file = path.join(dir, 'config.json')
+  const config = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>
+  fs.writeFileSync(file, JSON.stringify({ ...config, allow: [], peers: [] }, null, 2), { mode: 0o600 })
+}
+
 /** A agencies of N datasets each, made now or (BENCH_SCALE_KEEP) reused from an earlier run. */
 async function agenciesOf(ctx: Ctx, A: number, N: number, dirs: string[], keep: string | null): Promise<{ agencies: NodeDir[]; cores: CoreInfo[] }> {
   const saved = keep ? path.join(keep, `agencies-${A}x${N}.json`) : null
   if (saved && fs.existsSync(saved)) {
     const s = JSON.parse(fs.readFileSync(saved, 'utf8')) as { agencies: NodeDir[]; cores: CoreInfo[] }
+    for (const a of s.agencies) resetKeptAgency(a.dir)
     ctx.say(`  reusing ${A} × ${N} datasets from ${keep}`)
     return s
   }
@@ -102,11 +162,17 @@ async function agenciesOf(ctx: Ctx, A: number, N: number, dirs: string[], keep: 
 }
 
 export async function scale(ctx: Ctx): Promise<Result[]> {
-  const A = ctx.pick(10, 2)
-  const N = ctx.pick(1000, 200)
+  const shape = /^(\d+)x(\d+)$/.exec(process.env.BENCH_SCALE_SHAPE ?? '')
+  const A = shape ? Number(shape[1]) : ctx.pick(10, 2)
+  const N = shape ? Number(shape[2]) : ctx.pick(1000, 200)
   const timeoutMs = ctx.pick(600_000, 120_000)
   const keep = process.env.BENCH_SCALE_KEEP ? path.resolve(process.env.BENCH_SCALE_KEEP) : null
   const prof = process.env.BENCH_SCALE_PROF ? path.resolve(process.env.BENCH_SCALE_PROF) : null
+  const memDir = process.env.BENCH_SCALE_MEM ? path.resolve(process.env.BENCH_SCALE_MEM) : null
+  if (memDir) {
+    fs.mkdirSync(memDir, { recursive: true })
+    fs.writeFileSync(path.join(memDir, 'mem-preload.cjs'), MEM_PRELOAD)
+  }
   const large = !ctx.quick && process.env.BENCH_SCALE_LARGE === '1'
   const procs: Proc[] = []
   const dirs: string[] = []
@@ -129,9 +195,16 @@ export async function scale(ctx: Ctx): Promise<Result[]> {
       dirs.push(path.dirname(embassy.dir))
       const opts = env ? { env, nodeArgs: TUNE_ARGS } : {}
       const agencyProcs: Proc[] = []
-      for (const a of agencies) agencyProcs.push(await startRun(a.dir, ctx.bootstrap, 'scale-agency', opts))
+      for (const [i, a] of agencies.entries()) {
+        // BENCH_SCALE_PROF: the first agency is CPU-profiled too (where the agencies' time goes).
+        const agencyOpts = prof && !env && i === 0 ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${path.join(prof, 'agency-0')}`] } : opts
+        agencyProcs.push(await startRun(a.dir, ctx.bootstrap, 'scale-agency', agencyOpts))
+      }
       procs.push(...agencyProcs)
-      const profArgs = prof && !env ? ['--cpu-prof', `--cpu-prof-dir=${prof}`, '--heap-prof', `--heap-prof-dir=${prof}`] : []
+      const profArgs = [
+        ...(prof && !env ? ['--cpu-prof', `--cpu-prof-dir=${prof}`, '--heap-prof', `--heap-prof-dir=${prof}`] : []),
+        ...(memDir && !env ? ['--require', path.join(memDir, 'mem-preload.cjs')] : [])
+      ]
       const emb = await startRun(embassy.dir, ctx.bootstrap, 'scale-embassy', profArgs.length ? { nodeArgs: profArgs } : opts)
       procs.push(emb)
       const mem = watchMemory(emb)
@@ -144,6 +217,8 @@ export async function scale(ctx: Ctx): Promise<Result[]> {
       // Let receipts settle, then see what the embassy still uses and how many receipts it sent.
       await sleep(2000)
       const settled = emb.memory()
+      const split = rssSplit(emb.pid)
+      const breakdown = memDir && !env ? await memoryBreakdown(emb, memDir) : null
       const status = await cli(['status', '--dir', embassy.dir, '--json'], { timeoutMs: 60_000 })
       const receiptsSent = (status.json?.agencies ?? []).reduce((n: number, a: { receiptsSent?: number }) => n + (a.receiptsSent ?? 0), 0)
       const out = {
@@ -154,7 +229,9 @@ export async function scale(ctx: Ctx): Promise<Result[]> {
         caughtUpEvents: emb.events.filter((e) => e.event === 'caught-up').length,
         cpuSeconds: { embassy: round(cpu.embassy / 1000, 1), agencies: round(cpu.agencies / 1000, 1) },
         receiptsSent,
-        rssAfterSettleMiB: settled ? round(settled.rss / MiB) : null
+        rssAfterSettleMiB: settled ? round(settled.rss / MiB) : null,
+        rssAfterSettleSplit: split,
+        ...(breakdown ? { memoryBreakdown: breakdown } : {})
       }
       await emb.stop()
       for (const p of agencyProcs.reverse()) await p.stop()
@@ -166,6 +243,13 @@ export async function scale(ctx: Ctx): Promise<Result[]> {
     const productPeak = product.peak
     const variant = ctx.variants ? await run('variant: Agency.cores() cached', { BENCH_AGENCY_CORES_CACHE: '1' }) : null
     ctx.say(`  (idle embassy peak RSS ${round(idleRss / MiB)} MiB)`)
+    if (process.env.BENCH_SCALE_PRODUCT_ONLY === '1') {
+      const { ms: _m, peak: _p, ...rest } = product
+      return [
+        result({ name: `scale (product only): time to hold ${A} × ${N} (${cores.length} cores)`, value: productMs / 1000, unit: 's', baseline: 'none (BENCH_SCALE_PRODUCT_ONLY)', baselineValue: null, better: 'lower', detail: rest }),
+        result({ name: `scale (product only): embassy peak RSS, ${A} × ${N} (${cores.length} cores)`, value: productPeak / MiB, unit: 'MiB', baseline: 'none (BENCH_SCALE_PRODUCT_ONLY)', baselineValue: null, better: 'lower', detail: { idleEmbassyMiB: round(idleRss / MiB), perCoreKiB: round((productPeak - idleRss) / cores.length / 1024, 1) } })
+      ]
+    }
 
     // Baseline: plain writers (one per agency) and one plain reader holding every core.
     const writers: Array<{ publicKey: string; keys: string[]; lengths: number[] }> = []
