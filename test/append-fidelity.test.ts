@@ -109,7 +109,7 @@ test('append fidelity (property): oneLine keeps every JSON value and leaves no l
   t.pass('2000 generated records')
 })
 
-test('append fidelity (property, CLI): generated records as arguments → export is one valid line each → append → export byte-identical', async (t) => {
+test('append fidelity (property, CLI): generated records as arguments → export is one valid line each → append → export byte-identical', { timeout: 600_000 }, async (t) => {
   const dir = await agencyWith(t)
   const out = await t.tmp()
   let run = 0

@@ -20,7 +20,7 @@ import {
   AUDIT_NONCE_BYTES,
   AUDIT_VALUE_BYTES,
   AnswerStatus,
-  CUSTODY_MINOR,
+  MESSAGE_SINCE_MINOR,
   MAX_CHALLENGE_INDICES,
   answerSignable,
   type Answer,
@@ -263,7 +263,7 @@ export class Challenger {
     })
     if (indices.length === 0) return { result: { ...base, sampled: 0, passed: 0, failed: 0, ms: 0 }, indices, failedIndices: [], challenge: null, answer: null }
     if (!peer.channel.supports('challenge')) {
-      return fail(`the holder speaks custody protocol 1.${peer.handshake?.minor ?? 0}, which has no audit challenge (needs 1.${CUSTODY_MINOR}): it cannot show it holds the blocks`)
+      return fail(`the holder speaks custody protocol 1.${peer.handshake?.minor ?? 0}, which has no audit challenge (needs 1.${MESSAGE_SINCE_MINOR.challenge}): it cannot show it holds the blocks`)
     }
     const nonce = randomNonce()
     const id = this.#nextId++
