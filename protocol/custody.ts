@@ -11,7 +11,7 @@ export const CUSTODY_PROTOCOL = 'data-embassy/custody/1'
 
 /** Major and minor version this build speaks. A peer with another major gets an error, then close. */
 export const CUSTODY_MAJOR = 1
-export const CUSTODY_MINOR = 2
+export const CUSTODY_MINOR = 3
 
 /** Largest message we accept on the channel (bytes). */
 export const MAX_CUSTODY_MESSAGE = 64 * 1024
@@ -554,6 +554,46 @@ export function answerSignable(challenger: Uint8Array, ch: Pick<Challenge, 'core
   return state.buffer as Buffer
 }
 
+/** Longest host a lane offer may name (a DNS name is at most 253 characters). */
+export const MAX_LANE_HOST = 253
+
+/**
+ * A lane offer (any admitted peer → its peer): "dial my bulk lane at host:port" — a direct TCP
+ * connection with the same Noise keys (lib/net/lane.ts). An empty `host` means the address the
+ * receiver sees the sender's swarm connection come from. (minor 3)
+ */
+export interface LaneOffer {
+  host: string
+  port: number
+}
+
+export const laneOffer: Codec<LaneOffer> = {
+  preencode(state, m) {
+    c.uint.preencode(state, 0) // flags
+    c.string.preencode(state, m.host)
+    c.uint.preencode(state, m.port)
+  },
+  encode(state, m) {
+    c.uint.encode(state, 0)
+    c.string.encode(state, m.host)
+    c.uint.encode(state, m.port)
+  },
+  decode(state) {
+    c.uint.decode(state)
+    // The length is checked before the bytes are read: a long host is refused, never decoded.
+    const at = state.start
+    const n = c.uint.decode(state)
+    if (n > MAX_LANE_HOST) throw new Error(`a lane host of ${n} bytes (at most ${MAX_LANE_HOST})`)
+    state.start = at
+    const host = c.string.decode(state)
+    if (/[\s/@]/.test(host)) throw new Error('a lane host has no spaces, slashes or @')
+    const port = c.uint.decode(state)
+    if (!(port >= 1 && port <= 65535)) throw new Error(`lane port ${port} is not 1…65535`)
+    state.start = state.end // fields of later minors
+    return { host, port }
+  }
+}
+
 /** Every message of the custody channel, by name, with its value type. */
 export interface CustodyMessages {
   error: ErrorMessage
@@ -568,6 +608,8 @@ export interface CustodyMessages {
   challenge: Challenge
   /** minor 2 */
   answer: Answer
+  /** minor 3 */
+  lane: LaneOffer
 }
 export type CustodyMessageName = keyof CustodyMessages
 
@@ -585,7 +627,8 @@ export const CUSTODY_MESSAGES: readonly CustodyMessageSpec[] = [
   { name: 'alarm', codec: alarmReport },
   { name: 'holders', codec: holderList },
   { name: 'challenge', codec: challenge },
-  { name: 'answer', codec: answer }
+  { name: 'answer', codec: answer },
+  { name: 'lane', codec: laneOffer }
 ]
 
 /** Message indices on the custody channel (positions in CUSTODY_MESSAGES). */
@@ -596,8 +639,9 @@ export const CustodyMessage = {
   ALARM: 3,
   HOLDERS: 4,
   CHALLENGE: 5,
-  ANSWER: 6
+  ANSWER: 6,
+  LANE: 7
 } as const
 
 /** The first minor version that has each message (a peer on an older minor is not sent it). */
-export const MESSAGE_SINCE_MINOR: Record<CustodyMessageName, number> = { error: 0, receipt: 0, head: 1, alarm: 1, holders: 1, challenge: 2, answer: 2 }
+export const MESSAGE_SINCE_MINOR: Record<CustodyMessageName, number> = { error: 0, receipt: 0, head: 1, alarm: 1, holders: 1, challenge: 2, answer: 2, lane: 3 }
