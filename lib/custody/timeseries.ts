@@ -25,6 +25,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import type { Alarm } from './receipts.js'
 import { alarmId } from './alarms.js'
+import { writePrivateFile } from '../node/private.js'
 
 export const SERIES_FILE = 'custody-series.json'
 /** Default time between samples. */
@@ -231,16 +232,7 @@ function appendLine(file: string, line: JournalLine): number {
 
 /** Writes `data` as a new snapshot with no journal, compactly and atomically (temp file, fsync, rename; 0600). */
 function writeAtomic(file: string, data: SeriesData): void {
-  const tmp = `${file}.${process.pid}.tmp`
-  const fd = fs.openSync(tmp, 'w', 0o600)
-  try {
-    if (process.platform !== 'win32') fs.fchmodSync(fd, 0o600)
-    fs.writeSync(fd, JSON.stringify(data) + '\n')
-    fs.fsyncSync(fd)
-  } finally {
-    fs.closeSync(fd)
-  }
-  fs.renameSync(tmp, file)
+  writePrivateFile(file, JSON.stringify(data) + '\n')
 }
 
 /** Worse = more blocks behind, then more seconds, then more bytes, then the worse state. */

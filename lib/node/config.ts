@@ -7,6 +7,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { EmbassyError } from '../errors.js'
 import { parseKey } from '../ids.js'
+import { writePrivateFile } from './private.js'
 
 export const CONFIG_FILE = 'config.json'
 export const KEYS_FILE = 'keys.json'
@@ -153,6 +154,22 @@ export interface NodeConfig {
    * `{ "schedule": "24h", "capability": "/path" }` (absolute paths).
    */
   drill?: { schedule: string; kit?: string; capability?: string }
+  /**
+   * The bulk lane (off when absent): a direct TCP listener for admitted peers, same Noise keys and
+   * admission as the swarm (lib/net/lane-link.ts). `listen` is host:port (port 0: any free one);
+   * `advertise`, the host:port peers dial (default: `listen`, or the host peers see our swarm
+   * connection come from when `listen` is 0.0.0.0 / ::). `{}` (no `listen`): no listener, but
+   * dial the lanes admitted peers offer; `"dial": false`: never dial.
+   */
+  lane?: LaneSettings
+}
+
+/** config.json `lane`. */
+export interface LaneSettings {
+  listen?: string
+  advertise?: string
+  /** Dial lanes peers offer. @default true */
+  dial?: boolean
 }
 
 /** The audit settings config.json may carry (custody/audit.ts AuditSettings). */
@@ -182,7 +199,7 @@ export function defaultConfig(role: RoleName, name = ''): NodeConfig {
   return { version: CONFIG_VERSION, role, name, bootstrap: [], allow: [], follow: [], sources: [], peers: [] }
 }
 
-const FIELDS = new Set(['version', 'role', 'name', 'bootstrap', 'allow', 'allowScopes', 'follow', 'sources', 'peers', 'restoring', 'restore', 'acceptRewrites', 'mirror', 'neverReachedAlarmSeconds', 'custodyBehindSeconds', 'custodySampleSeconds', 'caughtUpLogSeconds', 'audit', 'lowSpaceBytes', 'lowSpaceFraction', 'drill'])
+const FIELDS = new Set(['version', 'role', 'name', 'bootstrap', 'allow', 'allowScopes', 'follow', 'sources', 'peers', 'restoring', 'restore', 'acceptRewrites', 'mirror', 'neverReachedAlarmSeconds', 'custodyBehindSeconds', 'custodySampleSeconds', 'caughtUpLogSeconds', 'audit', 'lowSpaceBytes', 'lowSpaceFraction', 'drill', 'lane'])
 
 /** Validates a parsed config object; throws BAD_CONFIG naming the field. */
 export function validateConfig(raw: unknown, file = CONFIG_FILE): NodeConfig {
@@ -350,7 +367,37 @@ export function validateConfig(raw: unknown, file = CONFIG_FILE): NodeConfig {
     if (typeof file !== 'string' || !file.startsWith('/')) return bad(`"drill.${paths[0]}" must be an absolute path`)
     config.drill = { schedule: d.schedule, [paths[0]!]: file }
   }
+  if (o.lane !== undefined) config.lane = laneSettings(o.lane, bad)
   return config
+}
+
+function laneSettings(v: unknown, bad: (msg: string) => never): LaneSettings {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return bad('"lane" must be an object: { "listen": "0.0.0.0:7100", "advertise": "host:port" }')
+  const o = v as Record<string, unknown>
+  const extra = Object.keys(o).find((k) => !['listen', 'advertise', 'dial'].includes(k))
+  if (extra !== undefined) return bad(`unknown field "lane.${extra.slice(0, 60)}"`)
+  const out: LaneSettings = {}
+  for (const k of ['listen', 'advertise'] as const) {
+    if (o[k] === undefined) continue
+    if (typeof o[k] !== 'string') return bad(`"lane.${k}" must be a string host:port`)
+    try {
+      parseHostPort(o[k] as string, { allowZero: k === 'listen' })
+    } catch {
+      return bad(`"lane.${k}": "${(o[k] as string).slice(0, 80)}" is not host:port`)
+    }
+    out[k] = o[k] as string
+  }
+  if (o.dial !== undefined) {
+    if (typeof o.dial !== 'boolean') return bad('"lane.dial" must be true or false')
+    out.dial = o.dial
+  }
+  if (out.advertise !== undefined && out.listen === undefined) return bad('"lane.advertise" needs "lane.listen"')
+  if (out.advertise) {
+    const host = parseHostPort(out.advertise).host
+    // What a peer accepts in a lane offer (protocol/custody.ts laneOffer).
+    if (host.length > 253 || /[\s/@]/.test(host)) return bad('"lane.advertise": the host must be at most 253 characters, without spaces, "/" or "@"')
+  }
+  return out
 }
 
 function mirrorSettings(m: unknown, bad: (msg: string) => never): MirrorSettings {
@@ -447,17 +494,7 @@ export function readConfig(dir: string): NodeConfig {
  * custody.json).
  */
 export function writeJsonAtomic(file: string, value: unknown, mode = 0o600): void {
-  const tmp = `${file}.${process.pid}.tmp`
-  const fd = fs.openSync(tmp, 'w', mode)
-  try {
-    // A temp file left by a crash keeps its old mode on open: set it.
-    if (process.platform !== 'win32') fs.fchmodSync(fd, mode)
-    fs.writeSync(fd, JSON.stringify(value, null, 2) + '\n')
-    fs.fsyncSync(fd)
-  } finally {
-    fs.closeSync(fd)
-  }
-  fs.renameSync(tmp, file)
+  writePrivateFile(file, JSON.stringify(value, null, 2) + '\n', mode)
 }
 
 export function writeConfig(dir: string, config: NodeConfig): void {

@@ -6,7 +6,7 @@
  * refused with the command that fixes them, never changed behind the operator's back.
  *
  * Owns: the private modes, the umask, the permission checks (node directory, control socket
- * folders). May import: errors.
+ * folders), atomic private file writes. May import: errors.
  */
 import fs from 'node:fs'
 import { EmbassyError } from '../errors.js'
@@ -17,6 +17,29 @@ export const PRIVATE_FILE_MODE = 0o600
 export const PRIVATE_UMASK = 0o077
 
 const POSIX = process.platform !== 'win32'
+
+/**
+ * Writes `text` to `file` atomically and durably: a temp file beside it (mode `mode`, set again
+ * in case a crash left one with another mode), fsync, rename. A reader sees the old or the new
+ * file, never half; on an error the temp file is removed and the error thrown.
+ */
+export function writePrivateFile(file: string, text: string, mode = PRIVATE_FILE_MODE): void {
+  const tmp = `${file}.${process.pid}.tmp`
+  try {
+    const fd = fs.openSync(tmp, 'w', mode)
+    try {
+      if (POSIX) fs.fchmodSync(fd, mode)
+      fs.writeSync(fd, text)
+      fs.fsyncSync(fd)
+    } finally {
+      fs.closeSync(fd)
+    }
+    fs.renameSync(tmp, file)
+  } catch (err) {
+    fs.rmSync(tmp, { force: true })
+    throw err
+  }
+}
 
 /**
  * Sets the process umask to (at least) 077. Process-wide: the CLI and `embassy run` are
