@@ -11,8 +11,9 @@ import { Daemon, parseHostPort, type Agency } from '../lib/index.js'
 import { formatStatus, nodeStatus, type NodeStatus } from '../lib/daemon/commands/node.js'
 import { Network, type Peer } from '../lib/net/network.js'
 import { Reconnector, type PeerAddress, type ReconnectHost } from '../lib/net/reconnect.js'
+import { LocalDHT } from '../lib/net/local-dht.js'
 import { CUSTODY_MAJOR, CUSTODY_MINOR, PeerRole } from '../protocol/index.js'
-import { eventually, initDir, pair, startDaemon, testnet, type Test } from './helpers/index.js'
+import { eventually, holdDefaultPorts, initDir, pair, startDaemon, testnet, type Test } from './helpers/index.js'
 
 /** A fake network: which peers wait, which dial, what each probe answers; a clock we move. */
 function fake(opts: { waiting?: string[]; answers?: (a: PeerAddress) => boolean } = {}) {
@@ -124,6 +125,21 @@ test('reconnect: hostile or useless addresses are never remembered, and the memo
   t.is(small.knownAddresses, 3, 'bounded')
   t.alike(small.addressOf('p9'), { host: '10.0.0.1', port: 1009 }, 'the most recent kept')
   t.is(small.addressOf('p0'), null, 'the oldest forgotten')
+})
+
+test('reconnect: the DHT node address a handshake of ours reached wins over a hole-punched connection\'s throwaway socket', async (t) => {
+  const { r } = fake()
+  r.connected('p', { host: '10.0.0.5', port: 40001 })
+  t.alike(r.addressOf('p'), { host: '10.0.0.5', port: 40001 }, 'without a handshake: where the connection came from')
+  r.serverAddress('p', { host: '10.0.0.5', port: 49737 })
+  r.connected('p', { host: '10.0.0.5', port: 51234 })
+  t.alike(r.addressOf('p'), { host: '10.0.0.5', port: 49737 }, 'the DHT node address is kept when a punched connection opens from another socket')
+  r.serverAddress('p', { host: '0.0.0.0', port: 49737 })
+  t.alike(r.addressOf('p'), { host: '10.0.0.5', port: 49737 }, 'an unusable server address is ignored')
+  r.remember('p', { host: '10.9.9.9', port: 1 })
+  t.alike(r.addressOf('p'), { host: '10.0.0.5', port: 49737 }, 'an address from the memory file never replaces one learnt in this run')
+  r.remember('q', { host: '10.0.0.6', port: 49737 })
+  t.alike(r.addressOf('q'), { host: '10.0.0.6', port: 49737 }, 'but is used for a peer not seen yet')
 })
 
 test('reconnect: probes per tick are bounded (a node with many waiting peers spreads them)', async (t) => {
@@ -252,3 +268,59 @@ async function apiStatus(d: Daemon): Promise<any> {
   if (res.status !== 200) throw new Error(`/api/status answered ${res.status}`)
   return res.json()
 }
+
+test('reconnect: the whole DHT stopped after the first connection: a restarted embassy is found again by its agency and a mirror, and a restarted agency finds the embassy (remembered ports and addresses)', { timeout: 300_000 }, async (t) => {
+  await holdDefaultPorts(t)
+  // Several nodes for the first connection (daemons bound to 0.0.0.0 on one loopback do not make a
+  // first connection through a single DHT node in a minute: HyperDHT cannot classify their NAT),
+  // then every one of them stopped: strictly harder than one DHT node that restarts with its peers.
+  const dht = new LocalDHT({ port: 0, nodes: 5 })
+  t.teardown(() => dht.close(), { order: 1 })
+  await dht.ready()
+  const bootstrap = dht.bootstrap
+  const agencyDir = await initDir(t, 'agency', 'agency')
+  const embassyDir = await initDir(t, 'embassy', 'embassy')
+  let agencyD = await startDaemon(t, agencyDir, bootstrap)
+  const agency = (await agencyD.host.agency()) as Agency
+  await agency.createDataset('register')
+  await agency.append('register', [{ n: 1 }])
+  let embassyD = await startDaemon(t, embassyDir, bootstrap)
+  const mirrorD = await startDaemon(t, await initDir(t, 'mirror', 'mirror'), bootstrap)
+  await pair(agencyD, embassyD)
+  await pair(agencyD, mirrorD)
+  await pair(embassyD, mirrorD)
+  const embassyKey = embassyD.host.node.nodeKey
+  const agencyKey = agencyD.host.node.nodeKey
+  const linked = (d: Daemon, key: Buffer) => () => d.network?.connectedTo(key) ?? null
+  await eventually('the agency connects to the embassy', linked(agencyD, embassyKey), MUST_RECONNECT_MS)
+  await eventually('the mirror connects to the embassy (a listed holder)', linked(mirrorD, embassyKey), 120_000)
+
+  // The DHT is gone for good: no lookup, no announcement, no relay from now on.
+  await dht.close()
+
+  const restart = async (dir: string, old: Daemon, gone: () => boolean): Promise<{ daemon: Daemon; upAt: number; startMs: number }> => {
+    await old.close()
+    await eventually('the restarted node seen gone', gone, MUST_RECONNECT_MS)
+    const from = Date.now()
+    const daemon = await startDaemon(t, dir, bootstrap)
+    return { daemon, upAt: Date.now(), startMs: Date.now() - from }
+  }
+  const e = await restart(embassyDir, embassyD, () => !agencyD.network!.connectedTo(embassyKey) && !mirrorD.network!.connectedTo(embassyKey))
+  embassyD = e.daemon
+  await eventually('the agency reconnects to the restarted embassy', linked(agencyD, embassyKey), MUST_RECONNECT_MS)
+  const agencyMs = Date.now() - e.upAt
+  await eventually('the mirror reconnects to the restarted embassy', linked(mirrorD, embassyKey), MUST_RECONNECT_MS)
+  const mirrorMs = Date.now() - e.upAt
+  t.pass(`embassy restarted without any DHT node (start ${e.startMs} ms): agency back ${agencyMs} ms, mirror back ${mirrorMs} ms after it was up`)
+
+  const a = await restart(agencyDir, agencyD, () => !embassyD.network!.connectedTo(agencyKey))
+  agencyD = a.daemon
+  await eventually('the restarted agency reconnects to the embassy', linked(agencyD, embassyKey), MUST_RECONNECT_MS)
+  t.pass(`agency restarted without any DHT node (start ${a.startMs} ms): embassy back ${Date.now() - a.upAt} ms after it was up`)
+  await eventually('the embassy sees its agency again', linked(embassyD, agencyKey), MUST_RECONNECT_MS)
+  t.pass('and the embassy sees the agency')
+})
+
+/** Upper bound for a reconnection that must happen (a failure bound, not a race: it takes ~0–2 s after start). */
+const MUST_RECONNECT_MS = 60_000
+

@@ -12,6 +12,7 @@ import { NodeHost } from './host.js'
 import { LOCK_WAIT_MS, openHost, waitForDirectory } from './lock-wait.js'
 import { toZ32 } from '../ids.js'
 import { MIN_DHT_NODES, Network } from '../net/network.js'
+import { NET_MEMORY_FILE } from '../net/net-memory.js'
 import { DISK_CHECK_INTERVAL_MS, diskSpace, type DiskSpace } from '../node/disk.js'
 import type { Alarm } from '../custody/receipts.js'
 
@@ -96,6 +97,8 @@ export class Daemon extends ReadyResource {
       bootstrap,
       store: node.store,
       port: this.opts.port ?? 0,
+      // Same UDP ports and peers' last addresses across restarts (reconnection without the DHT).
+      memoryFile: `${node.dir}/${NET_MEMORY_FILE}`,
       handshake: () => role.handshake(),
       isAllowed: (key) => role.isAllowed(key),
       dialAnyone: role.dialsAnyone,
@@ -116,6 +119,8 @@ export class Daemon extends ReadyResource {
         { nodes, minimum: MIN_DHT_NODES }
       )
     )
+    network.on('port-changed', (was, now) => this.#log('warn', 'port-changed', `UDP port ${was} (used before) is busy: bound ${now}; peers find this node through the DHT until they reconnect`, { remembered: was, port: now }))
+    network.on('memory-error', (file, reason) => this.#log('warn', 'network-memory', `${file}: ${reason} (ports and peer addresses are only a help to reconnect; the node runs without them)`, { file, reason }))
     network.on('looking-for', (key, attempt, nextInMs) =>
       this.#log('info', 'looking-for', `looking for ${toZ32(key)} (attempt ${attempt}, next in ${Math.max(1, Math.round(nextInMs / 1000))} s)`, { nodeKey: toZ32(key), attempt, nextInMs })
     )

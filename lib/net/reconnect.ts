@@ -9,7 +9,10 @@
  *   FAST_RETRY_MS (a restart takes seconds: Hyperswarm would already be at its 4–8 s back-off).
  * - Direct probes: a peer's last known address (its DHT node, which answers handshakes for it
  *   directly) is pinged every PROBE_MS while the peer is away; the first answer dials it at once,
- *   that address first and the DHT beside it (Network injects it as a relay address).
+ *   that address first and the DHT beside it (the Dialer puts it first among the relay
+ *   addresses). The address is the one a handshake with the peer came from or reached
+ *   (serverAddress), else where its connection came from; addresses from before a restart come
+ *   from the node's memory file (remember, ./net-memory.ts).
  * - Pokes: any sign that the network works again (an incoming connection from anyone, our DHT
  *   back online, a DHT node added to an empty routing table) dials every waiting peer now,
  *   back-off reset. At most once per MIN_POKE_GAP_MS per peer.
@@ -98,6 +101,8 @@ export class Reconnector {
   readonly now: () => number
   /** Last known address per peer (hex), least recently seen first. */
   #addresses = new Map<string, PeerAddress>()
+  /** Peers whose address is their DHT node's, learnt from a handshake of ours in this run. */
+  #fromDht = new Set<string>()
   #state = new Map<string, PeerState>()
   #closed = false
   /** Dials made, by reason (status, tests). */
@@ -116,19 +121,46 @@ export class Reconnector {
     }
   }
 
-  /** A connection with `hex` opened; `address` is where it came from (its DHT node), if known. */
+  /**
+   * A connection with `hex` opened; `address` is where it came from, if known. That is its DHT
+   * node when the connection is direct, but a throwaway socket when it was hole-punched: a DHT
+   * address learnt for it in this run (serverAddress) is kept instead.
+   */
   connected(hex: string, address: PeerAddress | null): void {
-    if (address && isUsable(address)) {
-      this.#addresses.delete(hex)
-      this.#addresses.set(hex, { host: address.host, port: address.port })
-      while (this.#addresses.size > this.opts.maxAddresses) {
-        const oldest = this.#addresses.keys().next().value
-        if (oldest === undefined) break
-        this.#addresses.delete(oldest)
-      }
-    }
+    if (address && !this.#fromDht.has(hex)) this.#set(hex, address)
     const s = this.#state.get(hex)
     if (s) s.lostAt = null
+  }
+
+  /**
+   * Our dial's handshake reached `hex`'s DHT node at `address` (directly, or as the relay saw it):
+   * the address that answers probes and direct dials, whatever socket the connection then uses.
+   */
+  serverAddress(hex: string, address: PeerAddress): void {
+    if (!isUsable(address)) return
+    this.#set(hex, address)
+    this.#fromDht.add(hex)
+  }
+
+  #set(hex: string, address: PeerAddress): void {
+    if (!isUsable(address)) return
+    this.#addresses.delete(hex)
+    this.#addresses.set(hex, { host: address.host, port: address.port })
+    while (this.#addresses.size > this.opts.maxAddresses) {
+      const oldest = this.#addresses.keys().next().value
+      if (oldest === undefined) break
+      this.#addresses.delete(oldest)
+      this.#fromDht.delete(oldest)
+    }
+  }
+
+  /**
+   * An address remembered from an earlier run (./net-memory.ts): probed while `hex` waits, like
+   * one learnt from a connection. Never replaces an address learnt in this run.
+   */
+  remember(hex: string, address: PeerAddress): void {
+    if (this.#addresses.has(hex) || !isUsable(address) || this.#addresses.size >= this.opts.maxAddresses) return
+    this.#addresses.set(hex, { host: address.host, port: address.port })
   }
 
   /** The connection with `hex` closed (the peer may come back: fast retries start). */

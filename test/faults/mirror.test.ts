@@ -1,8 +1,8 @@
 /**
  * Fault scenario (issue 15 items 1 and 4, issue 16 item 3): an embassy restarted while a mirror
  * reads from it. The agency is down (a crisis: the embassy is the mirror's only holder), the
- * embassy restarts three times on its lab host (SIGTERM, then `embassy run` again, on a new UDP
- * port each time), and the mirror must reconnect within 5 s of each restart — measured from the
+ * embassy restarts three times on its lab host (SIGTERM, then `embassy run` again, on the UDP
+ * ports it had: remembered in its node directory's network.json), and the mirror must reconnect within 5 s of each restart — measured from the
  * restarted embassy being up (its `started` log event: it listens, has announced and dials) to the
  * mirror's own `peer-connected` log event for that embassy, both stamped by the same machine
  * clock (negative: the mirror was connected before the embassy logged `started`). The embassy's

@@ -1,4 +1,5 @@
 /** Networked tests: a local testnet, in-process daemons with teardown, and pairing them. */
+import dgram from 'node:dgram'
 import path from 'node:path'
 import createTestnet from '@hyperswarm/testnet'
 import { Daemon, EmbassyNode, toZ32, type Agency, type Embassy, type Mirror, type RoleName } from '../../lib/index.js'
@@ -61,4 +62,24 @@ export async function pair(holder: Daemon, peer: Daemon, opts: PairOptions = {})
   } else {
     throw new Error(`pair: a ${peerRole} is never paired as a peer`)
   }
+}
+
+/**
+ * HyperDHT binds 49737–49741 first when no port is given, so a lone test node would get the same
+ * port at every start by luck (on a shared host, or beside `embassy bootstrap`, it does not): hold
+ * the free ones of that range during the test so a node without a remembered port binds a random
+ * one, as in the field trial.
+ */
+export async function holdDefaultPorts(t: Test): Promise<void> {
+  const held: dgram.Socket[] = []
+  for (let port = 49737; port <= 49742; port++) {
+    const s = dgram.createSocket('udp4')
+    const ok = await new Promise<boolean>((resolve) => {
+      s.once('error', () => resolve(false))
+      s.bind(port, '0.0.0.0', () => resolve(true))
+    })
+    if (ok) held.push(s)
+    else s.close()
+  }
+  t.teardown(() => Promise.all(held.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))).then(() => {}), { order: 2 })
 }
