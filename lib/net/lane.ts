@@ -4,7 +4,8 @@
  * for bulk replication without UDP hole-punching. The stream it yields is a NoiseSecretStream
  * like a swarm connection's: `store.replicate(stream)` multiplexes replication on it as today.
  *
- * Opt-in: nothing in the daemon opens a lane yet (first step of issue 16 item 5).
+ * Running nodes use it through lane-link.ts (config `lane`, off by default): offers over the
+ * custody channel, one lane per peer pair, the lane an extra replication connection of the peer.
  *
  *   const server = new LaneServer({ keyPair, host: '0.0.0.0', port: 7100, firewall: (key) => !allowed(key) })
  *   server.on('connection', (stream) => store.replicate(stream))

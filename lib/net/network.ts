@@ -21,19 +21,16 @@ import { udxWithLargeBuffers } from './udp.js'
 import { toZ32 } from '../ids.js'
 import type { KeyPair } from '../node/node.js'
 import { peerRoleName, type Handshake } from '../../protocol/index.js'
-import { FAST_RETRY_MS, Reconnector, STALE_DIAL_MS, type PeerAddress } from './reconnect.js'
+import { LaneLink, type LaneLinkOptions, type LaneInfo } from './lane-link.js'
+import { Dialer, DHT_WATCH_MS, LOOKING_REPORT_MS, MIN_DHT_NODES, RECONNECT_BACKOFFS } from './dialer.js'
+import { NetMemory } from './net-memory.js'
 
-/**
- * Reconnect back-offs (ms) for peers we dial, after the 1st, 2nd, 3rd and later failures.
- * Hyperswarm's default waits up to 10 minutes; an operator expects a restarted peer back in seconds.
- */
-export const RECONNECT_BACKOFFS = [1000, 2000, 4000, 8000]
+// Dialling, the DHT watch and reconnection live in ./dialer.ts (its constants are re-exported here).
+export { RECONNECT_BACKOFFS, DHT_WATCH_MS, MIN_DHT_NODES, LOOKING_REPORT_MS }
 
 /** Longest a shutdown waits for the DHT to take our announcements down. */
 export const UNANNOUNCE_WAIT_MS = 2000
 
-/** How often the network checks that the DHT is reachable (one timer per node). */
-export const DHT_WATCH_MS = 5000
 
 /**
  * Refused keys remembered (Hyperswarm keeps a banned entry per refused key for the life of the
@@ -60,20 +57,15 @@ export const CONNECTION_TIMEOUT_MS = 6000
  */
 export const TOPIC_RELOOKUP_MS = 2000
 
-/**
- * Fewer DHT nodes than this answering at start: first connections and reconnections can take
- * minutes (HyperDHT classifies NATs from the answers of at least three nodes); the node warns.
- */
-export const MIN_DHT_NODES = 4
-
-/** A configured peer that stays unreachable is reported at most this often (ms, per peer). */
-export const LOOKING_REPORT_MS = 30_000
 
 /** Peers whose last contact is remembered after they went away; beyond this the oldest are forgotten. */
 export const MAX_CONTACTS = 4096
 
-/** Last contact is recorded at most this often per connection (ms): data arrives per UDX packet. */
-const CONTACT_RESOLUTION_MS = 250
+/**
+ * How often last contact is checked (ms): one timer per node reads each connection's UDX packet
+ * counter (keep-alives included) instead of a listener on every packet.
+ */
+export const CONTACT_CHECK_MS = 1000
 
 /** Hypercore's replication protocol on a Protomux (one channel per core, id = discovery key). */
 const HYPERCORE_PROTOCOL = 'hypercore/alpha'
@@ -121,6 +113,12 @@ export interface NetworkOptions {
   port?: number
   /** Host to bind. @default '0.0.0.0' */
   host?: string
+  /**
+   * The node's network memory file (./net-memory.ts): with `port` 0 the DHT binds the UDP ports it
+   * had before (another free one when busy: 'port-changed'), and configured peers are dialled at
+   * their remembered addresses at start, beside the DHT. None: nothing remembered across restarts.
+   */
+  memoryFile?: string
   /** Refused keys remembered as banned. @default MAX_REFUSED_PEERS */
   maxRefusedPeers?: number
   /** Keep-alive interval on each connection (ms). @default KEEP_ALIVE_MS */
@@ -176,6 +174,10 @@ export interface NetworkEvents {
   refused: [key: Buffer]
   /** Something went wrong with a peer's channel (malformed message, version mismatch). */
   'channel-error': [peer: Peer, err: Error]
+  /** Bulk lane (lane-link.ts): a lane with a connected peer opened / closed; a dial to one failed (logged, replication unaffected). */
+  'lane-open': [peer: Peer, info: { initiator: boolean; host: string; port: number }]
+  'lane-close': [peer: Peer, info: { bytesIn: number; bytesOut: number; ms: number }]
+  'lane-failed': [peer: Peer, err: Error]
   /** The DHT stopped answering us / answers again. */
   offline: []
   online: []
@@ -185,6 +187,10 @@ export interface NetworkEvents {
   'few-dht-nodes': [nodes: number]
   /** A configured peer (one we dial) is still unreachable; at most once per LOOKING_REPORT_MS each. */
   'looking-for': [key: Buffer, attempt: number, nextInMs: number]
+  /** The remembered UDP port was busy: another was bound (peers remember the old one until they reconnect). */
+  'port-changed': [remembered: number, bound: number]
+  /** The network memory file was damaged or unreadable: ignored (started with an empty memory), or could not be written. */
+  'memory-error': [file: string, reason: string]
 }
 
 /** The DHT as status shows it. */
@@ -202,6 +208,10 @@ export interface DhtStatus {
 export class Network extends ReadyResource {
   readonly opts: NetworkOptions
   readonly peers = new Map<string, Peer>()
+  /** LANE HOOK: the bulk lane (null: off). Its logic lives in lane-link.ts. */
+  lane: LaneLink | null = null
+  /** LANE HOOK: lane streams, each an extra replication connection of a peer (no custody channel, not in `peers`). */
+  #lanes = new Map<NoiseSecretStream, Connection>()
   dht!: DHT
   swarm!: Hyperswarm
   #topics = new Map<string, { destroy(): Promise<void>; refresh(): Promise<void> }>()
@@ -212,25 +222,21 @@ export class Network extends ReadyResource {
   /** Cores offered for replication, by discovery key (hex), and by catalog (hex). */
   #cores = new Map<string, { catalog: string; core: Hypercore }>()
   #byCatalog = new Map<string, Map<string, Hypercore>>()
-  #watch: NodeJS.Timeout | null = null
-  #dhtReachable = true
-  #dhtOnline = true
   /** Keys the firewall refused, oldest first (a bounded memory of Hyperswarm's bans). */
   #refused = new Set<string>()
   /** When each peer was last heard from (any data or keep-alive), oldest first, bounded by MAX_CONTACTS. */
   #contacts = new Map<string, number>()
-  /** Configured peers not connected: unreachable since, and when we last said so. */
-  #looking = new Map<string, { since: number; reportedAt: number }>()
   #nodesAtStart = 0
-  /** Fast retries, direct probes and pokes for configured peers (null: off). */
-  #reconnect: Reconnector | null = null
-  #reconnectTimer: NodeJS.Timeout | null = null
+  /** Dials, reconnection help, the DHT watch and "looking for" reports (./dialer.ts). */
+  #dialer: Dialer | null = null
   /** When the network opened (a catalog never held by a connected peer has had none since). */
   #openedAt = Date.now()
   /** When the last connected holder of each catalog (hex) went away, bounded by MAX_CONTACTS. */
   #holdersLostAt = new Map<string, number>()
-  /** Our dials in flight (not open yet), by peer (hex): when each started. */
-  #dials = new Map<string, { stream: { destroy(err?: Error): void; destroyed?: boolean }; at: number }>()
+  /** Ports and peer addresses remembered across restarts (null: no memory file). */
+  #memory: NetMemory | null = null
+  /** Reads each connection's packet counter every CONTACT_CHECK_MS (last contact). */
+  #contactTimer: NodeJS.Timeout | null = null
 
   constructor(opts: NetworkOptions & { scope?: ReplicationScope }) {
     super()
@@ -243,11 +249,19 @@ export class Network extends ReadyResource {
     const { keyPair, bootstrap } = this.opts
     const port = this.opts.port ?? 0
     const host = this.opts.host ?? '0.0.0.0'
+    const memory = this.#openMemory()
     // dht-rpc tries port..port+5 and then any port unless told otherwise: a given port is that
     // port or an error, never a neighbour the operator did not choose (nor firewall rules allow).
-    const ports = port === 0 ? { port: 0 } : { port: [port, port + 1], anyPort: false }
+    // No port given: the ports this node had before (peers remember them; a direct dial after a
+    // restart needs them), any free one when the remembered one is busy (dht-rpc falls back).
+    const remembered = port === 0 ? memory?.data.serverPort ?? 0 : 0
+    const ports = port !== 0 ? { port: [port, port + 1], anyPort: false } : remembered > 0 ? { port: [remembered, remembered + 1], anyPort: true } : { port: 0 }
     this.#openedAt = Date.now()
     this.dht = new DHT({ bootstrap, keyPair, ...ports, host, udx: udxWithLargeBuffers() } as unknown as ConstructorParameters<typeof DHT>[0])
+    // dht-rpc binds a second (client) socket, which a firewalled node's connections use: it has
+    // no option, but dht-rpc retries its previous port first (falling back to any): seed it.
+    const io = (this.dht as unknown as { io?: { _boundClientPort?: number } }).io
+    if (port === 0 && memory && memory.data.clientPort > 0 && io && typeof io._boundClientPort === 'number') io._boundClientPort = memory.data.clientPort
     this.swarm = new Hyperswarm({
       keyPair,
       dht: this.dht,
@@ -266,108 +280,86 @@ export class Network extends ReadyResource {
       if ((err as { code?: string }).code === 'EADDRINUSE') throw EmbassyError.portInUse(host, port, err)
       throw err
     }
+    this.#rememberPorts(remembered)
     this.#nodesAtStart = this.#routingNodes()
     if (this.#nodesAtStart < MIN_DHT_NODES) this.emit('few-dht-nodes', this.#nodesAtStart)
-    this.#dhtReachable = this.#routingNodes() > 0
-    this.#dhtOnline = this.dht.online
-    this.dht.on('network-update', () => this.#onNetworkUpdate())
-    this.#watch = setInterval(() => this.#watchDht(), DHT_WATCH_MS)
-    this.#watch.unref()
-    if (this.opts.reconnect !== false) this.#startReconnect()
+    this.#contactTimer = setInterval(() => this.#checkContacts(), CONTACT_CHECK_MS)
+    this.#contactTimer.unref()
+    this.#startDialer()
+  }
+
+  /** Dialling, reconnection help and the DHT watch (./dialer.ts) on our swarm. */
+  #startDialer(): void {
+    const net = this
+    const dialer = new Dialer(
+      {
+        swarm: this.swarm,
+        dht: this.dht,
+        get closing() {
+          return !!net.closing
+        },
+        // Connected: its custody handshake arrived, or a connection of it received bytes (one
+        // still opening — a hole-punch that may go nowhere — leaves the peer waiting).
+        isConnected: (hex, key) => this.peers.has(hex) || this.#receiving(key),
+        routingNodes: () => this.#routingNodes(),
+        refreshTopics: () => {
+          for (const d of this.#topics.values()) d.refresh().catch(() => {})
+        },
+        readmitAdmitted: () => this.#readmitAdmitted(),
+        online: () => this.emit('online'),
+        offline: () => this.emit('offline'),
+        dhtBack: () => this.emit('dht-back'),
+        lookingFor: (key, attempt, nextInMs) => this.emit('looking-for', key, attempt, nextInMs)
+      },
+      { reconnect: this.opts.reconnect !== false, lookingReportMs: this.opts.lookingReportMs ?? LOOKING_REPORT_MS, remembered: this.#memory?.data.peers ?? [] }
+    )
+    this.#dialer = dialer
+    dialer.start()
+  }
+
+  /** Reads the memory file (a damaged one is ignored and reported). */
+  #openMemory(): NetMemory | null {
+    const file = this.opts.memoryFile
+    if (!file) return null
+    const memory = new NetMemory(file)
+    memory.onerror = (err) => this.emit('memory-error', file, `not written: ${err.message}`)
+    const { ignored } = memory.load()
+    if (ignored) this.emit('memory-error', file, `ignored: ${ignored}`)
+    this.#memory = memory
+    return memory
+  }
+
+  /** A live connection with `key` that received bytes. */
+  #receiving(key: Buffer): boolean {
+    const hex = key.toString('hex')
+    for (const c of this.#connections.values()) if (c.peer.id === hex && !c.conn.destroyed && ((c.conn as unknown as { rawBytesRead?: number }).rawBytesRead ?? 0) > 0) return true
+    return false
+  }
+
+  /** Records the ports bound; says so when the remembered one was busy. */
+  #rememberPorts(remembered: number): void {
+    const io = (this.dht as unknown as { io?: { serverSocket?: { address(): { port: number } } | null; clientSocket?: { address(): { port: number } } | null } }).io
+    const server = io?.serverSocket?.address().port ?? 0
+    const client = io?.clientSocket?.address().port ?? 0
+    if (remembered > 0 && server !== remembered) this.emit('port-changed', remembered, server)
+    this.#memory?.setPorts(server, client)
+    // Written now: a node killed soon after start still comes back on these ports.
+    this.#memory?.flush()
   }
 
   /**
-   * Reconnection help (./reconnect.ts). Our dials also go straight to a peer's last known address
-   * when a probe just found it answering (HyperDHT's `relayAddresses`: the peer's own DHT node
-   * answers the handshake), beside the DHT lookup; and the DHT's signals (our network changed or came back, a DHT node answers an empty routing
-   * table) dial every waiting configured peer at once.
+   * Last contact: every CONTACT_CHECK_MS, each connection whose UDX packet counter moved (data or
+   * keep-alive) was heard from. O(connections) per check, nothing per packet.
    */
-  #startReconnect(): void {
-    const swarm = this.swarm
-    const known = (hex: string) => swarm.peers.get(hex)
-    const reconnect = new Reconnector({
-      waiting: () => this.#waitingPeers(),
-      dialing: (hex) => {
-        const d = this.#dials.get(hex)
-        if (d) return Date.now() - d.at
-        // A connection opening (incoming, handshake under way) counts as a fresh dial.
-        return (swarm as unknown as { _allConnections: { has(k: Buffer): boolean } })._allConnections.has(Buffer.from(hex, 'hex')) ? 0 : null
-      },
-      dial: (hex) => {
-        const info = known(hex)
-        if (!info || info.banned || this.closing) return
-        const go = () => {
-          if (this.closing || info.banned) return
-          info.attempts = 0
-          swarm.joinPeer(info.publicKey)
-        }
-        const pending = this.#dials.get(hex)
-        if (!pending) return go()
-        // Hyperswarm dials a key once at a time: drop the stale dial, dial again once it closed.
-        this.#dials.delete(hex)
-        const stream = pending.stream as unknown as { once(e: 'close', f: () => void): void; destroy(): void }
-        stream.once('close', () => queueMicrotask(go))
-        stream.destroy()
-      },
-      probe: (address) =>
-        this.closing
-          ? Promise.resolve(false)
-          : (this.dht as unknown as { ping(a: PeerAddress, o: { retry: boolean }): Promise<unknown> }).ping(address, { retry: false }).then(
-              () => true,
-              () => false
-            )
-    })
-    this.#reconnect = reconnect
-    const dht = this.dht as unknown as {
-      connect(key: Buffer, opts?: { relayAddresses?: PeerAddress[] | null; [k: string]: unknown }): NoiseSecretStream
-      }
-    const connect = dht.connect.bind(dht)
-    dht.connect = (key, opts = {}) => {
-      const hex = Buffer.from(key).toString('hex')
-      const direct = reconnect.directAddress(hex)
-      let relayAddresses = opts.relayAddresses
-      // The direct address alone: HyperDHT tries it first and walks the DHT beside it (the relays
-      // it would have used from its cache are found again by that lookup, in parallel).
-      if (direct && !(relayAddresses && relayAddresses.length > 0)) relayAddresses = [direct]
-      const stream = connect(key, { ...opts, relayAddresses })
-      const entry = { stream, at: Date.now() }
-      this.#dials.set(hex, entry)
-      const done = () => {
-        if (this.#dials.get(hex) === entry) this.#dials.delete(hex)
-      }
-      stream.once('open', done)
-      stream.once('close', done)
-      return stream
+  #checkContacts(): void {
+    const now = Date.now()
+    for (const c of this.#connections.values()) {
+      const raw = c.conn.rawStream as unknown as { packetsReceived?: number } | null
+      const rx = raw?.packetsReceived
+      if (typeof rx !== 'number' || rx === c.rx) continue
+      c.rx = rx
+      this.#touch(c.peer.id, now)
     }
-    const poke = () => {
-      if (!this.closing) reconnect.poke()
-    }
-    this.dht.on('network-change', poke)
-    this.dht.on('persistent', poke)
-    this.dht.on('add-node', () => {
-      // A DHT node answers an empty (or nearly empty) routing table: the DHT is back.
-      if (this.#routingNodes() <= MIN_DHT_NODES) poke()
-      if (!this.#dhtReachable) this.#watchDht()
-    })
-    this.#reconnectTimer = setInterval(() => {
-      if (this.closing) return
-      // While the routing table is empty, ask the bootstrap nodes every tick (not every DHT_WATCH_MS).
-      if (this.#routingNodes() === 0) this.dht.refresh()
-      reconnect.tick()
-    }, FAST_RETRY_MS)
-    this.#reconnectTimer.unref()
-  }
-
-  /** Configured peers (the ones we dial) that are not connected, as hex keys. */
-  #waitingPeers(): string[] {
-    const out: string[] = []
-    for (const info of this.swarm.explicitPeers) {
-      if (info.banned) continue
-      const hex = info.publicKey.toString('hex')
-      if (this.peers.has(hex) || this.connectionTo(info.publicKey)) continue
-      out.push(hex)
-    }
-    return out
   }
 
   /**
@@ -402,14 +394,15 @@ export class Network extends ReadyResource {
 
   /** Reconnection counters (status, tests): dials by reason and addresses remembered. */
   reconnectStatus(): { dials: Record<string, number>; knownAddresses: number } | null {
-    const r = this.#reconnect
+    const r = this.#dialer?.reconnect
     return r ? { dials: { ...r.dials }, knownAddresses: r.knownAddresses } : null
   }
 
   override async _close(): Promise<void> {
-    if (this.#watch) clearInterval(this.#watch)
-    if (this.#reconnectTimer) clearInterval(this.#reconnectTimer)
-    this.#reconnect?.close()
+    this.#dialer?.close()
+    if (this.#contactTimer) clearInterval(this.#contactTimer)
+    this.#memory?.close()
+    await this.lane?.close() // LANE HOOK
     // Destroy connections first: swarm.destroy() leaves them open and peers notice only later.
     for (const conn of this.#connections.keys()) conn.destroy()
     // Unannouncing is a courtesy (DHT records expire by themselves): never let an unreachable DHT
@@ -426,10 +419,10 @@ export class Network extends ReadyResource {
     // Hyperswarm asks on incoming connections (with the handshake payload) and before dialling
     // (null): both are admitted by the same rule, so we never dial a peer we would refuse.
     if (this.opts.isAllowed(remoteKey)) {
-      if (payload !== null) this.#incoming(remoteKey, true)
+      if (payload !== null) this.#dialer?.incoming(remoteKey, true)
       return false
     }
-    if (payload !== null) this.#incoming(remoteKey, this.opts.dialAnyone === true && this.#foundOnTopic(remoteKey))
+    if (payload !== null) this.#dialer?.incoming(remoteKey, this.opts.dialAnyone === true && this.#foundOnTopic(remoteKey))
     // A node that reads from any holder connects to the peers it found on its own topics, whoever
     // dials first; such a connection only downloads (see #applyScope), it never serves a block.
     if (this.opts.dialAnyone && this.#foundOnTopic(remoteKey)) return false
@@ -439,26 +432,6 @@ export class Network extends ReadyResource {
     this.#remember(remoteKey)
     if (payload !== null) this.emit('refused', remoteKey)
     return true
-  }
-
-  /**
-   * Someone dials us: the network works, so dial every waiting configured peer now (each at most
-   * once per MIN_POKE_GAP_MS, however many dial us). And when the
-   * dialler is a peer our own dial to has gone unanswered for STALE_DIAL_MS (it went to the address
-   * the peer had before it restarted), drop ours: Hyperswarm would otherwise keep it and refuse the
-   * peer's fresh dial as a duplicate when we are the expected initiator.
-   */
-  #incoming(remoteKey: Buffer, admitted: boolean): void {
-    if (this.closing) return
-    const hex = remoteKey.toString('hex')
-    const dial = this.#dials.get(hex)
-    // Only for a peer the firewall admits (its key is proven by the Noise handshake already).
-    if (admitted && dial && Date.now() - dial.at >= STALE_DIAL_MS && !this.connectionTo(remoteKey)) {
-      this.#dials.delete(hex)
-      dial.stream.destroy()
-    }
-    // After this tick: the firewall answers first, and a poke never dials the peer dialling us.
-    queueMicrotask(() => this.#reconnect?.poke(hex))
   }
 
   #lastRelookup = 0
@@ -514,61 +487,6 @@ export class Network extends ReadyResource {
     return (this.dht as unknown as { nodes?: { length: number } }).nodes?.length ?? 0
   }
 
-  /**
-   * A node that started (or restarted) while every DHT node was down has an empty routing table
-   * and an announcement that never landed; HyperDHT would retry it only after ~5 minutes. Ask the
-   * bootstrap nodes again every few seconds while the table is empty, and once it fills, announce
-   * again and look our topics up again, so known peers find each other as soon as the DHT returns.
-   */
-  #watchDht(): void {
-    this.#readmitAdmitted()
-    this.#reportLooking()
-    const reachable = this.#routingNodes() > 0
-    if (!reachable) this.dht.refresh()
-    if (reachable && !this.#dhtReachable) {
-      this.swarm.server.refresh()
-      for (const d of this.#topics.values()) d.refresh().catch(() => {})
-      this.redialKnownPeers()
-      this.emit('dht-back')
-    }
-    this.#dhtReachable = reachable
-  }
-
-  /**
-   * Our own network came back (the DHT answers again after a cut): dial every known peer now
-   * instead of waiting out the back-off (up to 8 s).
-   */
-  #onNetworkUpdate(): void {
-    const online = this.dht.online
-    if (online && !this.#dhtOnline) {
-      this.redialKnownPeers()
-      this.emit('online')
-    }
-    if (!online && this.#dhtOnline) this.emit('offline')
-    this.#dhtOnline = online
-  }
-
-  /**
-   * Says which configured peers (the ones we dial: a followed agency, an allowed embassy, a listed
-   * holder) are still unreachable: the first time one is found unreachable, then at most once per
-   * LOOKING_REPORT_MS while it stays so. O(configured peers) per DHT check.
-   */
-  #reportLooking(now = Date.now()): void {
-    const seen = new Set<string>()
-    for (const info of this.swarm.explicitPeers) {
-      const hex = info.publicKey.toString('hex')
-      if (this.peers.has(hex) || this.connectionTo(info.publicKey)) continue
-      seen.add(hex)
-      let entry = this.#looking.get(hex)
-      if (!entry) this.#looking.set(hex, (entry = { since: now, reportedAt: 0 }))
-      // Not yet one check long (it may be connecting right now), or said recently: quiet.
-      if (now - entry.since < DHT_WATCH_MS / 2 || now - entry.reportedAt < (this.opts.lookingReportMs ?? LOOKING_REPORT_MS)) continue
-      entry.reportedAt = now
-      this.emit('looking-for', info.publicKey, info.attempts, this.#reconnect?.fastRetrying(hex) ? FAST_RETRY_MS : nextRetryMs(info, this.swarm))
-    }
-    for (const hex of this.#looking.keys()) if (!seen.has(hex)) this.#looking.delete(hex)
-  }
-
   /** Our DHT socket, its routing table and what answered at start (status). */
   dhtStatus(): DhtStatus {
     const a = this.dht?.address() as { host: string; port: number } | null
@@ -593,11 +511,7 @@ export class Network extends ReadyResource {
 
   /** Dials at once every known (explicit) peer that is not connected. */
   redialKnownPeers(): void {
-    for (const info of this.swarm.explicitPeers) {
-      if (info.banned || this.peers.has(info.publicKey.toString('hex'))) continue
-      info.attempts = 0
-      this.swarm.joinPeer(info.publicKey)
-    }
+    this.#dialer?.redialKnownPeers()
   }
 
   /**
@@ -672,7 +586,7 @@ export class Network extends ReadyResource {
    */
   rescope(): void {
     if (!this.#scope) return
-    for (const c of this.#connections.values()) {
+    for (const c of [...this.#connections.values(), ...this.#lanes.values()]) {
       if (!c.started || c.repl.all) continue
       this.#applyScope(c)
     }
@@ -695,7 +609,7 @@ export class Network extends ReadyResource {
     let cores = this.#byCatalog.get(catalog)
     if (!cores) this.#byCatalog.set(catalog, (cores = new Map()))
     cores.set(dk, core)
-    for (const c of this.#connections.values()) {
+    for (const c of [...this.#connections.values(), ...this.#lanes.values()]) {
       if (!c.started || c.repl.all) continue
       if (c.repl.catalogs.has(catalog)) this.#attach(c, core, true)
       else if (c.repl.downloadOnly.has(catalog)) this.#attach(c, core, false)
@@ -758,28 +672,26 @@ export class Network extends ReadyResource {
       catalogs: []
     }
     // Where it came from: its DHT node, which answers a direct dial after a restart or a cut.
-    const raw = conn.rawStream as unknown as { remoteHost?: string | null; remotePort?: number } | undefined
-    this.#reconnect?.connected(peer.id, raw?.remoteHost ? { host: raw.remoteHost, port: raw.remotePort ?? 0 } : null)
+    const raw = conn.rawStream as unknown as { remoteHost?: string | null; remotePort?: number; packetsReceived?: number } | undefined
+    const from = raw?.remoteHost ? { host: raw.remoteHost, port: raw.remotePort ?? 0 } : null
+    this.#dialer?.reconnect?.connected(peer.id, from)
+    // Remembered across restarts: its DHT node's address when a handshake of ours taught it, else where it came from.
+    const address = this.#dialer?.reconnect?.addressOf(peer.id) ?? from
+    if (address) this.#memory?.setPeer(peer.id, address)
     const c: Connection = {
       conn,
       peer,
       started: false,
+      rx: raw?.packetsReceived ?? 0,
       repl: { all: false, catalogs: new Set(), downloadOnly: new Set(), uploads: new Set(), attached: new Set(), refused: 0 }
     }
     this.#connections.set(conn, c)
-    // Last contact: anything received, keep-alives included (they never reach the mux).
+    // Last contact: now, then whenever its packet counter moved (#checkContacts; keep-alives count).
     this.#touch(peer.id)
-    let touched = Date.now()
-    conn.rawStream?.on('data', () => {
-      const now = Date.now()
-      if (now - touched < CONTACT_RESOLUTION_MS) return
-      touched = now
-      this.#touch(peer.id, now)
-    })
     conn.on('close', () => {
       this.#connections.delete(conn)
       this.#pending.delete(c)
-      if (!this.connectionTo(key)) this.#reconnect?.lost(peer.id)
+      if (!this.connectionTo(key)) this.#dialer?.reconnect?.lost(peer.id)
       if (this.peers.get(peer.id) === peer) {
         this.peers.delete(peer.id)
         this.#holderLost(peer)
@@ -809,7 +721,7 @@ export class Network extends ReadyResource {
     const own = this.opts.handshake()
     const catalogs = c.repl.all ? own.catalogs : own.catalogs.filter((k) => c.repl.catalogs.has(Buffer.from(k).toString('hex')))
     peer.catalogs = catalogs.map((k) => Buffer.from(k))
-    const channel = new CustodyChannel(mux, { ...own, catalogs }, this.opts.handlers?.(peer) ?? {})
+    const channel = new CustodyChannel(mux, { ...own, catalogs }, { ...this.opts.handlers?.(peer), ...this.lane?.handlers(peer) })
     peer.channel = channel
     channel.on('open', (remote) => {
       peer.handshake = remote
@@ -883,23 +795,56 @@ export class Network extends ReadyResource {
   }
 
   /** Peers as z32 keys with their role (status output). */
-  describePeers(): Array<{ nodeKey: string; role: string; since: number; lastContact: number | null }> {
-    return [...this.peers.values()].map((p) => ({ nodeKey: toZ32(p.key), role: p.role, since: p.connectedAt, lastContact: this.lastContact(p.key) }))
+  describePeers(): Array<{ nodeKey: string; role: string; since: number; lastContact: number | null; lane?: LaneInfo }> {
+    return [...this.peers.values()].map((p) => {
+      const lane = this.lane?.describe(p.key) // LANE HOOK
+      return { nodeKey: toZ32(p.key), role: p.role, since: p.connectedAt, lastContact: this.lastContact(p.key), ...(lane ? { lane } : {}) }
+    })
   }
-}
 
-/**
- * About when Hyperswarm dials a configured peer again (ms): its retry timers by attempt (proven
- * peers, ones that connected before, start shorter), capped by its rule of one attempt per second
- * per failure. An estimate for the operator, not a schedule.
- */
-function nextRetryMs(info: { attempts: number; proven: boolean }, swarm: Hyperswarm): number {
-  const backoffs = (swarm as unknown as { _timer?: { backoffs?: number[] } })._timer?.backoffs ?? RECONNECT_BACKOFFS
-  const at = (i: number) => backoffs[Math.min(i, backoffs.length - 1)] ?? 0
-  const a = info.attempts
-  if (a === 0) return at(0)
-  if (a > 3) return at(3)
-  return info.proven ? at(a - 1) : at(Math.min(a, 2))
+  // ---- LANE HOOK (issue 16 item 5): the logic is in lane-link.ts; here only what needs the network's internals. ----
+
+  /**
+   * Turns the bulk lane on (before setScope, so every connection's custody channel takes lane
+   * offers). Resolves once the listener (if any) listens; PORT_IN_USE when its port is busy.
+   */
+  useLane(opts: LaneLinkOptions): Promise<void> {
+    if (this.lane) return Promise.resolve()
+    const link = new LaneLink(
+      {
+        keyPair: this.opts.keyPair,
+        isAllowed: (key) => this.opts.isAllowed(key),
+        peer: (key) => this.peers.get(Buffer.from(key).toString('hex')) ?? null,
+        connected: () => [...this.peers.values()],
+        attach: (peer, stream) => this.#attachLane(peer as Peer, stream),
+        emit: (event: string, peer: unknown, info: unknown) => this.emit(event as 'lane-failed', peer as Peer, info as Error)
+      },
+      opts
+    )
+    this.lane = link
+    this.on('peer', (p) => link.onpeer(p))
+    this.on('peer-lost', (p) => link.onpeerLost(p))
+    return link.open()
+  }
+
+  /** A lane of `peer`: replicated with the peer's scope, as its swarm connection (no custody channel). */
+  #attachLane(peer: Peer, stream: NoiseSecretStream): boolean {
+    const scope = this.#scope
+    if (!scope || this.closing || stream.destroyed) return false
+    const c: Connection = { conn: stream, peer, started: true, rx: 0, repl: { all: false, catalogs: new Set(), downloadOnly: new Set(), uploads: new Set(), attached: new Set(), refused: 0 } }
+    this.#lanes.set(stream, c)
+    stream.once('close', () => this.#lanes.delete(stream))
+    const entitled = scope.entitled(peer.key)
+    if (entitled === true) {
+      c.repl.all = true
+      this.opts.store.replicate(stream)
+    } else {
+      gateUploads(Protomux.from(stream), c.repl)
+      Hypercore.createProtocolStream(stream, { ondiscoverykey: (dk: Buffer) => this.#ondiscoverykey(c, dk) })
+      this.#applyScope(c, entitled)
+    }
+    return !stream.destroyed
+  }
 }
 
 /** One connection and what it replicates. */
@@ -908,6 +853,8 @@ interface Connection {
   peer: Peer
   /** Replication and the custody channel started (the role's scope was known). */
   started: boolean
+  /** UDX packets received when last checked (last contact, #checkContacts). */
+  rx: number
   repl: PeerReplication
 }
 

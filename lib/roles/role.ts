@@ -4,7 +4,7 @@
  * BaseRole holds what the three share: the node, admission (allow/deny), the custody handshake
  * and the network they are attached to.
  *
- * Owns: roles/ (may import node/, data/, net/, custody/, verify/, kit/; never gateway/ or daemon/).
+ * Owns: roles/ (may import node/, data/, net/, custody/, verify/, kit/, html; never gateway/ or daemon/).
  */
 import ReadyResource from 'ready-resource'
 import { EmbassyError } from '../errors.js'
@@ -13,7 +13,7 @@ import type { HeldCoreRef } from '../data/held-core.js'
 import type { DatasetReader } from '../data/datasets.js'
 import type { CustodyHandlers } from '../net/custody-channel.js'
 import type { Network, Peer } from '../net/network.js'
-import type { RoleName } from '../node/config.js'
+import { parseHostPort, type RoleName } from '../node/config.js'
 import type { EmbassyNode } from '../node/node.js'
 import { agencyTopic } from '../node/caps.js'
 import type { Holder } from './holder.js'
@@ -186,10 +186,38 @@ export abstract class BaseRole extends ReadyResource implements Role {
    */
   protected bindNetwork(network: Network): void {
     this.network = network
+    this.#bindLane(network)
     network.setScope({
       entitled: (key) => this.entitledCatalogs(key),
       catalogOfTopic: (topic) => this.handshakeCatalogs().find((k) => agencyTopic(k).equals(topic)) ?? null
     })
+  }
+
+  /**
+   * The bulk lane (config `lane`; off when absent): listens and offers its address to admitted
+   * peers, dials the lanes they offer (net/lane-link.ts). A listener that cannot start is logged
+   * and the node runs on the swarm alone. Opens, closes and failed dials are logged.
+   */
+  #bindLane(network: Network): void {
+    const lane = this.node.config.lane
+    if (!lane || network.lane) return
+    const z = (key: Buffer) => toZ32(key)
+    network.on('lane-open', (p, i) =>
+      this.notice('info', 'lane-open', `bulk lane with ${p.role} ${z(p.key)} open (${i.initiator ? `dialled ${i.host}:${i.port}` : `from ${i.host}:${i.port}`})`, { nodeKey: z(p.key), initiator: i.initiator, host: i.host, port: i.port })
+    )
+    network.on('lane-close', (p, i) =>
+      this.notice('info', 'lane-close', `bulk lane with ${p.role} ${z(p.key)} closed after ${Math.round(i.ms / 1000)} s (${i.bytesIn} bytes in, ${i.bytesOut} out); replication goes on over the swarm connection`, { nodeKey: z(p.key), ...i })
+    )
+    network.on('lane-failed', (p, err) => this.notice('warn', 'lane-failed', `bulk lane to ${p.role} ${z(p.key)}: ${err.message}; replication goes on over the swarm connection`, { nodeKey: z(p.key), code: (err as EmbassyError).code ?? null }))
+    const listen = lane.listen ? parseHostPort(lane.listen, { allowZero: true }) : null
+    const advertise = lane.advertise ? parseHostPort(lane.advertise) : null
+    network.useLane({ listen, advertise, dial: lane.dial !== false }).then(
+      () => {
+        const port = network.lane?.server?.port
+        if (listen) this.notice('info', 'lane-listening', `bulk lane listening on ${listen.host}:${port} (admitted peers only); offered as ${advertise ? `${advertise.host}:${advertise.port}` : `${listen.host}:${port}`}`, { host: listen.host, port })
+      },
+      (err: Error) => this.notice('error', 'lane-listen-failed', `bulk lane: cannot listen on ${lane.listen}: ${err.message}; this node offers no lane (replication runs on the swarm connections${lane.dial === false ? '' : ', and on lanes its peers offer'})`, { listen: lane.listen })
+    )
   }
 
   #offered = new WeakSet<Holder>()

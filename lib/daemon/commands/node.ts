@@ -2,7 +2,7 @@
  * The node itself: `embassy init`, `embassy id`, `embassy status` (and `status --watch`).
  *
  * Owns: these records, what `status` shows (nodeStatus, also the gateway's /api/status) and its
- * text. May import: command, host, text, node/, roles/ (types and initNode), net/ (types).
+ * text. May import: command, host, text, node/, roles/ (types, initNode, drillStatus), net/ (types).
  */
 import path from 'node:path'
 import { EmbassyNode, type NodeIdentity } from '../../node/node.js'
@@ -19,6 +19,8 @@ import { EmbassyError } from '../../errors.js'
 import type { AgencyHolding } from '../../roles/embassy.js'
 import type { SourceStatus } from '../../roles/mirror.js'
 import type { HeldCore } from '../../roles/holder.js'
+import { drillStatus, type DrillStatus } from '../../roles/drill-schedule.js'
+import { formatDrillStatus } from './drill.js'
 import { defineCommand, defineLocalCommand, noInput, parseBootstrap, strOpt, usageError, type FormatView } from '../command.js'
 import type { Host } from '../host.js'
 import { escapeText, fmtBytes, short, table } from '../text.js'
@@ -83,6 +85,8 @@ interface StatusBase extends Omit<NodeIdentity, 'role'> {
   peers: PeerSummary[]
   /** Our DHT socket and how many DHT nodes answer (running nodes only). */
   dht?: DhtStatus
+  /** The last continuity drill (newest report in DIR/drills/) and the schedule when one runs; absent when neither. */
+  drill?: DrillStatus
 }
 
 /** When a peer was last heard from (any message or keep-alive; ms since epoch), null if never since start. */
@@ -150,6 +154,8 @@ export async function nodeStatus(host: Host): Promise<NodeStatus> {
   const s = { ...id, running: host.online, peers, ...(await (await host.role()).status()) } as Record<string, unknown>
   const network = host.network
   if (network) s.dht = network.dhtStatus()
+  const drill = drillStatus(host.node.dir)
+  if (drill) s.drill = drill
   // Last contact (a message or keep-alive seen), apart from a receipt's age: a receipt can be old
   // while the peer is alive (nothing changed), and recent while it is gone.
   const contact = (nodeKey: string): number | null => {
@@ -288,7 +294,7 @@ function bar(view: FormatView, done: number, total: number): string {
 export function formatStatus(s: NodeStatus, view: FormatView): string {
   // Names, kinds, alarm details and problems come from catalogs and peers: escaped (text.ts).
   const now = Date.now()
-  const head = `${s.role}${s.name ? ` "${escapeText(s.name)}"` : ''} ${s.nodeKey}\n${s.running ? 'running' : 'not running (read from storage)'}, ${s.peers.length} peer(s) connected${s.peers.length ? ': ' + s.peers.map((p) => `${escapeText(p.role)} ${short(p.nodeKey)}`).join(', ') : ''}\n` + formatDht(s.dht)
+  const head = `${s.role}${s.name ? ` "${escapeText(s.name)}"` : ''} ${s.nodeKey}\n${s.running ? 'running' : 'not running (read from storage)'}, ${s.peers.length} peer(s) connected${s.peers.length ? ': ' + s.peers.map((p) => `${escapeText(p.role)} ${short(p.nodeKey)}${p.lane?.up ? ` (bulk lane up, ${fmtBytes(p.lane.bytesIn + p.lane.bytesOut)})` : ''}`).join(', ') : ''}\n` + formatDht(s.dht) + formatDrillStatus(s.drill, now)
   if (s.role === 'agency') {
     let out = head + formatRestore(s.restore)
     if (s.datasets.length === 0) out += s.restore && s.restore.state !== 'complete' ? '\nno datasets back yet (restoring)\n' : '\nno datasets yet: embassy dataset create NAME\n'
