@@ -20,7 +20,7 @@ import type Hypercore from 'hypercore'
 import './tune.js'
 import { LaneServer, dialLane } from '../lib/net/lane.js'
 import { closers, out, runRole, startWorker, workerConfig } from './worker-io.js'
-import { pseudoRandom } from '../test/helpers/files.js'
+import { appendBlocks, untilLength } from './raw-worker.js'
 
 interface LaneConfig {
   role: 'writer' | 'reader'
@@ -54,16 +54,6 @@ startWorker()
 
 type RawSocket = ConstructorParameters<typeof NoiseSecretStream>[1]
 
-/** The same block contents as raw-worker's writer. */
-function blockFactory(blockSize: number): (i: number) => Buffer {
-  const base = pseudoRandom(blockSize, 0x9e3779b9)
-  return (i) => {
-    const b = Buffer.from(base)
-    if (blockSize >= 8) b.writeDoubleLE(i, 0)
-    return b
-  }
-}
-
 async function writer(): Promise<void> {
   const store = new Corestore(path.join(config.dir, 'store'))
   await store.ready()
@@ -73,17 +63,8 @@ async function writer(): Promise<void> {
   const core = store.get({ name: 'bench-0' })
   await core.ready()
   const started = performance.now()
-  const make = blockFactory(blockSize)
-  const total = config.bytes ?? 0
-  let pending: Buffer[] = []
-  for (let off = 0, i = 0; off < total; off += blockSize, i++) {
-    pending.push(off + blockSize <= total ? make(i) : make(i).subarray(0, total - off))
-    if (pending.length >= batch) {
-      await core.append(pending)
-      pending = []
-    }
-  }
-  if (pending.length) await core.append(pending)
+  // The same bytes, blocks and batches as raw-worker's writer (its loop).
+  await appendBlocks(core, config.bytes ?? 0, blockSize, batch)
   out({ event: 'appended', ms: performance.now() - started, bytes: core.byteLength, blocks: core.length })
 
   const keyPair = await store.createKeyPair('bench-lane')
@@ -148,15 +129,7 @@ async function reader(): Promise<void> {
   core.download({ start: 0, end: -1 })
   const want = config.length ?? 0
   let connectedAt = 0
-  const done = new Promise<void>((resolve) => {
-    const check = () => {
-      if (core.contiguousLength < want) return
-      core.off('download', check)
-      resolve()
-    }
-    core.on('download', check)
-    check()
-  })
+  const done = untilLength(core, want)
   const n = Math.max(1, config.lanes ?? 1)
   const streams: NoiseSecretStream[] = []
   closers.push(async () => {

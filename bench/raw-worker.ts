@@ -68,7 +68,9 @@ interface RawConfig {
 }
 
 const config = workerConfig<RawConfig>()
-startWorker()
+/** Run as a worker (not imported by another worker for its helpers, like lane-worker.ts). */
+const MAIN = /raw-worker\.[cm]?[jt]s$/.test(process.argv[1] ?? '')
+if (MAIN) startWorker()
 
 function bootstrapNodes(list: string[]): Array<{ host: string; port: number }> {
   if (!list || list.length === 0) throw new Error('raw-worker: an explicit bootstrap list is required')
@@ -98,7 +100,7 @@ async function openSwarm(store: Corestore | null, keyPair: { publicKey: Buffer; 
 }
 
 /** The same pseudo-random block contents everywhere, varied per block (no two blocks equal). */
-function blockFactory(blockSize: number): (i: number) => Buffer {
+export function blockFactory(blockSize: number): (i: number) => Buffer {
   const base = pseudoRandom(blockSize, 0x9e3779b9)
   return (i) => {
     const b = Buffer.from(base)
@@ -144,17 +146,7 @@ async function writer(): Promise<void> {
       blocks += r.blocks
       continue
     }
-    const total = config.bytes ?? 0
-    const make = blockFactory(blockSize)
-    let pending: Buffer[] = []
-    for (let off = 0, i = 0; off < total; off += blockSize, i++) {
-      pending.push(off + blockSize <= total ? make(i) : make(i).subarray(0, total - off))
-      if (pending.length >= batch) {
-        await core.append(pending)
-        pending = []
-      }
-    }
-    if (pending.length) await core.append(pending)
+    await appendBlocks(core, config.bytes ?? 0, blockSize, batch)
     bytes += core.byteLength
     blocks += core.length
   }
@@ -178,6 +170,33 @@ async function writer(): Promise<void> {
     keys: cores.map((c) => c.key!.toString('hex')),
     lengths: cores.map((c) => c.length),
     byteLength: cores.reduce((n, c) => n + c.byteLength, 0)
+  })
+}
+
+/** Appends `total` bytes of blockFactory blocks of `blockSize`, `batch` per append (the writers' loop; lane-worker uses it too). */
+export async function appendBlocks(core: Hypercore, total: number, blockSize: number, batch: number): Promise<void> {
+  const make = blockFactory(blockSize)
+  let pending: Buffer[] = []
+  for (let off = 0, i = 0; off < total; off += blockSize, i++) {
+    pending.push(off + blockSize <= total ? make(i) : make(i).subarray(0, total - off))
+    if (pending.length >= batch) {
+      await core.append(pending)
+      pending = []
+    }
+  }
+  if (pending.length) await core.append(pending)
+}
+
+/** Resolves once `core` holds blocks 0 … want-1 (the readers' wait; lane-worker uses it too). */
+export function untilLength(core: Hypercore, want: number): Promise<void> {
+  return new Promise((resolve) => {
+    const check = () => {
+      if (core.contiguousLength < want) return
+      core.off('download', check)
+      resolve()
+    }
+    core.on('download', check)
+    check()
   })
 }
 
@@ -272,17 +291,8 @@ async function reader(): Promise<void> {
         times[index] = Date.now()
       })
     }
-    let done = want === 0 || core.contiguousLength >= want
-    if (done) remaining--
-    else {
-      const ondownload = () => {
-        if (done || core.contiguousLength < want) return
-        done = true
-        core.off('download', ondownload)
-        if (--remaining === 0) finish()
-      }
-      core.on('download', ondownload)
-    }
+    if (want === 0 || core.contiguousLength >= want) remaining--
+    else void untilLength(core, want).then(() => --remaining === 0 && finish())
   }
   openedMs = performance.now() - opened
   const keyPair = await store.createKeyPair('bench-swarm')
@@ -336,4 +346,4 @@ async function connectClient(): Promise<void> {
   swarm.joinPeer(Buffer.from(config.peer!, 'hex'))
 }
 
-runRole({ writer, reader, 'connect-server': connectServer, 'connect-client': connectClient }, config.role)
+if (MAIN) runRole({ writer, reader, 'connect-server': connectServer, 'connect-client': connectClient }, config.role)

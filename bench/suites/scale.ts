@@ -164,7 +164,7 @@ async function agenciesOf(ctx: Ctx, A: number, N: number, dirs: string[], keep: 
 export async function scale(ctx: Ctx): Promise<Result[]> {
   const shape = /^(\d+)x(\d+)$/.exec(process.env.BENCH_SCALE_SHAPE ?? '')
   const A = shape ? Number(shape[1]) : ctx.pick(10, 2)
-  const N = shape ? Number(shape[2]) : ctx.pick(1000, 200)
+  const N = shape ? Number(shape[2]) : ctx.pick(1000, 100)
   const timeoutMs = ctx.pick(600_000, 120_000)
   const keep = process.env.BENCH_SCALE_KEEP ? path.resolve(process.env.BENCH_SCALE_KEEP) : null
   const prof = process.env.BENCH_SCALE_PROF ? path.resolve(process.env.BENCH_SCALE_PROF) : null
