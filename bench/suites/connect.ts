@@ -69,10 +69,12 @@ export async function connect(ctx: Ctx): Promise<Result[]> {
     // partition: the agency frozen (no packet answered) until the embassy's connection timed out and longer
     const partitionS = ctx.pick(120, 5)
     const lostBefore = emb.events.filter((e) => e.event === 'peer-lost').length
+    const frozenAt = Date.now()
     process.kill(agencyProc.pid, 'SIGSTOP')
     let resumedAt = 0
     try {
-      await emb.waitEvent((e) => e.event === 'peer-lost', 60_000, 'peer-lost during the partition')
+      // This partition's peer-lost, not one of the agency restarts' before it.
+      await emb.waitEvent((e) => e.event === 'peer-lost' && (e.time as number) >= frozenAt, 60_000, 'peer-lost during the partition')
       await new Promise((r) => setTimeout(r, partitionS * 1000))
     } finally {
       resumedAt = Date.now()
