@@ -111,7 +111,7 @@ function cpuPerGiB(cpuMs: number, bytes: number): number {
 
 export async function lane(ctx: Ctx): Promise<Result[]> {
   const fullBytes = 256 * MiB
-  const bytes = ctx.pick(fullBytes, 32 * MiB)
+  const bytes = ctx.pick(fullBytes, 16 * MiB)
   const trials = ctx.pick(3, 1)
   const readerKey = crypto.keyPair(READER_SEED).publicKey.toString('hex')
   const arms = ['udx', 'tcp', 'lane', 'lane ×2', 'lane nagle', 'product swarm', 'product lane'] as const
