@@ -31,6 +31,14 @@ export { RECONNECT_BACKOFFS, DHT_WATCH_MS, MIN_DHT_NODES, LOOKING_REPORT_MS }
 /** Longest a shutdown waits for the DHT to take our announcements down. */
 export const UNANNOUNCE_WAIT_MS = 2000
 
+/**
+ * Longest a shutdown waits for Hyperswarm to close its server (ms). HyperDHT's server close first
+ * waits for an announce in progress and then unannounces from every relay: with relays that do
+ * not answer (a cut link, a DHT node gone) that is several request time-outs. After this the DHT's
+ * sockets are closed, which fails what is still pending.
+ */
+export const SWARM_CLOSE_WAIT_MS = 3000
+
 
 /**
  * Refused keys remembered (Hyperswarm keeps a banned entry per refused key for the life of the
@@ -411,8 +419,15 @@ export class Network extends ReadyResource {
     let timer: NodeJS.Timeout | undefined
     await Promise.race([unannounced, new Promise<void>((resolve) => (timer = setTimeout(resolve, UNANNOUNCE_WAIT_MS)))])
     clearTimeout(timer)
-    await this.swarm.destroy({ force: true })
-    await this.dht.destroy()
+    const swarmClosed = this.swarm.destroy({ force: true }).then(
+      () => true,
+      () => true
+    )
+    await Promise.race([swarmClosed, new Promise<void>((resolve) => (timer = setTimeout(resolve, SWARM_CLOSE_WAIT_MS)))])
+    clearTimeout(timer)
+    // force: the DHT's servers are the swarm's, closed (or given up on) above; closing the sockets
+    // fails whatever the swarm still waits for.
+    await this.dht.destroy({ force: true })
   }
 
   #firewall(remoteKey: Buffer, payload: unknown): boolean {
