@@ -24,6 +24,14 @@ export function fmtBytes(n: number): string {
 }
 
 /** A key shortened for a table: first 8 and last 4 characters. */
+/** A span of milliseconds for humans: '850 ms', '42 s', '15 min', '3.5 h'. */
+export function fmtDuration(ms: number): string {
+  if (ms < 1000) return `${ms} ms`
+  if (ms < 120_000) return `${(ms / 1000).toFixed(0)} s`
+  if (ms < 7_200_000) return `${(ms / 60_000).toFixed(0)} min`
+  return `${(ms / 3_600_000).toFixed(1)} h`
+}
+
 export function short(key: string): string {
   return key.length > 16 ? `${key.slice(0, 8)}…${key.slice(-4)}` : key
 }

@@ -17,7 +17,7 @@ import { DRILL_CONNECT_TIMEOUT_MS, drillSourceFromCapability, drillSourceFromKit
 import { verifyDrillReport, type DrillReport, type DrillVerdict } from '../../roles/drill-report.js'
 import type { DrillStatus } from '../../roles/drill-schedule.js'
 import { defineLocalCommand, keyArg, parseBootstrap, strOpt, usageError, type CallerProcess, type CommandInput } from '../command.js'
-import { escapeText, short, table } from '../text.js'
+import { escapeText, fmtDuration, short, table } from '../text.js'
 
 export interface DrillKeyInfo {
   /** The drill's node key: `embassy allow KEY --agency AGENCY` on each embassy. */
@@ -182,23 +182,16 @@ export const drill = defineLocalCommand({
 })
 
 /** A duration for people: ms, s, min or h. */
-function duration(ms: number): string {
-  if (ms < 1000) return `${ms} ms`
-  if (ms < 120_000) return `${(ms / 1000).toFixed(0)} s`
-  if (ms < 7_200_000) return `${(ms / 60_000).toFixed(0)} min`
-  return `${(ms / 3_600_000).toFixed(1)} h`
-}
-
 /** `embassy status` text of the last continuity drill (and the schedule, when one runs): a line or four. */
 export function formatDrillStatus(d: DrillStatus | undefined, now: number): string {
   if (!d) return ''
-  const every = d.intervalMs !== null ? `drills every ${duration(d.intervalMs)}${d.running ? ', one running now' : d.nextAt !== null ? `, next in ${duration(Math.max(0, d.nextAt - now))}` : ''}\n` : ''
+  const every = d.intervalMs !== null ? `drills every ${fmtDuration(d.intervalMs)}${d.running ? ', one running now' : d.nextAt !== null ? `, next in ${fmtDuration(Math.max(0, d.nextAt - now))}` : ''}\n` : ''
   const l = d.last
   if (!l) return every + 'last drill: none yet\n'
   const ms = (v: number | null): string => (v === null ? '—' : `${v} ms`)
   return (
     every +
-    `last drill: ${l.ok ? 'PASSED' : 'FAILED'} ${escapeText(l.finishedAt)} (${duration(Math.max(0, now - l.at * 1000))} ago), embassy ${l.embassy === null ? 'none reachable' : short(escapeText(l.embassy))}\n` +
+    `last drill: ${l.ok ? 'PASSED' : 'FAILED'} ${escapeText(l.finishedAt)} (${fmtDuration(Math.max(0, now - l.at * 1000))} ago), embassy ${l.embassy === null ? 'none reachable' : short(escapeText(l.embassy))}\n` +
     `  RTO first record ${ms(l.firstRecordMs)}, full copy ${ms(l.fullCopyMs)}; RPO ${l.blocksBehind} block(s) / ${l.secondsBehind} s behind\n` +
     (l.error ? `  why: ${escapeText(l.error)}\n` : '') +
     `  report ${escapeText(l.reportFile)}\n`
