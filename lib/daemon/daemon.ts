@@ -164,6 +164,7 @@ export class Daemon extends ReadyResource {
         onError: (err) => this.#log('error', 'drill-error', `continuity drill could not run: ${err.message}`)
       })
       this.drills.start()
+      this.host.drills = this.drills
     }
 
     const control = new ControlServer(node.dir, this.host)
@@ -175,10 +176,7 @@ export class Daemon extends ReadyResource {
         reader: await this.host.reader(),
         host,
         port,
-        status: async () => {
-          const s = await nodeStatus(this.host)
-          return this.drills ? { ...s, drill: this.drills.status() } : s
-        },
+        status: () => nodeStatus(this.host),
         peers: () => network.peers.size,
         ...(this.sampler ? { custody: { dir: node.dir, now: async () => (await nodeStatus(this.host)) as unknown as CustodyNow, series: () => this.sampler!.series.data } } : {}),
         ...(this.opts.httpStatus ? { publishStatus: true } : {})

@@ -11,6 +11,7 @@ import { EmbassyNode } from '../node/node.js'
 import type { RoleName } from '../node/config.js'
 import { createRole, type Agency, type Auditor, type Embassy, type Mirror } from '../roles/index.js'
 import type { Role } from '../roles/role.js'
+import type { DrillSchedule } from '../roles/drill-schedule.js'
 
 /** What a command handler gets: the open node, its role, and the network when running. */
 export interface Host {
@@ -28,6 +29,8 @@ export interface Host {
   online: boolean
   /** The network, inside a running node. */
   network: Network | null
+  /** The continuity drill schedule, inside a running node that has one (status reports it). */
+  drills: DrillSchedule | null
   /** Every core this node holds (catalogs and dataset cores), on every role. */
   heldCores(): Promise<HeldCoreRef[]>
 }
@@ -35,6 +38,7 @@ export interface Host {
 export class NodeHost extends ReadyResource implements Host {
   readonly node: EmbassyNode
   network: Network | null = null
+  drills: DrillSchedule | null = null
   #role: Promise<Agency | Embassy | Mirror | Auditor> | null = null
 
   constructor(dir: string) {

@@ -119,16 +119,12 @@ function newestReport(folder: string): DrillReport | null {
   return null
 }
 
-/** Schedules running in this process, by node directory (resolved): what drillStatus() reports. */
-const ACTIVE = new Map<string, DrillSchedule>()
-
 /**
- * The drills of node directory `dir` for status: the running schedule's (when this process has
- * one for `dir`), else the newest report in `<dir>/drills/` that parses; null when neither.
+ * The drills of node directory `dir` for status: the running schedule's when one is given (a
+ * running node's), else the newest report in `<dir>/drills/` that parses; null when neither.
  */
-export function drillStatus(dir: string): DrillStatus | null {
-  const active = ACTIVE.get(path.resolve(dir))
-  if (active) return active.status()
+export function drillStatus(dir: string, schedule: DrillSchedule | null = null): DrillStatus | null {
+  if (schedule) return schedule.status()
   const last = newestReport(path.join(dir, DRILLS_DIR))
   return last ? { intervalMs: null, running: false, nextAt: null, last: summarise(last) } : null
 }
@@ -153,7 +149,6 @@ export class DrillSchedule {
     fs.mkdirSync(this.folder, { recursive: true, mode: 0o700 })
     const last = newestReport(this.folder)
     if (last) this.#last = summarise(last)
-    ACTIVE.set(path.resolve(this.opts.dir), this)
     this.#arm(this.opts.firstDelayMs ?? Math.min(FIRST_DRILL_DELAY_MS, this.opts.intervalMs))
   }
 
@@ -207,7 +202,6 @@ export class DrillSchedule {
   /** Stops the schedule; a drill in progress is cut short (no report) and awaited. */
   async stop(): Promise<void> {
     this.#stopped = true
-    if (ACTIVE.get(path.resolve(this.opts.dir)) === this) ACTIVE.delete(path.resolve(this.opts.dir))
     if (this.#timer) clearTimeout(this.#timer)
     this.#timer = null
     this.#nextAt = null

@@ -23,7 +23,7 @@ import { drillStatus, type DrillStatus } from '../../roles/drill-schedule.js'
 import { formatDrillStatus } from './drill.js'
 import { defineCommand, defineLocalCommand, noInput, parseBootstrap, strOpt, usageError, type FormatView } from '../command.js'
 import type { Host } from '../host.js'
-import { escapeText, fmtBytes, short, table } from '../text.js'
+import { escapeText, fmtBytes, fmtDuration, short, table } from '../text.js'
 import { parseKey } from '../../ids.js'
 
 export type InitResult = NodeIdentity & { dir: string }
@@ -154,7 +154,7 @@ export async function nodeStatus(host: Host): Promise<NodeStatus> {
   const s = { ...id, running: host.online, peers, ...(await (await host.role()).status()) } as Record<string, unknown>
   const network = host.network
   if (network) s.dht = network.dhtStatus()
-  const drill = drillStatus(host.node.dir)
+  const drill = drillStatus(host.node.dir, host.drills)
   if (drill) s.drill = drill
   // Last contact (a message or keep-alive seen), apart from a receipt's age: a receipt can be old
   // while the peer is alive (nothing changed), and recent while it is gone.
@@ -276,11 +276,7 @@ function formatHistory(s: StatusHistory): string {
 }
 
 function age(ms: number | null): string {
-  if (ms === null) return 'never'
-  if (ms < 1000) return `${ms} ms`
-  if (ms < 120_000) return `${(ms / 1000).toFixed(0)} s`
-  if (ms < 7_200_000) return `${(ms / 60_000).toFixed(0)} min`
-  return `${(ms / 3_600_000).toFixed(1)} h`
+  return ms === null ? 'never' : fmtDuration(ms)
 }
 
 /** A small progress bar for status tables on a terminal (bytes or blocks held of the total). */
