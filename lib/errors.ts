@@ -340,9 +340,12 @@ export class EmbassyError extends Error {
     return new EmbassyError('REQUEST_TOO_LARGE', msg, { details })
   }
 
-  /** `--port N` is taken by another process (`--port 0` picks a free one). */
-  static portInUse(host: string, port: number, cause?: unknown) {
-    return new EmbassyError('PORT_IN_USE', `${host}:${port} is already in use by another process; choose another --port, or --port 0 for any free one`, {
+  /**
+   * `--port N` is taken by another process (`--port 0` picks a free one). `advice` replaces the
+   * `--port` advice where the port comes from elsewhere (the lane's `lane.listen` in config.json).
+   */
+  static portInUse(host: string, port: number, cause?: unknown, advice = 'choose another --port, or --port 0 for any free one') {
+    return new EmbassyError('PORT_IN_USE', `${host}:${port} is already in use by another process; ${advice}`, {
       cause,
       details: { host, port }
     })

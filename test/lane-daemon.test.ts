@@ -84,6 +84,7 @@ test('lane-daemon: a lane port already in use is logged and the node runs on the
   const failed = await eventually('the failure is logged', () => em.log.find((e) => e.event === 'lane-listen-failed'))
   t.is(failed.level, 'error')
   t.ok(/cannot listen on 127\.0\.0\.1:\d+: PORT_IN_USE/.test(failed.message), failed.message)
+  t.ok(failed.message.includes('lane.listen') && !failed.message.includes('--port'), 'the advice names lane.listen, not --port')
   await pair(ag.daemon, em.daemon)
   await eventually('the embassy still connects to its agency', () => em.daemon.network?.connectedTo(ag.daemon.host.node.nodeKey))
   t.is(em.daemon.network!.lane!.server, null, 'no listener')

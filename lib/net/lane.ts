@@ -125,7 +125,7 @@ export class LaneServer extends ReadyResource {
     this.#server = server
     await new Promise<void>((resolve, reject) => {
       const onerror = (err: NodeJS.ErrnoException) => {
-        reject(err.code === 'EADDRINUSE' ? EmbassyError.portInUse(this.opts.host, this.opts.port, err) : EmbassyError.internal(`lane: cannot listen on ${this.opts.host}:${this.opts.port}`, err))
+        reject(err.code === 'EADDRINUSE' ? EmbassyError.portInUse(this.opts.host, this.opts.port, err, 'set another port in `lane.listen` (config.json)') : EmbassyError.internal(`lane: cannot listen on ${this.opts.host}:${this.opts.port}`, err))
       }
       server.once('error', onerror)
       server.listen(this.opts.port, this.opts.host, () => {
