@@ -519,6 +519,23 @@ export async function setupCli(args: string[], opts: { input?: string; env?: Nod
   }
 }
 
+/**
+ * Every core of a node directory with its length and bytes, in this process (SET-UP; the node must
+ * not be running): what product.ts's describe() gets from the node worker, without a process start.
+ */
+export async function describeInProcess(dir: string): Promise<Array<{ key: string; name: string; catalog: string; length: number; byteLength: number }>> {
+  const { NodeHost, toZ32 } = await import('../lib/index.js')
+  processCounts.inProcess++
+  const host = new NodeHost(dir)
+  await host.ready()
+  try {
+    const cores = await host.heldCores()
+    return cores.map((c) => ({ key: toZ32(c.core.key!), name: c.name, catalog: toZ32(c.catalog), length: c.core.length, byteLength: c.core.byteLength }))
+  } finally {
+    await host.close()
+  }
+}
+
 /** `embassy bootstrap` with a local DHT of `nodes` nodes (≥ 4: see DESIGN.md on first dials). */
 export async function startBootstrap(nodes = 5): Promise<{ proc: Proc; bootstrap: string[] }> {
   const proc = spawnNode(CLI, bootstrapArgs(nodes), { events: 'stdout', label: 'bootstrap' })

@@ -110,7 +110,7 @@ async function main(): Promise<number> {
   const doc = () => {
     const totalS = round((Date.now() - started) / 1000, 1)
     const busyRule = `noisy when the 1-minute load average minus the run's own share exceeds ${BUSY.EXTERNAL_LOAD_PER_CPU} × CPUs at a suite's start or end, or other processes used more than ${BUSY.OTHERS_CPU_SHARE * 100} % of the CPUs during it; a noisy result's goal is not judged (met: null)`
-    return { machine: m, mode: quick ? 'quick' : 'full', variants: !!values.variants, date: new Date(started).toISOString(), seconds: totalS, suiteSeconds: timings, suiteProcesses: processes, load: { rule: busyRule, suites: loads, noisySuites: Object.keys(loads).filter((n) => loads[n]!.noisy) }, results, failures }
+    return { machine: m, mode: quick ? 'quick' : 'full', variants: !!values.variants, date: new Date(started).toISOString(), seconds: totalS, budgetSeconds: budget / 1000, overBudget: totalS > budget / 1000, suiteSeconds: timings, suiteProcesses: processes, load: { rule: busyRule, suites: loads, noisySuites: Object.keys(loads).filter((n) => loads[n]!.noisy) }, results, failures }
   }
   // Bounded: past the budget (plus slack for --variants) everything is stopped and the run fails,
   // still with its one JSON document: what finished, and the suite that was cut as a failure.

@@ -1,12 +1,14 @@
 /**
  * The benchmark tooling's own logic (no benchmark is run): the CPU profile's aggregation by module
  * and function within a time window, the busy-machine rule that keeps a noisy result from
- * claiming its goal, and set-up commands run in process (setupCli) doing what the CLI does.
+ * claiming its goal, and set-up commands run in process (setupCli, describeInProcess) doing what
+ * the CLI and the node worker do.
  */
 import test from 'brittle'
 import { aggregate, moduleOf, type CpuProfile } from '../bench/profile.js'
 import path from 'node:path'
-import { cliOk, setupCli, withLoad, type LoadPoint, type Result, type SuiteLoad } from '../bench/harness.js'
+import fs from 'node:fs'
+import { cliOk, describeInProcess, NODE_WORKER, setupCli, startWorker, withLoad, type LoadPoint, type Result, type SuiteLoad } from '../bench/harness.js'
 
 test('profile: frames are attributed to their module (ours, packages, scoped packages, node, natives)', (t) => {
   t.is(moduleOf('file:///work/main/dist-bench/lib/net/network.js', 'x'), 'ours: lib/net')
@@ -107,4 +109,30 @@ test('set-up in process: setupCli runs the CLI\'s commands (same result as the C
   await t.exception(setupCli(['append', 'events', '--dir', agency, '--json'], { input: '{"ok":1}\nnot json\n' }), /BAD_RECORD[\s\S]*line 2|line 2[\s\S]*BAD_RECORD/)
   t.is((await setupCli(['list', '--dir', agency, '--json'])).json.datasets.find((d: { name: string }) => d.name === 'events')?.length, 3, 'nothing appended')
   await t.exception(setupCli(['no-such-command', '--dir', agency]), /unknown command|not a command/)
+})
+
+test('set-up in process: describeInProcess lists the same cores, lengths and bytes as the node worker\'s describe (a process)', async (t) => {
+  const root = await t.tmp()
+  const agency = path.join(root, 'agency')
+  await setupCli(['init', '--role', 'agency', '--dir', agency, '--json', '--name', 'bench-describe'])
+  await setupCli(['dataset', 'create', 'events', '--dir', agency, '--json'])
+  await setupCli(['append', 'events', '--dir', agency, '--json'], { input: '{"a":1}\n{"b":2}\n{"c":3}\n' })
+  const folder = path.join(root, 'folder')
+  fs.mkdirSync(folder)
+  fs.writeFileSync(path.join(folder, 'one.txt'), 'one')
+  fs.writeFileSync(path.join(folder, 'two.bin'), Buffer.alloc(70_000, 7))
+  await setupCli(['dataset', 'create', 'docs', '--kind', 'files', '--dir', agency, '--json'])
+  await setupCli(['publish', 'docs', folder, '--dir', agency, '--json'])
+  const inProcess = await describeInProcess(agency)
+  const w = startWorker(NODE_WORKER, { role: 'describe', dir: agency }, 'describe')
+  const e = await w.waitEvent((x) => x.event === 'cores' || x.event === 'error', 120_000, 'core listing')
+  await w.exited
+  t.is(e.event, 'cores', 'the node worker listed the cores')
+  const strip = (cores: Array<{ key: string; name: string; length: number; byteLength: number }>) => cores.map((c) => ({ key: c.key, name: c.name, length: c.length, byteLength: c.byteLength }))
+  t.alike(strip(inProcess), strip(e.cores), 'same cores, names, lengths and bytes')
+  const events = inProcess.find((c) => c.name === 'events')
+  t.is(events?.length, 3, 'the log holds the three records')
+  t.alike(inProcess.filter((c) => c.name.startsWith('docs')).map((c) => c.name).sort(), ['docs/content', 'docs/index'], 'a files dataset: its index and content cores')
+  t.ok(inProcess.every((c) => typeof c.catalog === 'string' && c.catalog.length > 40), 'the catalog key as text')
+  await t.exception(describeInProcess(path.join(root, 'no-such-node')), 'a directory that is no node: an error, not an empty list')
 })

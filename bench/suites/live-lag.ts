@@ -6,8 +6,8 @@
  * machine's clock. Baseline: the same appends on a plain Hypercore writer, held by a plain reader.
  */
 import path from 'node:path'
-import { setupCli, percentile, result, rmdir, round, NODE_WORKER, RAW_WORKER, tmpdir, type Json, type Result } from '../harness.js'
-import { describe, newAgency, newEmbassy, record, runEmbassy, spawnWorker, waitHeld } from '../product.js'
+import { describeInProcess, setupCli, percentile, result, rmdir, round, NODE_WORKER, RAW_WORKER, tmpdir, type Json, type Result } from '../harness.js'
+import { newAgency, newEmbassy, record, runEmbassy, spawnWorker, waitHeld } from '../product.js'
 import type { Ctx } from '../context.js'
 
 const RECORD_BYTES = 512
@@ -56,7 +56,7 @@ export async function liveLag(ctx: Ctx): Promise<Result[]> {
     const agency = await newAgency('live-agency')
     await setupCli(['dataset', 'create', 'events', '--dir', agency.dir, '--json'])
     await setupCli(['append', 'events', record(0, RECORD_BYTES), '--dir', agency.dir, '--json'])
-    const cores = await describe(agency.dir)
+    const cores = await describeInProcess(agency.dir)
     const log = cores.find((c) => c.name === 'events')!
     const embassy = await newEmbassy('live-embassy', [agency])
     const worker = spawnWorker(NODE_WORKER, { role: 'live-agency', dir: agency.dir, bootstrap: ctx.bootstrap }, 'live-agency')

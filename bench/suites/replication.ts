@@ -6,8 +6,8 @@
  */
 import path from 'node:path'
 import { FILE_BLOCK_SIZE } from '../../lib/data/files-dataset.js'
-import { cliOk, setupCli, udpDrops, median, mibPerS, MiB, result, rmdir, round, startRun, tmpdir, TUNE_ARGS, type Json, type Proc, type Result } from '../harness.js'
-import { connectedEvent, describe, fillLog, makeFolder, newAgency, newEmbassy, rawRead, rawWriter, runEmbassy, waitHeld, type CoreInfo, type NodeDir } from '../product.js'
+import { cliOk, describeInProcess, setupCli, udpDrops, median, mibPerS, MiB, result, rmdir, round, startRun, tmpdir, TUNE_ARGS, type Json, type Proc, type Result } from '../harness.js'
+import { connectedEvent, fillLog, makeFolder, newAgency, newEmbassy, rawRead, rawWriter, runEmbassy, waitHeld, type CoreInfo, type NodeDir } from '../product.js'
 import type { Ctx } from '../context.js'
 
 export type Kind = 'log' | 'files'
@@ -44,7 +44,7 @@ export async function prepare(ctx: Ctx, kind: Kind, bytes: number, opts: { sourc
     if (!opts.source) makeFolder(source, bytes)
     await cliOk(['publish', 'data', source, '--dir', agency.dir, '--json'], { timeoutMs: 900_000, ...(opts.env ? { env: opts.env, nodeArgs: TUNE_ARGS } : {}) })
   }
-  const cores = await describe(agency.dir)
+  const cores = await describeInProcess(agency.dir)
   const data = cores.filter((c) => c.name !== 'catalog')
   const payload = data.reduce((n, c) => n + c.byteLength, 0)
   const blocks = data.reduce((n, c) => n + c.length, 0)
@@ -64,7 +64,7 @@ export async function productTrial(
   agency: Proc,
   variant: Variant = {},
   timeoutMs = 300_000
-): Promise<{ ms: number; spawnToHeld: number; embassyCpu: number; agencyCpu: number; embassyStartCpu: number }> {
+): Promise<{ ms: number; spawnToHeld: number; embassyCpu: number; agencyCpu: number; embassyStartCpu: number; pickedUpMs: number; firstHeldMs: number }> {
   const t0 = Date.now()
   const emb = await newEmbassy('embassy', [p.agency])
   const agencyCpu0 = agency.cpu()
@@ -75,8 +75,13 @@ export async function productTrial(
     const conn = await connectedEvent(proc)
     const embassyStartCpu = proc.cpu()
     const held = await waitHeld(proc, p.cores, timeoutMs)
-    if (process.env.BENCH_DEBUG) ctx.say(`    setup ${t1 - t0} ms, start ${t2 - t1} ms, connect ${conn.time - t2} ms, transfer ${held.at - conn.time} ms`)
-    return { ms: held.at - conn.time, spawnToHeld: held.at - proc.spawnedAt, embassyCpu: proc.cpu(), agencyCpu: agency.cpu() - agencyCpu0, embassyStartCpu }
+    // Inside the timed span, before any data moves: the embassy learns the catalog and picks up
+    // the dataset's cores (`dataset-picked-up`, one a core). The plain reader starts with its keys.
+    const want = new Set(p.cores.filter((c) => c.name !== 'catalog').map((c) => c.key))
+    const picked = proc.events.filter((e) => e.event === 'dataset-picked-up' && want.has(e.core)).map((e) => e.time as number)
+    const pickedUpMs = picked.length === want.size ? Math.max(...picked) - conn.time : NaN
+    if (process.env.BENCH_DEBUG) ctx.say(`    setup ${t1 - t0} ms, start ${t2 - t1} ms, connect ${conn.time - t2} ms, cores picked up ${pickedUpMs} ms, transfer ${held.at - conn.time} ms`)
+    return { ms: held.at - conn.time, spawnToHeld: held.at - proc.spawnedAt, embassyCpu: proc.cpu(), agencyCpu: agency.cpu() - agencyCpu0, embassyStartCpu, pickedUpMs, firstHeldMs: held.firstAt - conn.time }
   } finally {
     await proc.stop()
     rmdir(path.dirname(emb.dir))
@@ -117,7 +122,11 @@ export interface ArmResult {
   receiverCpu: number[]
   /** UDP datagrams dropped for a full receive buffer during the trial (system-wide counter) */
   drops: number[]
+  /** Product: connected → every dataset core picked up (the catalog read: a fixed cost inside the timed span; NaN for the plain reader, which starts with its keys) */
+  pickedUpMs: number[]
   bytes: number
+  /** Blocks moved per trial (product: every dataset core's, index included; plain: its core's) */
+  blocks: number
 }
 
 /**
@@ -128,7 +137,7 @@ export interface ArmResult {
  */
 export async function runArms(ctx: Ctx, arms: Arm[], trials: number): Promise<ArmResult[]> {
   const senders: Array<{ stop(): Promise<unknown> }> = []
-  const results: ArmResult[] = arms.map((arm) => ({ arm, rates: [], ms: [], cpu: [], startCpu: [], receiverCpu: [], drops: [], bytes: 0 }))
+  const results: ArmResult[] = arms.map((arm) => ({ arm, rates: [], ms: [], cpu: [], startCpu: [], receiverCpu: [], drops: [], pickedUpMs: [], bytes: 0, blocks: 0 }))
   const agencies = new Map<Prepared, Proc>()
   const writers = new Map<Prepared, Awaited<ReturnType<typeof rawWriter>>>()
   try {
@@ -160,14 +169,17 @@ export async function runArms(ctx: Ctx, arms: Arm[], trials: number): Promise<Ar
         if (arm.kind === 'product') {
           const pr = await productTrial(ctx, arm.prepared, agencies.get(arm.prepared)!, arm.env ? { env: arm.env } : {})
           r.bytes = arm.prepared.payload
+          r.blocks = arm.prepared.blocks
           r.ms.push(pr.ms)
           r.cpu.push(pr.embassyCpu - pr.embassyStartCpu + pr.agencyCpu)
           r.receiverCpu.push(pr.embassyCpu)
           r.startCpu.push(pr.embassyStartCpu)
+          r.pickedUpMs.push(pr.pickedUpMs)
         } else {
           const w = writers.get(arm.prepared)!
           const rr = await rawRead(w, ctx.bootstrap, { ...(arm.env ? { env: arm.env } : {}), ...(arm.inflight ? { inflight: arm.inflight } : {}) })
           r.bytes = w.byteLength
+          r.blocks = w.lengths.reduce((n, x) => n + x, 0)
           r.ms.push(rr.ms)
           r.cpu.push(rr.readerCpu - rr.readerStartCpu + rr.writerCpu)
           r.receiverCpu.push(rr.readerCpu)
@@ -235,8 +247,14 @@ export async function replication(ctx: Ctx): Promise<Result[]> {
             baselineTrials: raw.rates.map((x) => round(x, 1)),
             udpDrops: product.drops,
             baselineUdpDrops: raw.drops,
+            connectedToPickedUpMs: product.pickedUpMs,
+            transferMs: product.ms,
+            baselineTransferMs: raw.ms,
             bytes: p.payload,
             blocks: p.blocks,
+            coreBlocks: p.cores.filter((c) => c.name !== 'catalog').map((c) => c.length),
+            baselineBytes: raw.bytes,
+            baselineBlocks: raw.blocks,
             blockSize: p.blockSize,
             cores: p.cores.length - 1
           }
