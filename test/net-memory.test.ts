@@ -8,61 +8,17 @@ import dgram from 'node:dgram'
 import fs from 'node:fs'
 import path from 'node:path'
 import test from 'brittle'
-import Corestore from 'corestore'
 import DHT from 'hyperdht'
-import { parseHostPort } from '../lib/index.js'
 import { LocalDHT } from '../lib/net/local-dht.js'
 import { Network, type Peer } from '../lib/net/network.js'
 import { MAX_NET_MEMORY_BYTES, NET_MEMORY_FILE, NetMemory, readNetMemory } from '../lib/net/net-memory.js'
-import { CUSTODY_MAJOR, CUSTODY_MINOR, PeerRole } from '../protocol/index.js'
-import { eventually, holdDefaultPorts, type Test } from './helpers/index.js'
+import { eventually, holdDefaultPorts, startNetwork, type Test } from './helpers/index.js'
 
 /** Upper bound for a reconnection that must happen (a failure, not a race: it takes ~1–3 s). */
 const MUST_RECONNECT_MS = 45_000
 
 const A = 'a'.repeat(64)
 const B = 'b'.repeat(64)
-
-function handshake() {
-  return { major: CUSTODY_MAJOR, minor: CUSTODY_MINOR, role: PeerRole.EMBASSY, capabilities: [], catalogs: [] }
-}
-
-interface Started {
-  net: Network
-  errors: string[]
-  portChanges: Array<[number, number]>
-  stop(): Promise<void>
-}
-
-/** A Network on 127.0.0.1 with its memory file in `dir` (a node directory stand-in). */
-async function start(t: Test, bootstrap: string[], dir: string, keyPair: { publicKey: Buffer; secretKey: Buffer }, opts: { memory?: boolean } = {}): Promise<Started> {
-  fs.mkdirSync(dir, { recursive: true })
-  const store = new Corestore(path.join(dir, `store-${Date.now()}-${Math.random()}`))
-  const net = new Network({
-    keyPair,
-    bootstrap: bootstrap.map((b) => parseHostPort(b)),
-    store,
-    handshake,
-    isAllowed: () => true,
-    host: '127.0.0.1',
-    ...(opts.memory === false ? {} : { memoryFile: path.join(dir, NET_MEMORY_FILE) }),
-    scope: { entitled: () => [], catalogOfTopic: () => null }
-  })
-  const errors: string[] = []
-  const portChanges: Array<[number, number]> = []
-  net.on('memory-error', (_file, reason) => errors.push(reason))
-  net.on('port-changed', (was, now) => portChanges.push([was, now]))
-  let stopped = false
-  const stop = async () => {
-    if (stopped) return
-    stopped = true
-    await net.close()
-    await store.close()
-  }
-  t.teardown(stop, { order: 0 })
-  await net.ready()
-  return { net, errors, portChanges, stop }
-}
 
 function connected(net: Network, key: Buffer, what: string): Promise<Peer> {
   return eventually(what, () => net.connectedTo(key), MUST_RECONNECT_MS)
@@ -90,8 +46,8 @@ test('net memory: with ONE DHT node, stopped entirely, a restarted peer and a re
   const bKeys = DHT.keyPair()
   const aDir = path.join(root, 'a')
   const bDir = path.join(root, 'b')
-  let b = await start(t, dht.bootstrap, bDir, bKeys)
-  let a = await start(t, dht.bootstrap, aDir, aKeys)
+  let b = await startNetwork(t, dht.bootstrap, bKeys, { dir: bDir })
+  let a = await startNetwork(t, dht.bootstrap, aKeys, { dir: aDir })
   a.net.joinPeer(bKeys.publicKey)
   await connected(a.net, bKeys.publicKey, 'a first connection through the DHT')
   await connected(b.net, aKeys.publicKey, 'b sees a')
@@ -107,7 +63,7 @@ test('net memory: with ONE DHT node, stopped entirely, a restarted peer and a re
   await b.stop()
   await eventually('a sees b lost', () => !a.net.connectedTo(bKeys.publicKey), MUST_RECONNECT_MS)
   let from = Date.now()
-  b = await start(t, dht.bootstrap, bDir, bKeys)
+  b = await startNetwork(t, dht.bootstrap, bKeys, { dir: bDir })
   let upAt = Date.now()
   t.alike(ports(b.net), bPorts, 'the restarted b bound the UDP ports it had (server and client, remembered in its node directory)')
   t.alike(b.portChanges, [], 'no port change reported')
@@ -121,7 +77,7 @@ test('net memory: with ONE DHT node, stopped entirely, a restarted peer and a re
   t.ok(file.data.peers.has(bKeys.publicKey.toString('hex')), "b's address is in a's memory file")
   t.is((fs.statSync(path.join(aDir, NET_MEMORY_FILE)).mode & 0o777).toString(8), '600', 'the memory file is 0600')
   from = Date.now()
-  a = await start(t, dht.bootstrap, aDir, aKeys)
+  a = await startNetwork(t, dht.bootstrap, aKeys, { dir: aDir })
   upAt = Date.now()
   t.alike(ports(a.net), aPorts, 'the restarted a bound its old ports too')
   a.net.joinPeer(bKeys.publicKey)
@@ -140,15 +96,15 @@ test('net memory: without a memory (as before), a restarted peer is NOT found on
   const root = await t.tmp()
   const aKeys = DHT.keyPair()
   const bKeys = DHT.keyPair()
-  let b = await start(t, dht.bootstrap, path.join(root, 'b'), bKeys, { memory: false })
-  const a = await start(t, dht.bootstrap, path.join(root, 'a'), aKeys, { memory: false })
+  let b = await startNetwork(t, dht.bootstrap, bKeys, { dir: path.join(root, 'b'), memory: false })
+  const a = await startNetwork(t, dht.bootstrap, aKeys, { dir: path.join(root, 'a'), memory: false })
   a.net.joinPeer(bKeys.publicKey)
   await connected(a.net, bKeys.publicKey, 'first connection')
   const bPort = portOf(b.net)
   await dht.close()
   await b.stop()
   await eventually('a sees b lost', () => !a.net.connectedTo(bKeys.publicKey), MUST_RECONNECT_MS)
-  b = await start(t, dht.bootstrap, path.join(root, 'b'), bKeys, { memory: false })
+  b = await startNetwork(t, dht.bootstrap, bKeys, { dir: path.join(root, 'b'), memory: false })
   t.not(portOf(b.net), bPort, 'without a memory the restarted node binds another port')
   // Bounded wait for something that must NOT happen: a's probes go to the dead port.
   await new Promise((r) => setTimeout(r, 8000))
@@ -178,7 +134,7 @@ test('net memory: a damaged, tampered or foreign memory file is ignored with a r
     const dir = path.join(root, `n${i}`)
     fs.mkdirSync(dir)
     fs.writeFileSync(path.join(dir, NET_MEMORY_FILE), content)
-    const n = await start(t, dht.bootstrap, dir, DHT.keyPair())
+    const n = await startNetwork(t, dht.bootstrap, DHT.keyPair(), { dir })
     t.ok(n.errors.length === 1 && n.errors[0]!.startsWith('ignored: ') && n.errors[0]!.includes(reason), `${reason}: ignored and said (${n.errors[0]})`)
     const again = readNetMemory(path.join(dir, NET_MEMORY_FILE))
     t.ok(again.ignored === null && again.data.serverPort === portOf(n.net), `${reason}: the node started and rewrote a valid file (${again.ignored} ${again.data.serverPort} ${portOf(n.net)})`)
@@ -187,7 +143,7 @@ test('net memory: a damaged, tampered or foreign memory file is ignored with a r
   // A directory where the file should be: ignored, the node starts (nothing can be written there).
   const dir = path.join(root, 'dir')
   fs.mkdirSync(path.join(dir, NET_MEMORY_FILE), { recursive: true })
-  const n = await start(t, dht.bootstrap, dir, DHT.keyPair())
+  const n = await startNetwork(t, dht.bootstrap, DHT.keyPair(), { dir })
   t.ok(n.errors.some((e) => e.includes('not a regular file')), 'a directory instead of the file: ignored and said')
   t.ok(n.errors.some((e) => e.startsWith('not written')), 'and the write failure is said too, not thrown')
   t.ok(n.net.opened, 'the node runs')
@@ -199,7 +155,7 @@ test('net memory: a remembered port that is busy: another is bound and said (por
   await dht.ready()
   const dir = path.join(await t.tmp(), 'n')
   const keys = DHT.keyPair()
-  const first = await start(t, dht.bootstrap, dir, keys)
+  const first = await startNetwork(t, dht.bootstrap, keys, { dir })
   const port = portOf(first.net)
   await first.stop()
   // Someone else took the port meanwhile.
@@ -209,7 +165,7 @@ test('net memory: a remembered port that is busy: another is bound and said (por
     squatter.bind(port, '0.0.0.0', () => resolve())
   })
   t.teardown(() => new Promise<void>((resolve) => squatter.close(() => resolve())))
-  const second = await start(t, dht.bootstrap, dir, keys)
+  const second = await startNetwork(t, dht.bootstrap, keys, { dir })
   t.not(portOf(second.net), port, 'another port bound')
   t.alike(second.portChanges, [[port, portOf(second.net)]], 'port-changed says which (remembered → bound)')
   t.is(readNetMemory(path.join(dir, NET_MEMORY_FILE)).data.serverPort, portOf(second.net), 'and the new one is remembered')

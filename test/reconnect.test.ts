@@ -3,17 +3,14 @@
  * probes and dials at its last known address, back-off reset on any sign of network activity
  * (lib/net/reconnect.ts), and a restarted peer dialled back within seconds (lib/net/network.ts).
  */
-import path from 'node:path'
 import test from 'brittle'
-import Corestore from 'corestore'
 import DHT from 'hyperdht'
-import { Daemon, parseHostPort, type Agency } from '../lib/index.js'
+import { Daemon, type Agency } from '../lib/index.js'
 import { formatStatus, nodeStatus, type NodeStatus } from '../lib/daemon/commands/node.js'
 import { Network, type Peer } from '../lib/net/network.js'
 import { Reconnector, type PeerAddress, type ReconnectHost } from '../lib/net/reconnect.js'
 import { LocalDHT } from '../lib/net/local-dht.js'
-import { CUSTODY_MAJOR, CUSTODY_MINOR, PeerRole } from '../protocol/index.js'
-import { eventually, holdDefaultPorts, initDir, pair, startDaemon, testnet, type Test } from './helpers/index.js'
+import { eventually, holdDefaultPorts, initDir, pair, startDaemon, startNetwork, testnet, type Test } from './helpers/index.js'
 
 /** A fake network: which peers wait, which dial, what each probe answers; a clock we move. */
 function fake(opts: { waiting?: string[]; answers?: (a: PeerAddress) => boolean } = {}) {
@@ -150,29 +147,9 @@ test('reconnect: probes per tick are bounded (a node with many waiting peers spr
   t.is(state.probes.length, 32, 'at most 32 probes in one tick')
 })
 
-function handshake() {
-  return { major: CUSTODY_MAJOR, minor: CUSTODY_MINOR, role: PeerRole.EMBASSY, capabilities: [], catalogs: [] }
-}
-
-async function network(t: Test, bootstrap: string[], name: string, keyPair: { publicKey: Buffer; secretKey: Buffer }, opts: { port?: number; dials?: Buffer } = {}): Promise<Network> {
-  const store = new Corestore(path.join(await t.tmp(), name))
-  const net = new Network({
-    keyPair,
-    bootstrap: bootstrap.map((b) => parseHostPort(b)),
-    store,
-    handshake,
-    isAllowed: () => true,
-    host: '127.0.0.1',
-    ...(opts.port ? { port: opts.port } : {}),
-    scope: { entitled: () => [], catalogOfTopic: () => null }
-  })
-  t.teardown(async () => {
-    await net.close()
-    await store.close()
-  }, { order: 0 })
-  await net.ready()
-  if (opts.dials) net.joinPeer(opts.dials)
-  return net
+/** A bare Network for these tests (test/helpers/network.ts): no memory file, its store in a fresh directory. */
+async function network(t: Test, bootstrap: string[], keyPair: { publicKey: Buffer; secretKey: Buffer }, opts: { port?: number; dials?: Buffer } = {}): Promise<Network> {
+  return (await startNetwork(t, bootstrap, keyPair, opts)).net
 }
 
 function nextPeer(net: Network, key: Buffer): Promise<Peer> {
@@ -190,9 +167,9 @@ test('reconnect: a peer restarted on its address is dialled back within seconds,
   const bootstrap = await testnet(t)
   const aKeys = DHT.keyPair()
   const bKeys = DHT.keyPair()
-  let b = await network(t, bootstrap, 'b1', bKeys, {})
+  let b = await network(t, bootstrap, bKeys)
   const port = (b.dht.address() as { port: number }).port
-  const a = await network(t, bootstrap, 'a', aKeys)
+  const a = await network(t, bootstrap, aKeys)
   const first = nextPeer(a, bKeys.publicKey)
   a.joinPeer(bKeys.publicKey)
   await first
@@ -205,7 +182,7 @@ test('reconnect: a peer restarted on its address is dialled back within seconds,
   // b comes back on the same address (an embassy's fixed port), not dialling a itself.
   const back = nextPeer(a, bKeys.publicKey)
   const restartedAt = Date.now()
-  b = await network(t, bootstrap, 'b2', bKeys, { port })
+  b = await network(t, bootstrap, bKeys, { port })
   const readyAt = Date.now()
   await back
   const ms = Date.now() - readyAt

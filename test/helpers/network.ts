@@ -1,8 +1,13 @@
 /** Networked tests: a local testnet, in-process daemons with teardown, and pairing them. */
 import dgram from 'node:dgram'
+import fs from 'node:fs'
 import path from 'node:path'
 import createTestnet from '@hyperswarm/testnet'
-import { Daemon, EmbassyNode, toZ32, type Agency, type Embassy, type Mirror, type RoleName } from '../../lib/index.js'
+import Corestore from 'corestore'
+import { Daemon, EmbassyNode, parseHostPort, toZ32, type Agency, type Embassy, type Mirror, type RoleName } from '../../lib/index.js'
+import { Network } from '../../lib/net/network.js'
+import { NET_MEMORY_FILE } from '../../lib/net/net-memory.js'
+import { CUSTODY_MAJOR, CUSTODY_MINOR, PeerRole } from '../../protocol/index.js'
 import type test from 'brittle'
 
 type Test = test.Assert
@@ -82,4 +87,62 @@ export async function holdDefaultPorts(t: Test): Promise<void> {
     else s.close()
   }
   t.teardown(() => Promise.all(held.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))).then(() => {}), { order: 2 })
+}
+
+export interface NetworkOptions {
+  /** A node directory stand-in: the store goes under it, and the memory file too (unless `memory: false`). */
+  dir?: string
+  /** Remember ports and peer addresses in `dir` (default: true when `dir` is given). */
+  memory?: boolean
+  /** The DHT's UDP port (default: the remembered one, else any). */
+  port?: number
+  /** Dial this peer once ready (Network.joinPeer). */
+  dials?: Buffer
+}
+
+export interface StartedNetwork {
+  net: Network
+  /** `memory-error` reasons, in order. */
+  errors: string[]
+  /** `port-changed` events as [was, now]. */
+  portChanges: Array<[number, number]>
+  /** Closes the network and its store (idempotent; also run at teardown). */
+  stop(): Promise<void>
+}
+
+/**
+ * A bare Network (no role, no daemon) on 127.0.0.1 that admits everyone and says it is an embassy:
+ * the set-up of reconnection tests. Closed at teardown (before the testnet).
+ */
+export async function startNetwork(t: Test, bootstrap: string[], keyPair: { publicKey: Buffer; secretKey: Buffer }, opts: NetworkOptions = {}): Promise<StartedNetwork> {
+  const dir = opts.dir ?? (await t.tmp())
+  fs.mkdirSync(dir, { recursive: true })
+  const store = new Corestore(path.join(dir, `store-${Date.now()}-${Math.random().toString(16).slice(2)}`))
+  const memory = opts.memory ?? opts.dir !== undefined
+  const net = new Network({
+    keyPair,
+    bootstrap: bootstrap.map((b) => parseHostPort(b)),
+    store,
+    handshake: () => ({ major: CUSTODY_MAJOR, minor: CUSTODY_MINOR, role: PeerRole.EMBASSY, capabilities: [], catalogs: [] }),
+    isAllowed: () => true,
+    host: '127.0.0.1',
+    ...(opts.port ? { port: opts.port } : {}),
+    ...(memory ? { memoryFile: path.join(dir, NET_MEMORY_FILE) } : {}),
+    scope: { entitled: () => [], catalogOfTopic: () => null }
+  })
+  const errors: string[] = []
+  const portChanges: Array<[number, number]> = []
+  net.on('memory-error', (_file, reason) => errors.push(reason))
+  net.on('port-changed', (was, now) => portChanges.push([was, now]))
+  let stopped = false
+  const stop = async () => {
+    if (stopped) return
+    stopped = true
+    await net.close()
+    await store.close()
+  }
+  t.teardown(stop, { order: 0 })
+  await net.ready()
+  if (opts.dials) net.joinPeer(opts.dials)
+  return { net, errors, portChanges, stop }
 }
