@@ -4,6 +4,7 @@
  * Owns: these records (their caller-side preparation: paths, NDJSON from stdin) and their text.
  * May import: command, host, text, data/ and roles/ (types).
  */
+import { isUtf8 } from 'node:buffer'
 import path from 'node:path'
 import { EmbassyError } from '../../errors.js'
 import type { DatasetSummary, ExportResult, PublishResult } from '../../data/index.js'
@@ -45,27 +46,48 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 async function readNdjson(stdin: CallerProcess['stdin']): Promise<{ texts: string[]; lines: number[] }> {
   const chunks: Buffer[] = []
   for await (const chunk of stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+  // Whole input first: a character split across stdin chunks is whole here.
   const all = Buffer.concat(chunks)
+  // Valid UTF-8 (the common case) is checked and decoded once, then split on line breaks (a 0x0a
+  // byte is never inside a multi-byte character, so the lines are the byte lines). Otherwise the
+  // lines are decoded one by one to name the first bad one: nothing is appended either way.
+  return isUtf8(all) ? splitLines(all.toString('utf8')) : splitInvalid(all)
+}
+
+/** Non-blank lines of valid text (CRLF or LF), with their line numbers (blank lines count). */
+function splitLines(text: string): { texts: string[]; lines: number[] } {
   const texts: string[] = []
   const lines: number[] = []
   let start = 0
-  for (let n = 1; start <= all.byteLength; n++) {
-    let end = all.indexOf(0x0a, start)
-    if (end === -1) end = all.byteLength
-    const bytes = all.subarray(start, end)
+  for (let n = 1; start <= text.length; n++) {
+    let end = text.indexOf('\n', start)
+    if (end === -1) end = text.length
+    const raw = text.slice(start, end)
     start = end + 1
-    let raw: string
-    try {
-      raw = UTF8.decode(bytes)
-    } catch {
-      throw EmbassyError.badRecord(n, 'not valid UTF-8 (pass text as UTF-8; binary records need the library\'s appendBytes)')
-    }
     const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw
     if (line.trim() === '') continue
     texts.push(line)
     lines.push(n)
   }
   return { texts, lines }
+}
+
+/** Input that is not valid UTF-8: BAD_RECORD naming its first bad line. */
+function splitInvalid(all: Buffer): never {
+  let start = 0
+  for (let n = 1; start <= all.byteLength; n++) {
+    let end = all.indexOf(0x0a, start)
+    if (end === -1) end = all.byteLength
+    const bytes = all.subarray(start, end)
+    start = end + 1
+    try {
+      UTF8.decode(bytes)
+    } catch {
+      throw EmbassyError.badRecord(n, 'not valid UTF-8 (pass text as UTF-8; binary records need the library\'s appendBytes)')
+    }
+  }
+  // isUtf8() refused what every line decodes: not expected, still refused whole.
+  throw EmbassyError.badRecord(1, 'not valid UTF-8 (pass text as UTF-8; binary records need the library\'s appendBytes)')
 }
 
 export interface AppendResult {
