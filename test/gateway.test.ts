@@ -546,10 +546,15 @@ test('replicating: a mirror that knows the length but not every block answers 50
   const b = mirror.node.store.replicate(false)
   a.pipe(b).pipe(a)
   const source = [...mirror.sources.values()][0]!
-  await eventually('mirror holds everything', async () => {
+  // Every core at the agency's length, not only "complete" (that is true of a length not yet
+  // learnt, e.g. 0, on a busy machine): the link is cut only once it has all of it.
+  const want = new Map((await agency.heldCores()).map((r) => [toZ32(r.core.key!), r.core.length]))
+  t.is(want.size, 5, 'the agency has its catalog and four dataset cores')
+  await eventually('mirror holds everything the agency has', async () => {
     await source.holder.refresh()
-    return source.holder.cores.size === 4 && source.holder.complete
-  }, 20_000)
+    const held = source.holder.held()
+    return source.holder.cores.size === 4 && held.length === want.size && held.every((c) => c.contiguousLength === c.length && c.length === want.get(c.key))
+  }, 60_000)
   a.destroy()
   b.destroy()
   const log = await source.datasets.openLog('register')
