@@ -77,6 +77,35 @@ async function staleScenario(t: T) {
   return { bootstrap, kit, e1, e2Dir, key }
 }
 
+/** An agency with a `register` of `n` records, and one embassy that proved it holds them. */
+async function homeWithEmbassy(t: T, n: number) {
+  const bootstrap = await testnet(t)
+  const homeDir = await initDir(t, 'agency', 'agency')
+  const home = await startDaemon(t, homeDir, bootstrap)
+  const agency = (await home.host.agency()) as Agency
+  await agency.createDataset('register')
+  await agency.append('register', Array.from({ length: n }, (_, i) => ({ i })))
+  const embDir = await initDir(t, 'embassy', 'e')
+  const emb = await startDaemon(t, embDir, bootstrap)
+  await pair(home, emb)
+  const ek = toZ32(emb.host.node.nodeKey)
+  await eventually(`embassy holds ${n}`, () => held(agency, ek, n))
+  const key = (await agency.list()).find((d) => d.name === 'register')!.key
+  return { bootstrap, homeDir, home, agency, embDir, emb, ek, key }
+}
+
+/** Starts the agency in `dir` again, its notices (events) recorded from before it goes online. */
+async function startWatched(t: T, dir: string, bootstrap: string[]) {
+  const daemon = new Daemon({ dir, bootstrap })
+  t.teardown(() => daemon.close(), { order: 0, force: true })
+  const notices: string[] = []
+  await daemon.host.ready()
+  const agency = (await daemon.host.agency()) as Agency
+  agency.on('notice', (n) => notices.push(n.event))
+  await daemon.ready()
+  return { daemon, agency, notices }
+}
+
 /** Raw (encrypted) blocks of a core, each with the fork it was written on. */
 async function rawBlocks(core: Hypercore, forkFrom: number, fork: number): Promise<Map<string, string>> {
   const out = new Map<string, string>()
@@ -156,18 +185,8 @@ test('safe restore --force: with only the stale embassy, a new fork before the f
 })
 
 test('a node that comes back with an old copy of the agency syncs to the newest head before it writes, and does not fork', async (t) => {
-  const bootstrap = await testnet(t)
-  const homeDir = await initDir(t, 'agency', 'agency')
-  let home = await startDaemon(t, homeDir, bootstrap)
-  let agency = (await home.host.agency()) as Agency
-  await agency.createDataset('register')
-  await agency.append('register', Array.from({ length: 10 }, (_, i) => ({ i })))
-  const emb = await startDaemon(t, await initDir(t, 'embassy', 'e'), bootstrap)
-  await pair(home, emb)
-  const ek = toZ32(emb.host.node.nodeKey)
-  await eventually('embassy holds 10', () => held(agency, ek, 10))
-  const key = (await agency.list()).find((d) => d.name === 'register')!.key
-  const kit: Kit = { primaryKey: Buffer.from(home.host.node.store.primaryKey!), readKey: Buffer.from(agency.readKey), allow: [...home.host.node.config.allow] }
+  const { bootstrap, homeDir, home, agency: first, emb, key } = await homeWithEmbassy(t, 10)
+  const kit: Kit = { primaryKey: Buffer.from(home.host.node.store.primaryKey!), readKey: Buffer.from(first.readKey), allow: [...home.host.node.config.allow] }
   await home.close() // the home node goes dark with its copy at 10 (a VM snapshot, a site that was cut off)
 
   // Meanwhile the agency runs elsewhere from its kit and writes 5 more.
@@ -181,14 +200,8 @@ test('a node that comes back with an old copy of the agency syncs to the newest 
   await otherD.close()
 
   // The old home node comes back to life with its stale copy.
-  home = new Daemon({ dir: homeDir, bootstrap })
-  t.teardown(() => home.close(), { order: 0, force: true })
-  const notices: string[] = []
-  await home.host.ready()
-  agency = (await home.host.agency()) as Agency
-  agency.on('notice', (n) => notices.push(n.event))
-  await home.ready()
-  const core = await registerCore(home, key)
+  const { daemon: back, agency, notices } = await startWatched(t, homeDir, bootstrap)
+  const core = await registerCore(back, key)
   await eventually('the stale copy syncs to the newest head', async () => core.length === 15 && (await agency.restoreStatus()).writable, 60_000)
   const r = await agency.append('register', [{ i: 15 }])
   t.is(r.length, 16, 'the append goes after the newest head, not at 10')
@@ -199,6 +212,71 @@ test('a node that comes back with an old copy of the agency syncs to the newest 
   await eventually('the stale copy says so in its log', () => notices.includes('stale-head'))
   await eventually('and backfills the blocks it was behind by', () => core.contiguousLength === 16)
   t.pass(`stale-head logged (notices: ${notices.join(', ')})`)
+})
+
+test('an agency whose store lost blocks it had signed (its ledger holds an embassy receipt beyond them) refuses writes from the start, syncs from the embassy, and appends after the newest head', async (t) => {
+  const setup = await homeWithEmbassy(t, 10)
+  const { bootstrap, homeDir, embDir, ek, key } = setup
+  await setup.home.close()
+  // The store as it is at 10 (what a disk that failed its later writes leaves behind).
+  const snapshot = path.join(await t.tmp(), 'store-at-10')
+  fs.cpSync(path.join(homeDir, 'store'), snapshot, { recursive: true })
+  const again = await startDaemon(t, homeDir, bootstrap)
+  const writer = (await again.host.agency()) as Agency
+  await writer.append('register', Array.from({ length: 5 }, (_, i) => ({ i: 10 + i })))
+  await eventually('the embassy proved it holds 15', () => held(writer, ek, 15))
+  await again.close() // the ledger (custody.json) keeps the receipt for 15
+  await setup.emb.close() // no embassy online when the agency comes back
+  fs.rmSync(path.join(homeDir, 'store'), { recursive: true, force: true })
+  fs.cpSync(snapshot, path.join(homeDir, 'store'), { recursive: true })
+  // A copied store is refused until its device file goes (README "Moving and rebuilding a node");
+  // a disk that lost writes leaves the files in place, so this is only how the test makes it.
+  fs.rmSync(path.join(homeDir, 'store', 'CORESTORE'))
+
+  const { daemon: home, agency, notices } = await startWatched(t, homeDir, bootstrap)
+  const core = await registerCore(home, key)
+  t.is(core.length, 10, 'the store came back at 10')
+  const refused = await agency.append('register', [{ i: 10, lost: true }]).catch((e) => e)
+  t.is(refused.code, 'NOT_SYNCED', 'no append on top of a copy shorter than what an embassy proved it holds')
+  t.ok(/proved it holds/.test(refused.message) && /length 15/.test(refused.message), `says what it waits for: ${refused.message}`)
+  t.is(core.length, 10, 'nothing appended')
+  const st = await agency.restoreStatus()
+  t.is(st.writable, false)
+  t.is(st.state, 'waiting')
+  t.ok(st.confirmedCores < st.cores, `not every head confirmed (${st.confirmedCores} of ${st.cores})`)
+  t.ok(notices.includes('stale-head'), 'the log says the copy is behind')
+
+  const emb = await startDaemon(t, embDir, bootstrap)
+  await eventually('synced to the proven head', async () => core.length === 15 && (await agency.restoreStatus()).writable, 60_000)
+  await eventually('every head confirmed by the embassy', async () => {
+    const st = await agency.restoreStatus()
+    return st.cores > 1 && st.confirmedCores === st.cores
+  }, 60_000)
+  const r = await agency.append('register', [{ i: 15 }])
+  t.is(r.length, 16, 'the append goes after the proven head, not at 10')
+  t.is(core.fork, 0, 'same fork')
+  const ecore = await registerCore(emb, key)
+  await eventually('the embassy takes it on the same fork', () => ecore.length === 16)
+  const alarms = ((await emb.host.role().then((role) => role.status())) as { alarms?: Array<{ kind: string }> }).alarms ?? []
+  t.absent(alarms.some((a) => a.kind === 'equivocation' || a.kind === 'history-rewrite'), 'no fork at the embassy')
+  await eventually('and backfills the blocks it lost', () => core.contiguousLength === 16)
+  t.ok(notices.includes('synced'), `synced logged (notices: ${notices.join(', ')})`)
+})
+
+test('a receipt in custody.json whose signature does not verify (a hand-edited ledger) does not hold writes back', async (t) => {
+  const { bootstrap, homeDir, home, emb, ek, key } = await homeWithEmbassy(t, 3)
+  await home.close()
+  await emb.close()
+  const file = path.join(homeDir, 'custody.json')
+  const doc = JSON.parse(fs.readFileSync(file, 'utf8'))
+  t.ok(doc.receipts[ek]?.[key], 'the ledger holds the embassy receipt for the register')
+  doc.receipts[ek][key].length = 1000 // raised by hand: its signature no longer matches
+  fs.writeFileSync(file, JSON.stringify(doc))
+  const back = await startDaemon(t, homeDir, bootstrap)
+  const agency = (await back.host.agency()) as Agency
+  const r = await agency.append('register', [{ i: 3 }])
+  t.is(r.length, 4, 'writes go on: a receipt that does not verify proves nothing')
+  t.ok((await agency.restoreStatus()).writable)
 })
 
 test('the same identity running twice, one writing: the copy that sees heads it did not write, or is told by the embassy, refuses writes and raises an alarm', async (t) => {

@@ -191,7 +191,7 @@ test('list: a restoring agency says it is restoring instead of "no datasets"', a
 })
 
 function restoreStatus() {
-  return { state: 'backfilling' as const, heldBlocks: 10, totalBlocks: 40, writable: false, waitingFor: 'embassy abc to report', quorum: 2, reported: ['x'], backfillRate: 0, secondLiveNode: false }
+  return { state: 'backfilling' as const, heldBlocks: 10, totalBlocks: 40, writable: false, waitingFor: 'embassy abc to report', quorum: 2, reported: ['x'], backfillRate: 0, secondLiveNode: false, cores: 3, confirmedCores: 1 }
 }
 
 const KEY = 'yry'.padEnd(52, 'x')

@@ -6,7 +6,8 @@
 import path from 'node:path'
 import { JsonFile } from './json-file.js'
 import type { Receipt } from '../../protocol/index.js'
-import type { Alarm, AlarmKind, StoredReceipt } from './receipts.js'
+import { verifyReceiptSignature, type Alarm, type AlarmKind, type StoredReceipt } from './receipts.js'
+import { parseKey, toZ32 } from '../ids.js'
 import { AlarmList } from './alarms.js'
 
 export const CUSTODY_FILE = 'custody.json'
@@ -50,6 +51,28 @@ export class CustodyLedger {
 
   get(embassy: string, core: string): StoredReceipt | null {
     return this.#data.receipts[embassy]?.[core] ?? null
+  }
+
+  /**
+   * The newest head of `core` that one of `embassies` (node keys, z32) proved it holds: the
+   * highest stored receipt whose signature still verifies (a hand-edited entry counts for nothing).
+   */
+  proven(core: Uint8Array, embassies: readonly string[]): { embassy: string; length: number; fork: number } | null {
+    const key = toZ32(core)
+    let best: { embassy: string; length: number; fork: number } | null = null
+    for (const embassy of embassies) {
+      const r = this.get(embassy, key)
+      if (!r || (best && !(r.fork > best.fork || (r.fork === best.fork && r.length > best.length)))) continue
+      let ok = false
+      try {
+        const receipt = { core, length: r.length, treeHash: Buffer.from(r.treeHash, 'hex'), fork: r.fork, time: r.time, signature: Buffer.from(r.signature, 'hex') }
+        ok = verifyReceiptSignature(receipt, parseKey(embassy))
+      } catch {
+        ok = false
+      }
+      if (ok) best = { embassy, length: r.length, fork: r.fork }
+    }
+    return best
   }
 
   /** Peers that ever sent a valid receipt. */

@@ -16,6 +16,11 @@
  *     (`truncate(length, fork + 1)`) before any append, so no keystream is ever reused;
  *   - a restart (a stale file-level copy or VM snapshot included): an embassy reporting a newer head
  *     than the local one makes the gate refuse writes until the agency synced to it;
+ *   - a restart whose store came back shorter than what an admitted embassy proved it holds (a signed
+ *     receipt in the custody ledger: the store lost writes it had signed, e.g. on a full or failing
+ *     disk): writes are refused from the start, before any embassy is connected, until the agency
+ *     synced to that head — appending there again would fork what the embassy witnessed and reuse
+ *     the keystream of the blocks it holds;
  *   - once every connected embassy confirmed a core, an embassy reporting a head ahead of ours means
  *     another live node signs with this agency's key (a kit imported while the original runs): writes
  *     are refused for the life of the process and an alarm is raised.
@@ -59,6 +64,13 @@ export interface RestoreStatus {
   backfillRate: number | null
   /** Another live node signs with this agency's key: writes refused until the operator decides. */
   secondLiveNode: boolean
+  /** Cores of this agency (the catalog and every dataset core). */
+  cores: number
+  /**
+   * Of those, cores whose head the connected embassies reported at or below this node's since it
+   * started (or synced to): the heads the embassies hold are known here, so a write cannot fork them.
+   */
+  confirmedCores: number
 }
 
 export interface RestoreResult {
@@ -86,6 +98,8 @@ export interface GateAgency {
   openDatasets(): Promise<void>
   /** The role the custody ledger knows for a node key (z32), if any. */
   knownRole(key: string): string | undefined
+  /** The newest head of `core` an admitted embassy proved it holds (its signed receipt in the ledger), if any. */
+  proven(core: Hypercore): { embassy: string; length: number; fork: number } | null
   alarm(a: Alarm): void
   notice(level: Notice['level'], event: string, message: string, fields?: Record<string, unknown>): void
   emit(event: string, ...args: unknown[]): boolean
@@ -139,6 +153,10 @@ export class RestoreGate {
   #snap = new Map<string, Report>()
   #staleNoticed = false
   #tookFrom: string[] = []
+  /** Per core (hex): a head an embassy proved it holds that our copy lacks (found at start), until synced. */
+  #floors = new Map<string, Report & { embassy: string }>()
+  /** Writes were refused from the start because the copy was behind a proven head. */
+  #behindAtStart = false
 
   constructor(agency: GateAgency, opts: GateOptions = {}) {
     this.#agency = agency
@@ -191,9 +209,39 @@ export class RestoreGate {
     for (const { core } of (await this.#agency.cores()).values()) this.#snap.set(core.key!.toString('hex'), { length: core.length, fork: core.fork })
   }
 
-  /** Before going online: the heads at start (a core that grows before any write of ours was behind: a stale copy). */
+  /**
+   * Before going online: the heads at start (a core that grows before any write of ours was behind: a
+   * stale copy), and any core shorter than what an admitted embassy proved it holds: then writes are
+   * refused from the start, before any embassy is connected.
+   */
   async prepare(): Promise<void> {
     await this.#snapshot()
+    if (this.#restoring) return
+    for (const { core } of (await this.#agency.cores()).values()) {
+      const proven = this.#agency.proven(core)
+      if (proven && ahead(proven, { length: core.length, fork: core.fork })) this.#floors.set(core.key!.toString('hex'), proven)
+    }
+    const first = this.#floorBehind()
+    if (first) {
+      this.#behindAtStart = true
+      this.#wait(first)
+    }
+  }
+
+  /** The first core still behind a proven head, described (null when none). Drops floors reached. */
+  #floorBehind(cores?: Map<string, { core: Hypercore }>): string | null {
+    let out: string | null = null
+    for (const [hex, floor] of this.#floors) {
+      const core = cores?.get(hex)?.core
+      if (cores && !core) continue
+      const held = core ? { length: core.length, fork: core.fork } : this.#snap.get(hex)
+      if (!held || !ahead(floor, held)) {
+        this.#floors.delete(hex)
+        continue
+      }
+      out ??= `core ${toZ32(Buffer.from(hex, 'hex'))} at length ${floor.length}, fork ${floor.fork}, which embassy ${floor.embassy} proved it holds (held here: length ${held.length}, fork ${held.fork}; this copy lost blocks it had signed: syncing from its embassies, so start the node with \`embassy run\` if it is not running)`
+    }
+    return out
   }
 
   /** Goes online: evaluates what the embassies report until closed. */
@@ -201,6 +249,17 @@ export class RestoreGate {
     this.#started = Date.now()
     if (this.#restoring) this.#agency.notice('info', 'restoring', 'restored agency: waiting for the newest heads its embassies witnessed before accepting writes; blocks are backfilled in the background')
     else this.#startBackfill()
+    if (this.#floors.size > 0 && !this.#staleNoticed) {
+      this.#staleNoticed = true
+      const [hex, f] = [...this.#floors][0]!
+      const held = this.#snap.get(hex)
+      this.#agency.notice(
+        'warn',
+        'stale-head',
+        `this node's copy is shorter than what its embassies proved they hold (${this.#floors.size} core(s); e.g. core ${toZ32(Buffer.from(hex, 'hex'))}: held length ${held?.length ?? 0}, embassy ${f.embassy} holds length ${f.length}, fork ${f.fork}): blocks this node had signed were lost (a failed disk, an old copy); writes refused until it synced from its embassies`,
+        { cores: this.#floors.size, embassy: f.embassy, length: f.length, fork: f.fork }
+      )
+    }
     const tick = () => {
       if (this.#closed) return
       this.#timer = setTimeout(() => {
@@ -237,9 +296,13 @@ export class RestoreGate {
   async status(): Promise<RestoreStatus> {
     let held = 0
     let total = 0
+    let cores = 0
+    let confirmed = 0
     for (const { core } of (await this.#agency.cores()).values()) {
       held += Math.min(core.contiguousLength, core.length)
       total += core.length
+      cores++
+      if (this.#confirmed.has(core.key!.toString('hex'))) confirmed++
     }
     const state: RestoreState = !this.#writable || this.#secondLive ? 'waiting' : held < total ? 'backfilling' : 'complete'
     return {
@@ -251,7 +314,9 @@ export class RestoreGate {
       quorum: this.#quorum,
       reported: [...this.#reported],
       backfillRate: this.#rate,
-      secondLiveNode: !!this.#secondLive
+      secondLiveNode: !!this.#secondLive,
+      cores,
+      confirmedCores: confirmed
     }
   }
 
@@ -421,10 +486,19 @@ export class RestoreGate {
     let behind: string | null = null
     await this.#checkGrowth(embassies)
     if (this.#secondLive) return
-    for (const { core } of (await this.#agency.cores()).values()) {
+    const all = await this.#agency.cores()
+    if (this.#floors.size > 0) {
+      behind = this.#floorBehind(all)
+      for (const hex of this.#floors.keys()) {
+        const core = all.get(hex)?.core
+        if (core && core.opened && !core.closing) this.#sync(core, this.#floors.get(hex)!.length)
+      }
+    }
+    for (const { core } of all.values()) {
       if (core.closing || !core.opened) continue
       const hex = core.key!.toString('hex')
-      let allReported = embassies.length > 0
+      // A core behind a proven head is not confirmed: its growth from an embassy is the sync, not another writer.
+      let allReported = embassies.length > 0 && !this.#floors.has(hex)
       for (const peer of embassies) {
         const r = this.#report(core, peer)
         if (!r) {
@@ -499,7 +573,7 @@ export class RestoreGate {
     if (first && this.#tookFrom.length > 0) {
       this.#agency.emit('writable', { ms, embassies: this.#tookFrom, forked: this.#forked })
       this.#agency.notice('info', 'restore-writable', `restore: every core at the newest head ${this.#tookFrom.length} embassies witnessed after ${(ms / 1000).toFixed(1)} s; writes allowed, backfilling the blocks`, { ms, embassies: this.#tookFrom, forked: this.#forked })
-    } else if (!first) {
+    } else if (!first || this.#behindAtStart) {
       this.#agency.notice('info', 'synced', 'synced to the newest head its embassies hold; writes allowed again')
       this.#startBackfill() // the blocks it was behind by
     }

@@ -42,6 +42,21 @@ async function heldLengths(embassyDir: string, keys: string[]): Promise<number[]
   return keys.map((k) => cores.find((c) => c.key === k)?.length ?? -1)
 }
 
+/**
+ * After a restart: the agency takes writes and its embassy reported every core's head (a write
+ * before that could land on top of a head the store lost while the embassy holds a newer one).
+ */
+async function headsConfirmed(agencyDir: string, timeoutMs = 120_000): Promise<void> {
+  const until = Date.now() + timeoutMs
+  let last: any = null
+  while (Date.now() < until) {
+    last = (await control(agencyDir, 'status')).restore
+    if (last?.writable === true && last.cores > 0 && last.confirmedCores === last.cores) return
+    await sleep(100)
+  }
+  throw new Error(`the agency did not confirm its heads with its embassy in ${timeoutMs} ms: ${JSON.stringify(last)}`)
+}
+
 /** Every file of `src` exported from the running agency, byte-identical. */
 async function exportMatches(t: test.Assert, agencyDir: string, src: string): Promise<number> {
   const out = path.join(await t.tmp(), 'export')
@@ -141,6 +156,7 @@ test('disk: full disk on the agency during a publish: DISK_FULL, nothing of it r
     t.ok(/restart the node/.test(e2?.message ?? ''), 'the error tells to restart the node')
     await c.agency!.stop()
     c.agency = await lab.run(t, 'agency', agencyDir, bootstrap)
+    await headsConfirmed(agencyDir)
   }
   let restarted = !checked
   const again = await control(agencyDir, 'publish', [DATASET, src]).then(
@@ -154,6 +170,7 @@ test('disk: full disk on the agency during a publish: DISK_FULL, nothing of it r
     t.ok(again.details?.reopen === true && /restart the node/.test(again.message ?? ''), 'the error tells to restart the node (the store met the full disk in the background)')
     await c.agency!.stop()
     c.agency = await lab.run(t, 'agency', agencyDir, bootstrap)
+    await headsConfirmed(agencyDir)
     restarted = true
     await control(agencyDir, 'publish', [DATASET, src])
   }
