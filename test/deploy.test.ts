@@ -184,6 +184,8 @@ test('alerts.yml uses only metrics a running agency exports at /metrics', async 
   t.ok(sample(text, 'embassy_dht_nodes')! > 0, 'the DHT routing table is not empty')
   t.is(sample(text, 'embassy_restore_complete'), 1, 'no restore running')
   t.is(sample(text, 'embassy_second_live_node'), 0)
+  t.is(sample(text, 'embassy_writes_accepted'), 1, 'the agency takes writes')
+  t.ok(sample(text, 'embassy_heads_unconfirmed')! >= 0, 'heads not yet confirmed by an embassy: a count')
   if (run('sh', ['-c', 'command -v promtool']).status === 0) {
     const lint = run('promtool', ['check', 'metrics'], { input: text })
     t.is(lint.status, 0, `promtool check metrics accepts the scrape: ${show(lint)}`)
@@ -227,6 +229,8 @@ test('/metrics: alarms by kind, custody and restore from the status document; ga
   t.is(sample(r.text, 'embassy_restore_held_blocks'), 5)
   t.is(sample(r.text, 'embassy_restore_total_blocks'), 10)
   t.is(sample(r.text, 'embassy_second_live_node'), 1)
+  t.is(sample(r.text, 'embassy_writes_accepted'), 0, 'no writable field: not taking writes')
+  t.is(sample(r.text, 'embassy_heads_unconfirmed'), 0, 'no core counts: 0, not NaN')
   if (run('sh', ['-c', 'command -v promtool']).status === 0) {
     const lint = run('promtool', ['check', 'metrics'], { input: r.text })
     t.is(lint.status, 0, `promtool check metrics accepts it: ${show(lint)}`)

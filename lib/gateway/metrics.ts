@@ -79,6 +79,8 @@ function statusMetrics(metric: (name: string, type: string, help: string, sample
     metric('embassy_restore_complete', 'gauge', '1 once a restore holds every block (or no restore ran), else 0 (agency).', [[{}, r.state === 'complete' ? 1 : 0]])
     metric('embassy_restore_held_blocks', 'gauge', 'Blocks held locally during a restore/backfill (agency).', [[{}, num(r.heldBlocks)]])
     metric('embassy_restore_total_blocks', 'gauge', 'Blocks at the newest head a restore fetches (agency).', [[{}, num(r.totalBlocks)]])
+    metric('embassy_writes_accepted', 'gauge', '1 while the agency takes writes, 0 while it refuses them (NOT_SYNCED: restoring, behind its embassies, or a second live node) (agency).', [[{}, r.writable === true && r.secondLiveNode !== true ? 1 : 0]])
+    metric('embassy_heads_unconfirmed', 'gauge', 'Cores whose head no connected embassy has reported at or below this node\'s since it started (agency).', [[{}, Math.max(0, num(r.cores) - num(r.confirmedCores))]])
     metric('embassy_second_live_node', 'gauge', '1 while another live node signs with this agency\'s key (agency).', [[{}, r.secondLiveNode === true ? 1 : 0]])
   }
   // Scheduled continuity drills (`embassy run --schedule`): declared whenever a document is there, sampled once a drill ran.
