@@ -164,6 +164,9 @@ async function main(): Promise<number> {
     running = null
   }
   if (cut) return new Promise<number>(() => {}) // the limit's handler prints and exits
+  // Every suite ended (the code since the last suite's await is synchronous): the limit must not
+  // fire during the DHT's shutdown or the final write and call a finished run cut.
+  clearTimeout(hardLimit)
   monitor.stop()
   await dht.stop()
   const out = doc()
