@@ -54,15 +54,16 @@ export class CustodyLedger {
   }
 
   /**
-   * The newest head of `core` that one of `embassies` (node keys, z32) proved it holds: the
-   * highest stored receipt whose signature still verifies (a hand-edited entry counts for nothing).
+   * The newest head of `core` beyond `head` that one of `embassies` (node keys, z32) proved it
+   * holds: the highest stored receipt ahead of `head` whose signature still verifies (a hand-edited
+   * entry counts for nothing). Null when none is ahead (the common case: no signature is checked).
    */
-  proven(core: Uint8Array, embassies: readonly string[]): { embassy: string; length: number; fork: number } | null {
+  provenBeyond(core: Uint8Array, head: { length: number; fork: number }, embassies: readonly string[]): { embassy: string; length: number; fork: number } | null {
     const key = toZ32(core)
-    let best: { embassy: string; length: number; fork: number } | null = null
+    let best: { embassy: string; length: number; fork: number } = { embassy: '', ...head }
     for (const embassy of embassies) {
       const r = this.get(embassy, key)
-      if (!r || (best && !(r.fork > best.fork || (r.fork === best.fork && r.length > best.length)))) continue
+      if (!r || !(r.fork > best.fork || (r.fork === best.fork && r.length > best.length))) continue
       let ok = false
       try {
         const receipt = { core, length: r.length, treeHash: Buffer.from(r.treeHash, 'hex'), fork: r.fork, time: r.time, signature: Buffer.from(r.signature, 'hex') }
@@ -72,7 +73,7 @@ export class CustodyLedger {
       }
       if (ok) best = { embassy, length: r.length, fork: r.fork }
     }
-    return best
+    return best.embassy ? best : null
   }
 
   /** Peers that ever sent a valid receipt. */

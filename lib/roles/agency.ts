@@ -94,7 +94,7 @@ export class Agency extends BaseRole {
           for (const info of await this.datasets.infos()) await this.datasets.open(info)
         },
         knownRole: (key) => this.ledger.role(key) ?? undefined,
-        proven: (core) => this.ledger.proven(core.key!, this.node.config.allow),
+        provenBeyond: (core) => this.ledger.provenBeyond(core.key!, { length: core.length, fork: core.fork }, this.node.config.allow),
         alarm: (a) => this.desk.alarm(a),
         notice: (level, event, message, fields) => this.notice(level, event, message, fields),
         emit: (event, ...args) => this.emit(event, ...args),

@@ -98,8 +98,8 @@ export interface GateAgency {
   openDatasets(): Promise<void>
   /** The role the custody ledger knows for a node key (z32), if any. */
   knownRole(key: string): string | undefined
-  /** The newest head of `core` an admitted embassy proved it holds (its signed receipt in the ledger), if any. */
-  proven(core: Hypercore): { embassy: string; length: number; fork: number } | null
+  /** The newest head of `core` beyond its own that an admitted embassy proved it holds (a signed receipt in the ledger), if any. */
+  provenBeyond(core: Hypercore): { embassy: string; length: number; fork: number } | null
   alarm(a: Alarm): void
   notice(level: Notice['level'], event: string, message: string, fields?: Record<string, unknown>): void
   emit(event: string, ...args: unknown[]): boolean
@@ -218,8 +218,8 @@ export class RestoreGate {
     await this.#snapshot()
     if (this.#restoring) return
     for (const { core } of (await this.#agency.cores()).values()) {
-      const proven = this.#agency.proven(core)
-      if (proven && ahead(proven, { length: core.length, fork: core.fork })) this.#floors.set(core.key!.toString('hex'), proven)
+      const proven = this.#agency.provenBeyond(core)
+      if (proven) this.#floors.set(core.key!.toString('hex'), proven)
     }
     const first = this.#floorBehind()
     if (first) {
