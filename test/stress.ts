@@ -3,6 +3,9 @@
  * keeps every core busy — a suite whose outcome depends on speed or scheduling fails here.
  * Each run is `npm test` without the compile (compile once first). Prints one line per run and
  * ends with `stress: P/N runs passed`; exits non-zero unless every run passed.
+ * A test that throws can end brittle's process before the files after it ran: the run then goes on
+ * with the files after the one that held the interrupted test (found by its name), so one crash
+ * does not hide the rest of the suite; the run still counts as failed.
  *
  *   STRESS_RUNS=5 npm run test:stress
  *   node dist/test/stress.js          (after `npm run build`)
@@ -12,6 +15,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { fileOfTest, interruptedTest } from './helpers/tap.js'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 /** The compiled tree (dist/ or another out dir), a direct child of the repository root. */
@@ -72,13 +76,47 @@ interface RunResult {
   log: string
 }
 
-/** One run of the unit suite (the same command as `npm test`, without the compile). */
-function runSuite(n: number): Promise<RunResult> {
-  const log = path.join(logDir, `run-${n}.tap`)
+/**
+ * One run of the unit suite (the same command as `npm test`, without the compile); after a crash,
+ * again with the files after the one it happened in.
+ */
+async function runSuite(n: number): Promise<RunResult> {
+  const started = Date.now()
+  let list = files
+  const failures: string[] = []
+  const summaries: string[] = []
+  let ok = true
+  let code = 0
+  let part = 0
+  let log = ''
+  while (list.length > 0) {
+    const r = await runFiles(n, ++part, list)
+    log = log ? `${log}, ${r.log}` : r.log
+    summaries.push(r.summary)
+    failures.push(...r.failures)
+    if (!r.ok) {
+      ok = false
+      code = r.code
+    }
+    if (!r.crashed) break
+    const name = interruptedTest(r.text)
+    const at = name ? fileOfTest(list, name, (f) => fs.readFileSync(path.join(ROOT, f), 'utf8')) : -1
+    if (at < 0) {
+      failures.push(`cannot tell which file the crash was in${name ? ` (test "${name}")` : ''}: the files after it did not run`)
+      break
+    }
+    failures.push(`crashed in ${list[at]}${name ? ` (test "${name}")` : ''}: going on with the ${list.length - at - 1} file(s) after it`)
+    list = list.slice(at + 1)
+  }
+  return { ok, code, ms: Date.now() - started, summary: summaries.join(' + '), failures, log }
+}
+
+function runFiles(n: number, part: number, list: string[]): Promise<RunResult & { crashed: boolean; text: string }> {
+  const log = path.join(logDir, part === 1 ? `run-${n}.tap` : `run-${n}.part-${part}.tap`)
   const out = fs.createWriteStream(log)
   const started = Date.now()
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BRITTLE, '--timeout', String(TEST_TIMEOUT_MS), ...files], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [BRITTLE, '--timeout', String(TEST_TIMEOUT_MS), ...list], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
     suite = child
     let text = ''
     const take = (d: Buffer) => {
@@ -93,10 +131,11 @@ function runSuite(n: number): Promise<RunResult> {
       const lines = text.split('\n')
       // Failed top-level tests, and the assertions that failed inside them.
       const failures = lines.filter((l) => /^\s*not ok /.test(l)).map((l) => l.trim())
-      const tests = lines.find((l) => l.startsWith('# tests = ')) ?? '# tests = ?'
-      const crashed = code !== 0 && failures.length === 0
-      if (crashed) failures.push(`suite exited ${code ?? signal} without a failed assertion (a crash or an unhandled error): see the log`)
-      resolve({ ok: code === 0, code: code ?? -1, ms: Date.now() - started, summary: tests.slice(2), failures, log })
+      const tests = lines.find((l) => l.startsWith('# tests = ')) ?? '# tests = ? (ended early)'
+      // Brittle prints its totals at the end of a complete run; without them the process died early.
+      const crashed = code !== 0 && !lines.some((l) => l.startsWith('# tests = '))
+      if (crashed) failures.push(`brittle exited ${code ?? signal} before the end of its files (a crash or an unhandled error): see ${log}`)
+      resolve({ ok: code === 0, code: code ?? -1, ms: Date.now() - started, summary: tests.slice(2), failures, log, crashed, text })
     })
   })
 }
