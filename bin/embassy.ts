@@ -4,13 +4,15 @@
  * What each command does, its options, help and human text live in lib/daemon/commands/.
  *
  * Owns: stdout/stderr, exit codes. May import: lib/index.ts, the CLI entry lib/daemon/index.ts, bin/.
+ * Only the CLI entry: lib/index.ts would load the whole library (the network included) at every call.
  */
-import { EmbassyError } from '../lib/index.js'
 import * as cli from '../lib/daemon/index.js'
 import { parse } from './parse.js'
 import { ProgressBar } from './progress.js'
 import { terminalPrompt } from './prompt.js'
 import { onceSignal, untilSignal } from './signals.js'
+
+const { EmbassyError } = cli
 
 async function main(argv: string[]): Promise<number> {
   const wantsJson = argv.includes('--json')

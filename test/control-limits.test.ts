@@ -5,25 +5,12 @@
  */
 import net from 'node:net'
 import test from 'brittle'
-import { ControlServer, NodeHost, callControl } from '../lib/daemon/index.js'
+import { callControl } from '../lib/daemon/index.js'
 import { MAX_CONTROL_CONNECTIONS, MAX_REQUEST_BYTES } from '../lib/daemon/control.js'
 import type { CommandIO } from '../lib/daemon/command.js'
-import { eventually, initNode, type Test } from './helpers/index.js'
+import { eventually, serveAgency, type Test } from './helpers/index.js'
 
 const quiet: CommandIO = { json: true, progress() {}, line() {} }
-
-async function serve(t: Test): Promise<{ dir: string; server: ControlServer }> {
-  const dir = await initNode(t, 'agency', 'Cap Agency')
-  const host = new NodeHost(dir)
-  await host.ready()
-  const server = new ControlServer(dir, host)
-  t.teardown(async () => {
-    await server.close()
-    await host.close()
-  })
-  await server.listen()
-  return { dir, server }
-}
 
 /** Writes `bytes` (no newline) as fast as the socket takes them; resolves with every reply line and how it ended. */
 function oversized(socketPath: string, bytes: number): Promise<{ lines: string[]; wrote: number }> {
@@ -52,7 +39,7 @@ function oversized(socketPath: string, bytes: number): Promise<{ lines: string[]
 }
 
 test('control socket: a request over the cap gets REQUEST_TOO_LARGE, the connection closes, the node keeps serving', { timeout: 180_000 }, async (t) => {
-  const { dir, server } = await serve(t)
+  const { dir, server } = await serveAgency(t, 'Cap Agency')
   t.is(server.maxRequestBytes, 64 * 1024 * 1024, 'the cap is 64 MiB (it was 1 GiB)')
   // Twice the cap: the node must answer and close long before the client is done.
   const { lines } = await oversized(server.path, 2 * MAX_REQUEST_BYTES)
@@ -68,7 +55,7 @@ test('control socket: a request over the cap gets REQUEST_TOO_LARGE, the connect
 })
 
 test('control socket: a request just under the cap is still read (and judged as a request)', { timeout: 180_000 }, async (t) => {
-  const { server } = await serve(t)
+  const { server } = await serveAgency(t, 'Cap Agency')
   // A line of MAX - 1 bytes plus its newline is exactly at the cap: read whole, then refused as malformed JSON.
   const reply = await new Promise<string>((resolve) => {
     const socket = net.connect(server.path)
@@ -86,7 +73,7 @@ test('control socket: a request just under the cap is still read (and judged as 
 })
 
 test('control socket: the client refuses an oversized request before sending it', { timeout: 180_000 }, async (t) => {
-  const { dir } = await serve(t)
+  const { dir } = await serveAgency(t, 'Cap Agency')
   const record = JSON.stringify({ pad: 'x'.repeat(1024 * 1024) })
   const texts = Array.from({ length: 65 }, () => record)
   const err = await callControl(dir, 'append', { args: ['log'], opts: {}, records: { texts, lines: texts.map((_, i) => i + 1) } }, quiet).then(
@@ -100,7 +87,7 @@ test('control socket: the client refuses an oversized request before sending it'
 })
 
 test('control socket: connections beyond the cap are answered BUSY and closed; the node keeps serving', { timeout: 180_000 }, async (t) => {
-  const { dir, server } = await serve(t)
+  const { dir, server } = await serveAgency(t, 'Cap Agency')
   const idle: net.Socket[] = []
   t.teardown(() => idle.forEach((s) => s.destroy()))
   for (let i = 0; i < MAX_CONTROL_CONNECTIONS; i++) {

@@ -1,9 +1,14 @@
 /**
- * The CLI's entry into the library: the command table and help text, runCommand(), the daemon,
- * and the types a front end needs. bin/ imports it directly (it is not part of lib/index.ts).
+ * The CLI's entry into the library: the command table and help text, runCommand(), the control
+ * socket, and the types a front end needs. bin/ imports it directly (it is not part of lib/index.ts).
  *
- * Owns: nothing but these exports. May import: daemon/.
+ * Light on purpose: every CLI call loads this module, so it exports no value whose module loads the
+ * node, the roles or the network (Daemon, NodeHost, the demo: lib/index.ts has them); each command
+ * loads those when it runs (BENCHMARKS.md "CLI start-up, lazily"; test/cli-startup.test.ts).
+ *
+ * Owns: nothing but these exports. May import: daemon/, errors.
  */
+export { EmbassyError } from '../errors.js'
 export {
   defineCommand,
   defineLocalCommand,
@@ -24,9 +29,8 @@ export {
 } from './command.js'
 export { COMMANDS, GLOBAL_OPTIONS, GROUPS, commandHelp, findCommand, mainHelp } from './commands/index.js'
 export { runCommand, runOnNode } from './run-command.js'
-export { LOCK_WAIT_MS, STARTING_NODE_WAIT_MS, waitForDirectory } from './lock-wait.js'
-export { Daemon, type DaemonOptions, type LogEvent } from './daemon.js'
-export { NodeHost, type Host } from './host.js'
+export type { DaemonOptions, LogEvent } from './daemon.js'
+export type { Host } from './host.js'
 export { ControlServer, callControl, controlSocketPath } from './control.js'
 export { escapeText, fmtBytes, redactSecret } from './text.js'
 export { nodeStatus, type InitResult, type NodeStatus, type PeerSummary } from './commands/node.js'
@@ -35,4 +39,4 @@ export type { AllowResult, DenyResult, FollowResult, MirrorResult } from './comm
 export { kitExportHandler, type KitExportResult } from './commands/kit.js'
 export { verifyHandler, formatVerifyFailures } from './commands/verify.js'
 export { formatLogEvent, type BootstrapInfo } from './commands/run.js'
-export { runDemo, type DemoOptions, type DemoResult } from './demo.js'
+export type { DemoOptions, DemoResult } from './demo.js'

@@ -6,15 +6,27 @@
  *
  * Owns: the dispatch. May import: command, commands/index, control (client), host, lock-wait,
  * node/ (exists, the default directory).
+ *
+ * What it loads: a command that a running node serves needs only the control socket's client
+ * here; the node itself (host, lock-wait: Corestore, the roles) is imported only when this process
+ * opens the directory (CLI start-up: BENCHMARKS.md "CLI start-up, lazily").
  */
+import fs from 'node:fs'
+import path from 'node:path'
 import { EmbassyError } from '../errors.js'
-import { defaultDir } from '../node/config.js'
-import { EmbassyNode } from '../node/node.js'
+import { CONFIG_FILE, defaultDir } from '../node/config.js'
 import { runOnHost, usageError, type Caller, type CallerIO, type CallerProcess, type CommandInput, type CommandIO, type NodeCommand } from './command.js'
 import { findCommand } from './commands/index.js'
 import { callControl } from './control.js'
-import { NodeHost } from './host.js'
-import { openHost, STARTING_NODE_WAIT_MS, waitForDirectory } from './lock-wait.js'
+import type { NodeHost } from './host.js'
+
+/**
+ * Whether `dir` holds a node: EmbassyNode.exists() (node/node.ts), without loading the node's
+ * module (Corestore, RocksDB) before the control socket is tried.
+ */
+export function nodeExists(dir: string): boolean {
+  return fs.existsSync(path.join(path.resolve(dir), CONFIG_FILE))
+}
 
 /**
  * Runs the command `name` on the command line `line` (its --dir, else $EMBASSY_DIR, else the
@@ -38,7 +50,7 @@ export async function runCommand(name: string, line: CommandInput, io: CallerIO,
  * then this waits for the socket (STARTING_NODE_WAIT_MS), saying so on a terminal.
  */
 export async function runOnNode<I, O>(command: NodeCommand<I, O>, dir: string, line: CommandInput, io: CommandIO & Partial<Pick<CallerIO, 'status'>>): Promise<O> {
-  if (!EmbassyNode.exists(dir)) throw EmbassyError.notInitialised(dir)
+  if (!nodeExists(dir)) throw EmbassyError.notInitialised(dir)
   const remote = async (): Promise<{ value: O } | undefined> => {
     const r = await callControl(dir, command.name, line, io)
     // The running node ran the same record: its result is this command's output type.
@@ -46,6 +58,7 @@ export async function runOnNode<I, O>(command: NodeCommand<I, O>, dir: string, l
   }
   const first = await remote()
   if (first) return first.value
+  const [{ NodeHost }, { openHost, STARTING_NODE_WAIT_MS, waitForDirectory }] = await Promise.all([import('./host.js'), import('./lock-wait.js')])
   const opened = await waitForDirectory<{ host: NodeHost } | { value: O }>(async () => ({ host: await openHost(new NodeHost(dir)) }), {
     waitMs: STARTING_NODE_WAIT_MS,
     onWait: () => io.status?.(`waiting for the node starting in ${dir}…`),

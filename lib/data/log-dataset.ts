@@ -79,7 +79,8 @@ export class LogDataset {
    * unchanged, every other byte is kept, and `export` → `append` round-trips exactly.
    */
   static oneLine(text: string): string {
-    return /[\r\n]/.test(text) ? text.replace(/[\r\n]/g, ' ') : text
+    // indexOf is several times faster than a regex test on the common line without a break (import profile).
+    return text.indexOf('\n') === -1 && text.indexOf('\r') === -1 ? text : text.replace(/[\r\n]/g, ' ')
   }
 
   /**

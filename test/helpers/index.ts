@@ -10,6 +10,7 @@
 import path from 'node:path'
 import type test from 'brittle'
 import { EmbassyNode, NodeHost, type RoleName } from '../../lib/index.js'
+import { ControlServer } from '../../lib/daemon/control.js'
 
 export type Test = test.Assert
 
@@ -33,6 +34,20 @@ export async function openAgency(t: Test, name = 'Test Agency'): Promise<{ dir: 
   await host.ready()
   t.teardown(() => host.close())
   return { dir, host }
+}
+
+/** An agency directory with its node open and its control socket listening (what `embassy run` serves), closed at teardown. */
+export async function serveAgency(t: Test, name = 'Test Agency'): Promise<{ dir: string; host: NodeHost; server: ControlServer }> {
+  const dir = await initNode(t, 'agency', name)
+  const host = new NodeHost(dir)
+  await host.ready()
+  const server = new ControlServer(dir, host)
+  t.teardown(async () => {
+    await server.close()
+    await host.close()
+  })
+  await server.listen()
+  return { dir, host, server }
 }
 
 /** Polls `check` until it returns a truthy value; throws after `timeout` ms with `what`. */

@@ -8,7 +8,7 @@
  * acknowledgements).
  */
 import { EmbassyError } from '../../errors.js'
-import { AlarmAcks, type ListedAlarm } from '../../custody/alarms.js'
+import type { ListedAlarm } from '../../custody/alarms.js'
 import type { Alarm } from '../../custody/receipts.js'
 import { defineCommand, usageError } from '../command.js'
 import type { Host } from '../host.js'
@@ -48,6 +48,7 @@ export const alarms = defineCommand({
   input: (line) => ({ all: line.opts.all === true }),
   async handler(host, { all }): Promise<AlarmsResult> {
     const { alarms: list, counts } = await roleAlarms(host)
+    const { AlarmAcks } = await import('../../custody/alarms.js')
     const listed = new AlarmAcks(host.node.dir).list(list)
     const active = listed.filter((a) => a.acknowledgedAt === undefined && a.resolvedAt === undefined)
     return { alarms: all ? listed : active, active: active.length, acknowledged: listed.filter((a) => a.acknowledgedAt !== undefined).length, counts }
@@ -73,6 +74,7 @@ export const alarmsAck = defineCommand({
   },
   async handler(host, { ids, all }): Promise<AlarmsAckResult> {
     const { alarms: list } = await roleAlarms(host)
+    const { AlarmAcks } = await import('../../custody/alarms.js')
     const acks = new AlarmAcks(host.node.dir)
     const listed = acks.list(list)
     const known = new Set(listed.map((a) => a.id))

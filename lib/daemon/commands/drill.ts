@@ -7,14 +7,15 @@
  * embassy admits. Exit 0 passed, 1 failed (per dataset, why), 2 usage, 3 no embassy reachable.
  *
  * Owns: the drill record and its text. May import: command, text, roles/drill*, node/config, errors, ids.
+ * The drill itself (roles/drill, the node) is imported when a drill runs, not when the CLI starts
+ * (every command's record is loaded for the command table and --help).
  */
 import path from 'node:path'
 import { EmbassyError, ExitCode } from '../../errors.js'
 import { toZ32 } from '../../ids.js'
 import { parseHostPort, readConfig } from '../../node/config.js'
-import { EmbassyNode } from '../../node/node.js'
-import { DRILL_CONNECT_TIMEOUT_MS, drillSourceFromCapability, drillSourceFromKit, drillSourceFromShares, kitIsSealed, readSourceFile, runDrill, type DrillSource } from '../../roles/drill.js'
-import { verifyDrillReport, type DrillReport, type DrillVerdict } from '../../roles/drill-report.js'
+import type { DrillSource } from '../../roles/drill.js'
+import type { DrillReport, DrillVerdict } from '../../roles/drill-report.js'
 import type { DrillStatus } from '../../roles/drill-schedule.js'
 import { defineLocalCommand, keyArg, parseBootstrap, strOpt, usageError, type CallerProcess, type CommandInput } from '../command.js'
 import { escapeText, fmtDuration, short, table } from '../text.js'
@@ -50,11 +51,18 @@ function listOpt(line: CommandInput, name: string): string[] {
   return list
 }
 
+/**
+ * Seconds a drill looks for an embassy by default: DRILL_CONNECT_TIMEOUT_MS (roles/drill.ts), which
+ * --help cannot import without loading the drill (test/cli-startup.test.ts checks they agree).
+ */
+export const DRILL_TIMEOUT_HELP_SECONDS = 60
+
 const ONE_SOURCE = 'give exactly one of --kit FILE, --share FILE (once per share) and --capability-file FILE'
 
 /** Opens the drill source named by --kit, --share (shares of a kit) or --capability-file (exactly one). */
 export async function loadDrillSource(kit: string | undefined, capabilityFile: string | undefined, caller: Pick<CallerProcess, 'env' | 'prompt'>, shares: readonly string[] = []): Promise<DrillSource> {
   if ([kit !== undefined, capabilityFile !== undefined, shares.length > 0].filter(Boolean).length !== 1) throw usageError(ONE_SOURCE, 'drill')
+  const { drillSourceFromCapability, drillSourceFromKit, drillSourceFromShares, kitIsSealed, readSourceFile } = await import('../../roles/drill.js')
   if (shares.length > 0) return drillSourceFromShares(shares.map((f) => readSourceFile(f, 'share')), shares)
   if (kit !== undefined) {
     const text = readSourceFile(kit, 'kit')
@@ -78,7 +86,7 @@ export const drill = defineLocalCommand({
       '--embassy NODE_KEY      rebuild from this embassy (default: one at random among those that answer)',
       '--bootstrap LIST        DHT bootstrap nodes (default: the kit\'s, else config.json of --dir)',
       '--out DIR               where drill-<time>.json and .html go (default: the current directory)',
-      `--timeout S             seconds to look for an embassy (default ${DRILL_CONNECT_TIMEOUT_MS / 1000})`,
+      `--timeout S             seconds to look for an embassy (default ${DRILL_TIMEOUT_HELP_SECONDS})`,
       '--show-key              print the drill key each embassy must admit (embassy allow KEY --agency AGENCY) and exit',
       '--verify FILE           check a drill report\'s signature offline (exit 0 and the signer, 1 bad or altered)',
       'Nothing is written to any node directory; the drill never appends and never announces as the agency.',
@@ -130,7 +138,7 @@ export const drill = defineLocalCommand({
     }
   },
   async run(input, caller): Promise<DrillOutput> {
-    if (input.mode === 'verify') return verifyDrillReport(input.verify)
+    if (input.mode === 'verify') return (await import('../../roles/drill-report.js')).verifyDrillReport(input.verify)
     const source = await loadDrillSource(input.kit, input.capabilityFile, caller, input.shares)
     if (source.damagedShares && source.damagedShares.length > 0) {
       caller.io.notice(`warning: damaged or altered share${source.damagedShares.length === 1 ? '' : 's'}, not used: ${source.damagedShares.join(', ')} (make a new kit: embassy kit export)`)
@@ -144,11 +152,12 @@ export const drill = defineLocalCommand({
       throw EmbassyError.badArgument(`${toZ32(input.embassy)} is not one of the embassies this kit's agency admits (its allow list and peers); drill one of: ${source.known.map((k) => toZ32(k)).join(', ') || 'none listed'}`)
     }
     let bootstrap = input.bootstrap ?? (source.bootstrap.length > 0 ? source.bootstrap : undefined)
-    if (!bootstrap && EmbassyNode.exists(caller.dir)) {
+    if (!bootstrap && (await import('../../node/node.js')).EmbassyNode.exists(caller.dir)) {
       const config = readConfig(caller.dir)
       if (config.bootstrap.length > 0) bootstrap = config.bootstrap
     }
     if (!bootstrap) throw EmbassyError.noBootstrap()
+    const { runDrill } = await import('../../roles/drill.js')
     return runDrill({
       source,
       bootstrap: bootstrap.map((hp) => parseHostPort(hp)),

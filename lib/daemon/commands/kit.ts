@@ -8,33 +8,14 @@
  * and not the passphrase — to the node, which seals and writes the kit; the caller then opens the
  * files the node says it wrote, and reports success only when they are the agency's kit.
  *
- * Owns: the kit records and their text. May import: command, host, ids, kit/.
+ * Owns: the kit records and their text. May import: command, host, ids, kit/. The kit (and with
+ * it the node and sodium) is imported when a command runs (import()), not with the command table.
  */
 import fs from 'node:fs'
 import path from 'node:path'
 import { EmbassyError } from '../../errors.js'
 import { toZ32 } from '../../ids.js'
-import {
-  KDF_PROFILES,
-  MAX_KIT_FILE_BYTES,
-  combineSharesReport,
-  deriveSealingKey,
-  inspectKit,
-  kitFromNode,
-  kitImport as importKit,
-  kitNeedsPassphrase,
-  openKitWithKey,
-  parseShareCounts,
-  sealKit,
-  sealKitWithKey,
-  splitKit,
-  wipeKit,
-  writeKitFiles,
-  type KdfProfile,
-  type KitContents,
-  type KitImportResult,
-  type SealingKey
-} from '../../kit/index.js'
+import type { KdfProfile, KitContents, KitImportResult, SealingKey } from '../../kit/index.js'
 import { defineCommand, defineLocalCommand, runOnHost, strOpt, usageError, type CallerProcess, type CommandInput, type CommandIO } from '../command.js'
 import { escapeText } from '../text.js'
 import type { Host } from '../host.js'
@@ -105,10 +86,16 @@ export interface KitExportResult {
   allow: string[]
 }
 
+/**
+ * The names of the Argon2id profiles (KDF_PROFILES, kit/format.ts), here so that reading --kdf
+ * does not load the kit; `satisfies` keeps them exactly KDF_PROFILES' keys.
+ */
+const KDF_NAMES = { sensitive: true, moderate: true } as const satisfies Record<KdfProfile, true>
+
 /** --kdf: the Argon2id profile of a passphrase kit (default sensitive). */
 function kdfProfile(line: CommandInput): KdfProfile {
   const v = strOpt(line, 'kdf') ?? 'sensitive'
-  if (!(v in KDF_PROFILES)) throw usageError(`--kdf must be ${Object.keys(KDF_PROFILES).join(' or ')}`, 'kit export')
+  if (!Object.hasOwn(KDF_NAMES, v)) throw usageError(`--kdf must be ${Object.keys(KDF_NAMES).join(' or ')}`, 'kit export')
   return v as KdfProfile
 }
 
@@ -154,6 +141,7 @@ export const kitExport = defineCommand({
     if (opts.shares === undefined) {
       const profile = kdfProfile(line)
       const passphrase = await passphraseFor(caller, 'kit export', true)
+      const { KDF_PROFILES, deriveSealingKey } = await import('../../kit/index.js')
       const sealing = await deriveSealingKey(passphrase, KDF_PROFILES[profile])
       opts['seal-key'] = sealing.key.toString('hex')
       opts['seal-salt'] = sealing.salt.toString('hex')
@@ -171,6 +159,7 @@ export const kitExport = defineCommand({
     return { out: path.resolve(out), shares, kdf: kdfProfile(line), passphrase: strOpt(line, 'passphrase'), sealing: sealingFromLine(line) }
   },
   async handler(host, input): Promise<KitExportResult> {
+    const { KDF_PROFILES, inspectKit, kitFromNode, parseShareCounts, sealKit, sealKitWithKey, splitKit, wipeKit, writeKitFiles } = await import('../../kit/index.js')
     const file = input.out
     const counts = input.shares !== undefined ? parseShareCounts(input.shares) : null
     if (!counts && !input.sealing && (input.passphrase === undefined || input.passphrase === '')) {
@@ -231,6 +220,7 @@ async function checkWrittenKit(input: { out: string; shares: string | undefined;
   const fail = (msg: string): never => {
     throw EmbassyError.internal(`kit export: ${msg}; do not rely on this kit`)
   }
+  const { MAX_KIT_FILE_BYTES, combineSharesReport, inspectKit, openKitWithKey, wipeKit } = await import('../../kit/index.js')
   const expected = input.shares !== undefined ? Array.from({ length: r.shares ?? 0 }, (_, i) => `${input.out}.${i + 1}`) : [input.out]
   if (expected.length === 0 || JSON.stringify(r.files) !== JSON.stringify(expected)) fail(`the node reported other files than ${expected.join(', ')}`)
   const texts = r.files.map((f) => {
@@ -278,6 +268,7 @@ export const kitImport = defineLocalCommand({
   },
   input: (line) => ({ files: line.args.map((f) => path.resolve(f)), settings: restoreSettingsFrom(line, 'kit import') }),
   async run({ files, settings }, caller): Promise<KitImportResult> {
+    const { kitImport: importKit, kitNeedsPassphrase } = await import('../../kit/index.js')
     const passphrase = kitNeedsPassphrase(files) ? await passphraseFor(caller, 'kit import', false) : undefined
     if (settings.force) await confirmForce(caller, 'kit import')
     return importKit(caller.dir, files, passphrase, settings)

@@ -3,25 +3,26 @@
  *
  * Owns: these records, what `status` shows (nodeStatus, also the gateway's /api/status) and its
  * text. May import: command, host, text, node/, roles/ (types, initNode, drillStatus), net/ (types).
+ * The node, the roles and custody are imported when a command runs (import()), not when the CLI
+ * loads the command table.
  */
 import path from 'node:path'
-import { EmbassyNode, type NodeIdentity } from '../../node/node.js'
+import type { NodeIdentity } from '../../node/node.js'
 import { ROLES, type RoleName } from '../../node/config.js'
 import type { DhtStatus, Network } from '../../net/network.js'
-import { initNode } from '../../roles/index.js'
 import type { CustodyStatus, DatasetCustody, EmbassyCustody, RestoreStatus } from '../../roles/agency.js'
 import type { FetchStatus } from '../../roles/mirror-fetch.js'
 import type { QuotaLimits, QuotaStatus, UnlimitedStatus } from '../../roles/quota.js'
 import type { Alarm } from '../../custody/index.js'
-import { AlarmAcks, type ListedAlarm } from '../../custody/alarms.js'
-import { loadSeries, parseSince, summarize, type SeriesSummary } from '../../custody/timeseries.js'
+import type { ListedAlarm } from '../../custody/alarms.js'
+import type { SeriesSummary } from '../../custody/timeseries.js'
 import { EmbassyError } from '../../errors.js'
 import type { AgencyHolding } from '../../roles/embassy.js'
 import type { SourceStatus } from '../../roles/mirror.js'
 import type { HeldCore } from '../../roles/holder.js'
-import { drillStatus, type DrillStatus } from '../../roles/drill-schedule.js'
+import type { DrillStatus } from '../../roles/drill-schedule.js'
 import { formatDrillStatus } from './drill.js'
-import { defineCommand, defineLocalCommand, noInput, parseBootstrap, strOpt, usageError, type FormatView } from '../command.js'
+import { defineCommand, defineLocalCommand, noInput, parseBootstrap, strOpt, usageError, type CommandInput, type FormatView } from '../command.js'
 import type { Host } from '../host.js'
 import { escapeText, fmtBytes, fmtDuration, short, table } from '../text.js'
 import { parseKey } from '../../ids.js'
@@ -47,6 +48,7 @@ export const init = defineLocalCommand({
     return { role: role as RoleName, name: strOpt(line, 'name'), bootstrap: parseBootstrap(strOpt(line, 'bootstrap'), 'init') }
   },
   async run(input, { dir }): Promise<InitResult> {
+    const [{ initNode }, { EmbassyNode }] = await Promise.all([import('../../roles/index.js'), import('../../node/node.js')])
     const id = await initNode(dir, { role: input.role, ...(input.name !== undefined ? { name: input.name } : {}) })
     if (input.bootstrap) {
       const bootstrap = input.bootstrap
@@ -154,6 +156,7 @@ export async function nodeStatus(host: Host): Promise<NodeStatus> {
   const s = { ...id, running: host.online, peers, ...(await (await host.role()).status()) } as Record<string, unknown>
   const network = host.network
   if (network) s.dht = network.dhtStatus()
+  const [{ drillStatus }, { AlarmAcks }] = await Promise.all([import('../../roles/drill-schedule.js'), import('../../custody/alarms.js')])
   const drill = drillStatus(host.node.dir, host.drills)
   if (drill) s.drill = drill
   // Last contact (a message or keep-alive seen), apart from a receipt's age: a receipt can be old
@@ -210,20 +213,23 @@ export const status = defineCommand({
     options: { watch: { type: 'boolean' }, interval: { type: 'string' }, since: { type: 'string' } },
     args: [0, 0]
   },
-  input(line): { watch: boolean; intervalSeconds: number; since?: { text: string; ms: number } } {
+  /** Caller side: a bad --since is a usage error before anything else (the handler reads it again). */
+  async prepare(line): Promise<CommandInput> {
+    if (line.opts.since !== undefined) await sinceWindow(String(line.opts.since))
+    return line
+  },
+  input(line): { watch: boolean; intervalSeconds: number; since?: string } {
     if (line.opts.since !== undefined) {
       const text = String(line.opts.since)
-      const ms = parseSince(text)
-      if (ms === null) throw usageError(`--since must be a window such as 30m, 24h, 7d or 30d (at most 30d), not "${text}"`, 'status')
       if (line.opts.watch) throw usageError('--since and --watch do not go together', 'status')
-      return { watch: false, intervalSeconds: 1, since: { text, ms } }
+      return { watch: false, intervalSeconds: 1, since: text }
     }
     if (!line.opts.watch) return { watch: false, intervalSeconds: 1 }
     const seconds = line.opts.interval === undefined ? 1 : Number(line.opts.interval)
     if (!(seconds >= 0.1 && seconds <= 3600)) throw usageError('--interval must be 0.1 to 3600 seconds', 'status')
     return { watch: true, intervalSeconds: seconds }
   },
-  handler: (host, input): Promise<NodeStatus | StatusHistory> => (input.since ? statusHistory(host, input.since) : nodeStatus(host)),
+  handler: (host, input): Promise<NodeStatus | StatusHistory> => (input.since !== undefined ? statusHistory(host, input.since) : nodeStatus(host)),
   /** --watch: the status again and again until SIGINT/SIGTERM, each as a screen (or a JSON line). */
   async around(input, { io, onceSignal }, once) {
     if (!input.watch) return once()
@@ -245,10 +251,22 @@ export interface StatusHistory {
   history: SeriesSummary & { window: string }
 }
 
-async function statusHistory(host: Host, since: { text: string; ms: number }): Promise<StatusHistory> {
+/**
+ * `--since WINDOW` in ms (custody/timeseries.ts reads it; imported here, when --since is given,
+ * not with the command table); BAD_ARGUMENT when it is not a window.
+ */
+async function sinceWindow(text: string): Promise<number> {
+  const ms = (await import('../../custody/timeseries.js')).parseSince(text)
+  if (ms === null) throw usageError(`--since must be a window such as 30m, 24h, 7d or 30d (at most 30d), not "${text}"`, 'status')
+  return ms
+}
+
+async function statusHistory(host: Host, since: string): Promise<StatusHistory> {
+  const ms = await sinceWindow(since)
   if (host.node.role !== 'agency') throw EmbassyError.wrongRole('status --since', host.node.role, 'agency')
+  const { loadSeries, summarize } = await import('../../custody/timeseries.js')
   const { data, damaged } = loadSeries(host.node.dir)
-  return { history: { ...summarize(data, since.ms, Date.now(), damaged), window: since.text } }
+  return { history: { ...summarize(data, ms, Date.now(), damaged), window: since } }
 }
 
 function formatHistory(s: StatusHistory): string {

@@ -8,8 +8,6 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { EmbassyError, withArticle } from '../../errors.js'
 import { parseKey, toZ32 } from '../../ids.js'
-import { parseReadCapabilityText } from '../../data/read-capability.js'
-import { formatVerifyCapability } from '../../data/verify-capability.js'
 import type { AuditorFollowResult } from '../../roles/auditor.js'
 import type { Embassy, FollowQuota } from '../../roles/embassy.js'
 import type { Mirror } from '../../roles/mirror.js'
@@ -278,6 +276,7 @@ export const mirror = defineCommand({
     const capability = modeOnly ? await capabilityFrom(line, caller).catch(() => '') : await capabilityFrom(line, caller)
     if (capability === '') return { ...line, args: [], opts }
     // Damaged: BAD_CAPABILITY here already. Made before checksums: accepted, with a warning.
+    const { parseReadCapabilityText } = await import('../../data/read-capability.js')
     if (!parseReadCapabilityText(capability).checksum) caller.io.notice('embassy: warning: this read capability has no checksum (made by an older version), so a mistyped character cannot be detected; get a new one with `embassy capability` on the agency when you can')
     return { ...line, args: [capability], opts }
   },
@@ -308,7 +307,7 @@ export const capability = defineCommand({
   input: (line) => ({ verify: line.opts.verify === true }),
   async handler(host, { verify }): Promise<{ readCapability: string } | { verifyCapability: string }> {
     const agency = await host.agency()
-    if (verify) return { verifyCapability: formatVerifyCapability({ catalogKey: agency.catalog.key, agencyNodeKey: agency.node.nodeKey }) }
+    if (verify) return { verifyCapability: (await import('../../data/verify-capability.js')).formatVerifyCapability({ catalogKey: agency.catalog.key, agencyNodeKey: agency.node.nodeKey }) }
     return { readCapability: agency.capability() }
   },
   format: (r) => `${'verifyCapability' in r ? r.verifyCapability : r.readCapability}\n`

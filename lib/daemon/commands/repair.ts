@@ -17,10 +17,16 @@
 import type { HeldCoreRef } from '../../data/index.js'
 import { EmbassyError, type ErrorDetails } from '../../errors.js'
 import { toZ32 } from '../../ids.js'
-import { REPAIR_TIMEOUT_MS, repairCores, type CoreRepairReport, type RepairReport } from '../../verify/index.js'
+import type { CoreRepairReport, RepairReport } from '../../verify/index.js'
 import { defineCommand, runOnHost, strOpt, usageError, type CommandInput, type CommandIO } from '../command.js'
 import type { Host } from '../host.js'
 import { table } from '../text.js'
+
+/**
+ * Seconds repair waits for a block by default: REPAIR_TIMEOUT_MS (verify/repair.ts), which --help
+ * cannot import without loading verify/ (test/cli-startup.test.ts checks they agree).
+ */
+export const REPAIR_TIMEOUT_HELP_SECONDS = 30
 
 export const repair = defineCommand({
   name: 'repair',
@@ -29,7 +35,7 @@ export const repair = defineCommand({
     summary: 'verify held blocks and re-fetch each damaged one from the other holders, checked against the signed tree; exit 1 when some cannot be repaired, 3 when no holder is reachable',
     details: [
       '--dataset NAME   a dataset name (agency), a core or catalog key, or "catalog"; default: everything held',
-      `--timeout S      seconds to wait for each damaged block from the connected holders (default ${REPAIR_TIMEOUT_MS / 1000})`,
+      `--timeout S      seconds to wait for each damaged block from the connected holders (default ${REPAIR_TIMEOUT_HELP_SECONDS})`,
       'Fetching needs the running node (embassy run); without it the damaged blocks are named and nothing is changed (exit 3).'
     ],
     options: { dataset: { type: 'string' }, timeout: { type: 'string' } },
@@ -37,7 +43,8 @@ export const repair = defineCommand({
   },
   input(line: CommandInput) {
     const t = strOpt(line, 'timeout')
-    let timeoutMs = REPAIR_TIMEOUT_MS
+    // Absent: verify/'s REPAIR_TIMEOUT_MS, read where the handler runs.
+    let timeoutMs: number | undefined
     if (t !== undefined) {
       const n = Number(t)
       if (t.trim() === '' || !Number.isFinite(n) || n <= 0 || n > 86400) throw usageError('--timeout must be a number of seconds > 0', 'repair')
@@ -49,7 +56,8 @@ export const repair = defineCommand({
     const refs = await host.heldCores()
     const selected = dataset ? selectRefs(host, refs, dataset) : refs
     io.progress('repair', 0, selected.length)
-    const report = await repairCores(selected, { online: host.online, timeoutMs })
+    const { REPAIR_TIMEOUT_MS, repairCores } = await import('../../verify/index.js')
+    const report = await repairCores(selected, { online: host.online, timeoutMs: timeoutMs ?? REPAIR_TIMEOUT_MS })
     io.progress('repair', selected.length, selected.length)
     if (report.ok) return report
     const { failed, unrepairable, unreachable } = report.totals

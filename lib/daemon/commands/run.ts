@@ -4,21 +4,19 @@
  * (Caller.untilSignal); output goes through Caller.io.
  *
  * Owns: these records and the text of run's log lines. May import: command, control (client),
- * daemon, demo, node/, net/local-dht.
+ * daemon, demo, node/, net/local-dht. The daemon, the demo, the DHT and the node are imported when
+ * the command runs (import()), not when the CLI loads the command table.
  */
 import path from 'node:path'
 import { EmbassyError } from '../../errors.js'
-import { LocalDHT } from '../../net/local-dht.js'
-import { EmbassyNode } from '../../node/node.js'
 import { defineLocalCommand, noInput, parseBootstrap, parsePort, strOpt, usageError } from '../command.js'
 import { callControl } from '../control.js'
-import { Daemon, type LogEvent } from '../daemon.js'
-import { runDemo, type DemoResult } from '../demo.js'
+import type { LogEvent } from '../daemon.js'
+import type { DemoResult } from '../demo.js'
 import { escapeText } from '../text.js'
 import { readConfig, writeConfig } from '../../node/config.js'
 import { RESTORE_OPTIONS, RESTORE_OPTION_DETAILS, confirmForce, restoreSettingsFrom } from './kit.js'
 import { loadDrillSource } from './drill.js'
-import { parseInterval } from '../../roles/drill-schedule.js'
 
 /**
  * One operator event as a line on stderr: text, or one JSON object. A message can carry a peer's
@@ -72,14 +70,17 @@ export const run = defineLocalCommand({
     if (scheduleText !== undefined && drillKit === undefined && drillCapability === undefined) throw usageError('--schedule needs --drill-kit FILE or --drill-capability FILE', 'run')
     if (scheduleText === undefined && (drillKit !== undefined || drillCapability !== undefined)) throw usageError('--drill-kit and --drill-capability go with --schedule INTERVAL', 'run')
     if (drillKit !== undefined && drillCapability !== undefined) throw usageError('give one of --drill-kit and --drill-capability', 'run')
+    // The interval is read in run(): parseInterval lives with the drill schedule, loaded only to run.
     const drill =
       scheduleText === undefined
         ? undefined
-        : { intervalMs: parseInterval(scheduleText), kit: drillKit === undefined ? undefined : path.resolve(drillKit), capability: drillCapability === undefined ? undefined : path.resolve(drillCapability) }
+        : { schedule: scheduleText, kit: drillKit === undefined ? undefined : path.resolve(drillKit), capability: drillCapability === undefined ? undefined : path.resolve(drillCapability) }
     return { logFormat: format as 'text' | 'json', bootstrap: strOpt(line, 'bootstrap'), port: strOpt(line, 'port'), http: strOpt(line, 'http'), httpStatus, restore: restoreSettingsFrom(line, 'run'), drill }
   },
   async run(input, caller): Promise<{ stopped: true }> {
     const { dir, io, untilSignal } = caller
+    const [{ parseInterval }, { EmbassyNode }, { Daemon }] = await Promise.all([import('../../roles/drill-schedule.js'), import('../../node/node.js'), import('../daemon.js')])
+    const drillFlags = input.drill ? { intervalMs: parseInterval(input.drill.schedule), kit: input.drill.kit, capability: input.drill.capability } : undefined
     if (!EmbassyNode.exists(dir)) throw EmbassyError.notInitialised(dir)
     const already = await callControl(dir, 'id', { args: [], opts: {} }, quiet)
     if (already.running) throw EmbassyError.alreadyRunning(path.resolve(dir))
@@ -94,7 +95,7 @@ export const run = defineLocalCommand({
     const port = parsePort(input.port, 'run')
     // Drills: the flags, else config.json "drill". The kit is opened once, here (its passphrase never reaches the node's files).
     const configured = readConfig(dir).drill
-    const drill = input.drill ?? (configured ? { intervalMs: parseInterval(configured.schedule, 'config.json "drill.schedule"'), kit: configured.kit, capability: configured.capability } : undefined)
+    const drill = drillFlags ?? (configured ? { intervalMs: parseInterval(configured.schedule, 'config.json "drill.schedule"'), kit: configured.kit, capability: configured.capability } : undefined)
     const drillSource = drill ? await loadDrillSource(drill.kit, drill.capability, caller) : undefined
     const daemon = new Daemon({
       dir,
@@ -140,6 +141,7 @@ export const bootstrap = defineLocalCommand({
   },
   /** Shows the address as soon as the nodes are up (stdout), then serves until a signal. */
   async run({ host, nodes, port }, { io, untilSignal }): Promise<BootstrapInfo | null> {
+    const { LocalDHT } = await import('../../net/local-dht.js')
     const dht = new LocalDHT({ host, ...(port !== undefined ? { port } : {}), ...(nodes ? { nodes } : {}) })
     try {
       await dht.ready()
@@ -165,7 +167,10 @@ export const demo = defineLocalCommand({
     args: [0, 0]
   },
   input: noInput,
-  run: (_input, { io }): Promise<DemoResult> => runDemo({ log: (line) => io.notice(line), progress: (label, done, total) => io.progress(label, done, total) }),
+  async run(_input, { io }): Promise<DemoResult> {
+    const { runDemo } = await import('../demo.js')
+    return runDemo({ log: (line) => io.notice(line), progress: (label, done, total) => io.progress(label, done, total) })
+  },
   format: (r) =>
     `demo complete: ${r.records} records and ${r.files} files replicated to two blind embassies in ${(r.replicationMs / 1000).toFixed(1)} s, ` +
     `live append held in ${r.liveAppendMs} ms, read back through the embassies by a mirror in ${(r.mirrorReadMs / 1000).toFixed(1)} s; ` +

@@ -8,7 +8,7 @@
 import type { HeldCoreRef } from '../../data/index.js'
 import { EmbassyError, type ErrorDetails } from '../../errors.js'
 import { toZ32 } from '../../ids.js'
-import { verifyCores, type CoreVerifyReport, type VerifyReport } from '../../verify/index.js'
+import type { CoreVerifyReport, VerifyReport } from '../../verify/index.js'
 import { defineCommand, runOnHost, type CommandInput, type CommandIO } from '../command.js'
 import type { Host } from '../host.js'
 import { table } from '../text.js'
@@ -31,6 +31,7 @@ export const verify = defineCommand({
   async handler(host, { name }, io): Promise<VerifyReport> {
     const refs = await labelled(host, await host.heldCores())
     const selected = name ? await select(host, refs, name) : refs
+    const { verifyCores } = await import('../../verify/index.js')
     const report = await verifyCores(selected, { onProgress: (done, total) => io.progress('verify', done, total) })
     if (!report.ok) {
       const bad = report.cores.filter((c) => c.failures.length > 0)
