@@ -11,7 +11,7 @@ export const CUSTODY_PROTOCOL = 'data-embassy/custody/1'
 
 /** Major and minor version this build speaks. A peer with another major gets an error, then close. */
 export const CUSTODY_MAJOR = 1
-export const CUSTODY_MINOR = 3
+export const CUSTODY_MINOR = 4
 
 /** Largest message we accept on the channel (bytes). */
 export const MAX_CUSTODY_MESSAGE = 64 * 1024
@@ -40,6 +40,11 @@ export interface Handshake {
   capabilities: string[]
   /** Agency: its catalog key. Holders: the catalogs they hold. */
   catalogs: Uint8Array[]
+  /**
+   * The UDP port of the sender's DHT server socket (where a direct dial or a probe reaches it);
+   * 0: not said. Absent from handshakes of minors < 4 (and not encoded when undefined). (minor 4)
+   */
+  dhtPort?: number
 }
 
 export const handshake: Codec<Handshake> = {
@@ -50,6 +55,7 @@ export const handshake: Codec<Handshake> = {
     c.uint.preencode(state, 0) // flags
     c.array(c.string).preencode(state, m.capabilities)
     c.array(c.fixed32).preencode(state, m.catalogs)
+    if (m.dhtPort !== undefined) c.uint.preencode(state, checkDhtPort(m.dhtPort))
   },
   encode(state, m) {
     c.uint.encode(state, m.major)
@@ -58,6 +64,7 @@ export const handshake: Codec<Handshake> = {
     c.uint.encode(state, 0)
     c.array(c.string).encode(state, m.capabilities)
     c.array(c.fixed32).encode(state, m.catalogs)
+    if (m.dhtPort !== undefined) c.uint.encode(state, m.dhtPort)
   },
   decode(state) {
     const major = c.uint.decode(state)
@@ -72,10 +79,18 @@ export const handshake: Codec<Handshake> = {
     const capabilities = c.array(c.string).decode(state)
     const catalogs = c.array(c.fixed32).decode(state)
     if (catalogs.length > MAX_HANDSHAKE_CATALOGS) throw new Error('too many catalogs')
+    // Minor 4: the sender's DHT server port, when it said it (older senders end here).
+    const dhtPort = state.start < state.end ? checkDhtPort(c.uint.decode(state)) : undefined
     // Fields added in later minors follow; skip what we do not know.
     state.start = state.end
-    return { major, minor, role, capabilities, catalogs }
+    return dhtPort === undefined ? { major, minor, role, capabilities, catalogs } : { major, minor, role, capabilities, catalogs, dhtPort }
   }
+}
+
+/** A handshake's DHT port: 0 (not said) or 1…65535; anything else is a malformed handshake. */
+function checkDhtPort(port: number): number {
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`handshake DHT port ${port} is not 0…65535`)
+  return port
 }
 
 /** Error codes sent on the channel. */

@@ -9,14 +9,12 @@ import test from 'brittle'
 import c from 'compact-encoding'
 import Corestore from 'corestore'
 import DHT from 'hyperdht'
-import NoiseSecretStream from '@hyperswarm/secret-stream'
-import Protomux from 'protomux'
 import { Catalog } from '../lib/data/catalog.js'
 import { Holder } from '../lib/roles/holder.js'
 import { Network } from '../lib/net/network.js'
 import { CustodyChannel } from '../lib/index.js'
 import { CatalogType, CUSTODY_MINOR, DatasetKind, KEY_CHECK_BYTES, PeerRole, catalogBlock, encode, handshake as handshakeCodec, type Codec } from '../protocol/index.js'
-import { eventually, testnet, type Test } from './helpers/index.js'
+import { eventually, muxPair, testnet, type Test } from './helpers/index.js'
 
 const raw = c.raw as unknown as Codec<Buffer>
 const hello = { major: 1, minor: CUSTODY_MINOR, role: PeerRole.EMBASSY, capabilities: [], catalogs: [] }
@@ -75,15 +73,9 @@ test('limits: an agency over its cap of cores: later entries are skipped and rep
 })
 
 test('limits: a huge custody handshake is refused by its size, before it is decoded', async (t) => {
-  const a = new NoiseSecretStream(true)
-  const b = new NoiseSecretStream(false)
-  a.rawStream!.pipe(b.rawStream!).pipe(a.rawStream!)
-  t.teardown(() => {
-    a.destroy()
-    b.destroy()
-  })
-  const ours = new CustodyChannel(Protomux.from(a), hello)
-  const bad = Protomux.from(b).createChannel({ protocol: 'data-embassy/custody/1', handshake: raw, onopen() {} })!
+  const { a, b, ma, mb } = muxPair(t)
+  const ours = new CustodyChannel(ma, hello)
+  const bad = mb.createChannel({ protocol: 'data-embassy/custody/1', handshake: raw, onopen() {} })!
   ours.open()
   // Well-formed, but 300 KB of capability names: decodable, and far over any real handshake.
   bad.open(encode(handshakeCodec, { ...hello, capabilities: Array.from({ length: 300 }, () => 'x'.repeat(1000)) }))

@@ -12,7 +12,7 @@ import DHT from 'hyperdht'
 import { LocalDHT } from '../lib/net/local-dht.js'
 import { Network, type Peer } from '../lib/net/network.js'
 import { MAX_NET_MEMORY_BYTES, NET_MEMORY_FILE, NetMemory, readNetMemory } from '../lib/net/net-memory.js'
-import { eventually, holdDefaultPorts, startNetwork, type Test } from './helpers/index.js'
+import { eventually, holdDefaultPorts, startNetwork, testnet, type Test } from './helpers/index.js'
 
 /** Upper bound for a reconnection that must happen (a failure, not a race: it takes ~1–3 s). */
 const MUST_RECONNECT_MS = 45_000
@@ -36,16 +36,18 @@ function ports(net: Network): { server: number; client: number } {
 }
 
 
-test('net memory: with ONE DHT node, stopped entirely, a restarted peer and a restarted dialler reconnect by remembered ports and addresses', { timeout: 240_000 }, async (t) => {
+/** One local DHT node (closed after the peers), two node key pairs and a directory for each. */
+async function oneDhtNode(t: Test) {
   await holdDefaultPorts(t)
   const dht = new LocalDHT({ port: 0, nodes: 1 })
   t.teardown(() => dht.close(), { order: 1 })
   await dht.ready()
   const root = await t.tmp()
-  const aKeys = DHT.keyPair()
-  const bKeys = DHT.keyPair()
-  const aDir = path.join(root, 'a')
-  const bDir = path.join(root, 'b')
+  return { dht, aKeys: DHT.keyPair(), bKeys: DHT.keyPair(), aDir: path.join(root, 'a'), bDir: path.join(root, 'b') }
+}
+
+test('net memory: with ONE DHT node, stopped entirely, a restarted peer and a restarted dialler reconnect by remembered ports and addresses', { timeout: 240_000 }, async (t) => {
+  const { dht, aKeys, bKeys, aDir, bDir } = await oneDhtNode(t)
   let b = await startNetwork(t, dht.bootstrap, bKeys, { dir: bDir })
   let a = await startNetwork(t, dht.bootstrap, aKeys, { dir: aDir })
   a.net.joinPeer(bKeys.publicKey)
@@ -84,6 +86,70 @@ test('net memory: with ONE DHT node, stopped entirely, a restarted peer and a re
   await connected(a.net, bKeys.publicKey, 'the restarted a reconnects to b at its remembered address, without any DHT node')
   t.pass(`the restarted a reconnected ${Date.now() - upAt} ms after it was up (it took ${upAt - from} ms to start without a DHT)`)
   t.ok((a.net.reconnectStatus()?.dials.probe ?? 0) >= 1, 'by a probe of the remembered address and a direct dial')
+})
+
+test('net memory: with ONE DHT node up, each node remembers the DHT server address the other states in its custody handshake (never a hole-punch socket); a restarted node reconnects', { timeout: 240_000 }, async (t) => {
+  // On one loopback DHT node HyperDHT cannot classify NATs: every connection is hole-punched from
+  // a throwaway socket, and the address a handshake of ours learns (serverAddress) is that socket.
+  // The port each node states (custody handshake, minor 4) is its DHT server's: probes answer there.
+  const { dht, aKeys, bKeys, aDir, bDir } = await oneDhtNode(t)
+  const a = await startNetwork(t, dht.bootstrap, aKeys, { dir: aDir })
+  let b = await startNetwork(t, dht.bootstrap, bKeys, { dir: bDir })
+  // Both dial, as an agency and its embassy do.
+  a.net.joinPeer(bKeys.publicKey)
+  b.net.joinPeer(aKeys.publicKey)
+  const aSeesB = await connected(a.net, bKeys.publicKey, 'a connects to b')
+  const bSeesA = await connected(b.net, aKeys.publicKey, 'b connects to a')
+  const bPort = portOf(b.net)
+  t.is(aSeesB.handshake?.dhtPort, bPort, "b's handshake states its DHT server port")
+  t.is(bSeesA.handshake?.dhtPort, portOf(a.net), "a's too")
+
+  // b restarts in the same directory: its memory names a's DHT server, and it binds its old port.
+  await b.stop()
+  const bFile = readNetMemory(path.join(bDir, NET_MEMORY_FILE))
+  t.is(bFile.data.peers.get(aKeys.publicKey.toString('hex'))?.port, portOf(a.net), "b remembered a's DHT server port")
+  await eventually('a sees b lost', () => !a.net.connectedTo(bKeys.publicKey), MUST_RECONNECT_MS)
+  b = await startNetwork(t, dht.bootstrap, bKeys, { dir: bDir })
+  t.is(portOf(b.net), bPort, 'the restarted b bound its old port')
+  b.net.joinPeer(aKeys.publicKey)
+  await connected(a.net, bKeys.publicKey, 'a sees the restarted b')
+  await connected(b.net, aKeys.publicKey, 'the restarted b sees a')
+  t.pass('reconnected on one DHT node')
+
+  // a's memory (written at close) names b's DHT server too, not a socket of a hole-punch.
+  await b.stop()
+  await a.stop()
+  const aFile = readNetMemory(path.join(aDir, NET_MEMORY_FILE))
+  t.alike(aFile.data.peers.get(bKeys.publicKey.toString('hex')), { host: '127.0.0.1', port: bPort }, "a remembered b's DHT server address")
+})
+
+test('net memory: a peer lying about its DHT port only misdirects our probes: they go unanswered, it is never dialled there, and the DHT reconnects it (nothing lost)', { timeout: 240_000 }, async (t) => {
+  const bootstrap = await testnet(t)
+  // A UDP socket that never answers: where the liar says its DHT listens.
+  const silent = dgram.createSocket('udp4')
+  let probes = 0
+  silent.on('message', () => probes++)
+  await new Promise<void>((resolve) => silent.bind(0, '127.0.0.1', () => resolve()))
+  t.teardown(() => new Promise<void>((resolve) => silent.close(() => resolve())), { order: 2 })
+  const bogus = silent.address().port
+  const root = await t.tmp()
+  const aKeys = DHT.keyPair()
+  const bKeys = DHT.keyPair()
+  const aDir = path.join(root, 'a')
+  const a = await startNetwork(t, bootstrap, aKeys, { dir: aDir })
+  let b = await startNetwork(t, bootstrap, bKeys, { dir: path.join(root, 'b'), statedDhtPort: bogus })
+  a.net.joinPeer(bKeys.publicKey)
+  const first = await connected(a.net, bKeys.publicKey, 'a connects to the liar')
+  t.is(first.handshake?.dhtPort, bogus, 'the liar states a port where no DHT listens')
+  await b.stop()
+  await eventually('a sees b lost', () => !a.net.connectedTo(bKeys.publicKey), MUST_RECONNECT_MS)
+  await eventually('a probes the stated address (the only one it has)', () => probes > 0, MUST_RECONNECT_MS)
+  b = await startNetwork(t, bootstrap, bKeys, { dir: path.join(root, 'b'), statedDhtPort: bogus })
+  await connected(a.net, bKeys.publicKey, 'the DHT reconnects a to the restarted liar')
+  t.is(a.net.reconnectStatus()?.dials.probe, 0, 'no dial ever went to the lying address (no probe there was answered)')
+  await a.stop()
+  const file = readNetMemory(path.join(aDir, NET_MEMORY_FILE))
+  t.alike(file.data.peers.get(bKeys.publicKey.toString('hex')), { host: '127.0.0.1', port: bogus }, 'remembered only as where to probe, at the host its connection came from')
 })
 
 test('net memory: without a memory (as before), a restarted peer is NOT found once the only DHT node is gone', { timeout: 240_000 }, async (t) => {

@@ -8,7 +8,7 @@ import DHT from 'hyperdht'
 import { Daemon, type Agency } from '../lib/index.js'
 import { formatStatus, nodeStatus, type NodeStatus } from '../lib/daemon/commands/node.js'
 import { Network, type Peer } from '../lib/net/network.js'
-import { Reconnector, type PeerAddress, type ReconnectHost } from '../lib/net/reconnect.js'
+import { MAX_PROBES_IN_FLIGHT, MIN_POKE_GAP_MS, Reconnector, STALE_DIAL_MS, type PeerAddress, type ReconnectHost } from '../lib/net/reconnect.js'
 import { LocalDHT } from '../lib/net/local-dht.js'
 import { eventually, holdDefaultPorts, initDir, pair, startDaemon, startNetwork, testnet, type Test } from './helpers/index.js'
 
@@ -21,12 +21,15 @@ function fake(opts: { waiting?: string[]; answers?: (a: PeerAddress) => boolean 
     dialing: new Map<string, number>(),
     dialled: [] as string[],
     probes: [] as PeerAddress[],
-    pendingProbes: [] as Array<() => void>
+    pendingProbes: [] as Array<() => void>,
+    /** Peers whose dial in flight (or one-sided connection) an answering probe replaces at once. */
+    replaceable: new Set<string>()
   }
   const host: ReconnectHost = {
     waiting: () => [...state.waiting],
     dialing: (hex) => state.dialing.get(hex) ?? null,
     dial: (hex) => void state.dialled.push(hex),
+    replaceableNow: (hex) => state.replaceable.has(hex),
     probe: (address) => {
       state.probes.push(address)
       return new Promise<boolean>((resolve) => state.pendingProbes.push(() => resolve(opts.answers ? opts.answers(address) : false)))
@@ -145,6 +148,77 @@ test('reconnect: probes per tick are bounded (a node with many waiting peers spr
   for (const [i, hex] of waiting.entries()) r.connected(hex, { host: '10.0.0.1', port: 2000 + i })
   r.tick()
   t.is(state.probes.length, 32, 'at most 32 probes in one tick')
+})
+
+test('reconnect: the address a peer states (custody handshake) wins over every guess; one from the memory file over a DHT guess', async (t) => {
+  const { r } = fake()
+  r.serverAddress('p', { host: '10.0.0.5', port: 51234 })
+  t.ok(r.stated('p', { host: '10.0.0.5', port: 49737 }), 'a usable stated address is taken')
+  r.serverAddress('p', { host: '10.0.0.5', port: 40001 })
+  r.connected('p', { host: '10.0.0.5', port: 40002 })
+  r.remember('p', { host: '10.0.0.9', port: 1 })
+  t.alike(r.addressOf('p'), { host: '10.0.0.5', port: 49737 }, 'no hole-punch socket, connection address or old memory replaces it')
+  t.absent(r.stated('p', { host: '0.0.0.0', port: 49737 }), 'an unusable stated address is refused')
+  t.absent(r.stated('p', { host: '10.0.0.5', port: 0 }), 'port 0 too')
+  t.alike(r.addressOf('p'), { host: '10.0.0.5', port: 49737 }, 'and changes nothing')
+  t.ok(r.stated('p', { host: '10.0.0.5', port: 49800 }), 'the peer restarted on another port and says so')
+  t.alike(r.addressOf('p'), { host: '10.0.0.5', port: 49800 }, 'its latest statement wins')
+  // Remembered from before a restart: a DHT guess (a throwaway hole-punch socket on a small DHT) never replaces it...
+  r.remember('m', { host: '10.0.0.6', port: 49737 })
+  r.serverAddress('m', { host: '10.0.0.6', port: 55555 })
+  t.alike(r.addressOf('m'), { host: '10.0.0.6', port: 49737 }, 'the remembered address stays through DHT dials')
+  // ...but a connection of this run does (a peer that does not state its port: as before).
+  r.connected('m', { host: '10.0.0.6', port: 40003 })
+  t.alike(r.addressOf('m'), { host: '10.0.0.6', port: 40003 }, 'a connection replaces a remembered address')
+})
+
+test('reconnect: a dial through the DHT probes the peer at once; the answer replaces that dial at once by a direct one', async (t) => {
+  const at = { host: '10.0.0.7', port: 49737 }
+  const { r, state, answerProbes } = fake({ waiting: ['p'], answers: (a) => a.port === at.port })
+  r.stated('p', at)
+  // Our dial through the DHT (a hole-punch on a small DHT: seconds, or never) starts: 10 ms old.
+  state.dialing.set('p', 10)
+  state.replaceable.add('p')
+  t.ok(r.probeNow('p'), 'probed at once, not at the next tick')
+  t.alike(state.probes, [at])
+  t.absent(r.probeNow('p'), 'not again within the poke gap')
+  await answerProbes()
+  t.alike(state.dialled, ['p'], 'the answer replaced the 10 ms old dial (no STALE_DIAL_MS wait)')
+  t.alike(r.directAddress('p'), at, 'and the new dial goes to the address that answered')
+  t.is(r.dials.probe, 1)
+  // A direct dial in flight (not replaceable) is kept until it is STALE_DIAL_MS old.
+  state.replaceable.delete('p')
+  state.now += MIN_POKE_GAP_MS
+  t.ok(r.probeNow('p'))
+  await answerProbes()
+  t.alike(state.dialled, ['p'], 'a fresh direct dial is not replaced')
+  state.dialing.set('p', STALE_DIAL_MS)
+  state.now += MIN_POKE_GAP_MS
+  t.ok(r.probeNow('p'))
+  await answerProbes()
+  t.alike(state.dialled, ['p', 'p'], 'one STALE_DIAL_MS old is')
+})
+
+test('reconnect: a signal (the peer dials us) probes past the gap, never more than MAX_PROBES_IN_FLIGHT at once; an answer is spent by the next connection', async (t) => {
+  const first = { host: '10.0.0.8', port: 49737 }
+  const { r, state, answerProbes } = fake({ waiting: ['p'], answers: () => true })
+  r.stated('p', first)
+  t.ok(r.probeNow('p'))
+  t.absent(r.probeNow('p'), 'within the gap: no')
+  let sent = 1
+  while (r.probeNow('p', { signal: true })) sent++
+  t.is(sent, MAX_PROBES_IN_FLIGHT, `a signal probes past the gap, up to ${MAX_PROBES_IN_FLIGHT} in flight`)
+  t.is(state.probes.length, MAX_PROBES_IN_FLIGHT)
+  // The peer states another port while the probes of the first are in flight: the direct dial
+  // goes where the answer came from, not to an address that never answered.
+  r.stated('p', { host: '10.0.0.8', port: 50000 })
+  await answerProbes()
+  t.alike(r.directAddress('p'), first, 'the answering address, not the latest one')
+  t.ok(r.probeNow('p', { signal: true }), 'probes in flight answered: probing again is allowed')
+  r.connected('p', null)
+  t.is(r.directAddress('p'), null, 'a connection spends the answer: the next loss needs a new one (the old process may be shutting down)')
+  r.close()
+  t.absent(r.probeNow('p', { signal: true }), 'closed: never probes')
 })
 
 /** A bare Network for these tests (test/helpers/network.ts): no memory file, its store in a fresh directory. */

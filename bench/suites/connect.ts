@@ -90,8 +90,12 @@ export async function connect(ctx: Ctx): Promise<Result[]> {
     const fewMs: number[] = []
     /** 1-node DHT: embassy restarts (spawn → the agency's next peer-connected with it). */
     const fewEmbMs: number[] = []
+    /** The same two, from the restarted process's `started` event (≤ 0: connected before it logged `started`). */
+    const fewFromStarted: number[] = []
+    const fewEmbFromStarted: number[] = []
     /** The 1-node DHT stopped entirely, then the agency restarts: spawn → reconnected (remembered ports and addresses only). */
     let noDhtMs: number | null = null
+    let noDhtFromStarted: number | null = null
     let fewError: string | null = null
     /** When the wait that failed began (a failed wait counts as its whole length). */
     let waitFrom = Date.now()
@@ -110,8 +114,9 @@ export async function connect(ctx: Ctx): Promise<Result[]> {
           a = track(await startRun(agency.dir, few.bootstrap, 'connect-agency-1dht'))
           const ev = await connectedEvent(e1, 'agency', a.spawnedAt)
           fewMs.push(ev.time - a.spawnedAt)
+          fewFromStarted.push(ev.time - startedAt(a))
         }
-        ctx.say(`  product agency restart on a 1-node DHT → reconnected: ${fewMs.join(', ')} ms`)
+        ctx.say(`  product agency restart on a 1-node DHT → reconnected: ${fewMs.join(', ')} ms (from started: ${fewFromStarted.join(', ')} ms)`)
         let e = e1
         for (let i = 0; i < reTries; i++) {
           await e.stop()
@@ -119,15 +124,18 @@ export async function connect(ctx: Ctx): Promise<Result[]> {
           e = track(await runEmbassy(embassy.dir, few.bootstrap))
           const ev = await connectedEvent(a, 'embassy', e.spawnedAt)
           fewEmbMs.push(ev.time - e.spawnedAt)
+          fewEmbFromStarted.push(ev.time - startedAt(e))
         }
-        ctx.say(`  product embassy restart on a 1-node DHT → reconnected: ${fewEmbMs.join(', ')} ms`)
+        ctx.say(`  product embassy restart on a 1-node DHT → reconnected: ${fewEmbMs.join(', ')} ms (from started: ${fewEmbFromStarted.join(', ')} ms)`)
         // No DHT node at all: only the remembered ports and addresses can bring them back.
         await few.proc.stop()
         await a.stop()
         waitFrom = Date.now()
         a = track(await startRun(agency.dir, few.bootstrap, 'connect-agency-0dht'))
-        noDhtMs = (await connectedEvent(e, 'agency', a.spawnedAt)).time - a.spawnedAt
-        ctx.say(`  product agency restart with the DHT node stopped → reconnected: ${noDhtMs} ms`)
+        const noDhtEv = await connectedEvent(e, 'agency', a.spawnedAt)
+        noDhtMs = noDhtEv.time - a.spawnedAt
+        noDhtFromStarted = noDhtEv.time - startedAt(a)
+        ctx.say(`  product agency restart with the DHT node stopped → reconnected: ${noDhtMs} ms (from started: ${noDhtFromStarted} ms)`)
         await e.stop()
         await a.stop()
       } catch (err) {
@@ -253,7 +261,7 @@ export async function connect(ctx: Ctx): Promise<Result[]> {
               baseline: 'the same with 5 DHT nodes (above), worst',
               baselineValue: Math.max(...reconnectMs),
               better: 'lower',
-              detail: { tries: fewMs.length, trials: fewMs, ...(fewError ? { error: fewError, failedWaitMs, lowerBound: true } : {}) }
+              detail: { tries: fewMs.length, trials: fewMs, startedToReconnectedMs: fewFromStarted, ...(fewError ? { error: fewError, failedWaitMs, lowerBound: true } : {}) }
             })
           ]
         : []),
@@ -266,7 +274,9 @@ export async function connect(ctx: Ctx): Promise<Result[]> {
               baseline: 'the same with 5 DHT nodes (above), worst',
               baselineValue: Math.max(...embRestartMs),
               better: 'lower',
-              detail: { tries: fewEmbMs.length, trials: fewEmbMs, from: 'embassy spawn → the agency logs peer-connected with it' }
+              goal: '< 2 s every time, from started',
+              met: Math.max(...fewEmbFromStarted) < 2000,
+              detail: { tries: fewEmbMs.length, trials: fewEmbMs, startedToReconnectedMs: fewEmbFromStarted, from: 'embassy spawn → the agency logs peer-connected with it' }
             })
           ]
         : []),
@@ -279,7 +289,7 @@ export async function connect(ctx: Ctx): Promise<Result[]> {
               baseline: 'none (without remembered ports and addresses: never)',
               baselineValue: null,
               better: 'lower',
-              detail: { from: 'agency spawn → the embassy logs peer-connected with it; the only DHT node stopped before' }
+              detail: { from: 'agency spawn → the embassy logs peer-connected with it; the only DHT node stopped before', startedToReconnectedMs: noDhtFromStarted }
             })
           ]
         : [])

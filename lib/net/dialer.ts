@@ -10,7 +10,7 @@
 import type Hyperswarm from 'hyperswarm'
 import DHT from 'hyperdht'
 import type NoiseSecretStream from '@hyperswarm/secret-stream'
-import { FAST_RETRY_MS, Reconnector, STALE_DIAL_MS, type PeerAddress } from './reconnect.js'
+import { FAST_RETRY_MS, ONE_SIDED_MS, Reconnector, STALE_DIAL_MS, type PeerAddress } from './reconnect.js'
 
 /** Reconnect back-offs (ms) for peers we dial, after the 1st, 2nd, 3rd and later failures (Network gives them to Hyperswarm). */
 export const RECONNECT_BACKOFFS = [1000, 2000, 4000, 8000]
@@ -59,7 +59,7 @@ export class Dialer {
   readonly host: DialerHost
   readonly opts: DialerOptions
   /** Our dials in flight (not open yet), by peer (hex): when each started. */
-  readonly dials = new Map<string, { stream: { destroy(err?: Error): void; destroyed?: boolean }; at: number }>()
+  readonly dials = new Map<string, { stream: { destroy(err?: Error): void; destroyed?: boolean }; at: number; direct: boolean }>()
   /** Fast retries, direct probes and pokes for configured peers (null: off). */
   reconnect: Reconnector | null = null
   #reconnectTimer: NodeJS.Timeout | null = null
@@ -96,6 +96,10 @@ export class Dialer {
    * when a probe just found it answering (HyperDHT's `relayAddresses`: the peer's own DHT node
    * answers the handshake), beside the DHT lookup; and the DHT's signals (our network changed or
    * came back, a DHT node answers an empty routing table) dial every waiting configured peer at once.
+   * A dial through the DHT alone, a peer dialling us, and a connection that stays one-sided probe
+   * the peer's address at once: on a DHT that cannot classify NATs (one node) a hole-punch takes
+   * seconds or completes on one side only, and Hyperswarm then refuses the peer's own dials as
+   * duplicates; a direct dial replaces it as soon as the peer's DHT node answers.
    */
   #startReconnect(): void {
     const { swarm } = this.host
@@ -110,6 +114,16 @@ export class Dialer {
         // otherwise keep Hyperswarm from dialling that peer until it times out.
         const pending = this.#pendingConnection(hex)
         return pending ? Date.now() - pending.at : null
+      },
+      replaceableNow: (hex) => {
+        const d = this.dials.get(hex)
+        if (d) return !d.direct || Date.now() - d.at >= ONE_SIDED_MS
+        // A connection (ours or the peer's) that opened on our side only (nothing received for
+        // ONE_SIDED_MS): as good as none, and Hyperswarm would refuse the peer's fresh dials as
+        // duplicates of it.
+        const pending = this.#pendingConnection(hex)
+        const openedAt = pending ? this.#openedAt.get(pending.conn as object) : undefined
+        return openedAt !== undefined && Date.now() - openedAt >= ONE_SIDED_MS
       },
       dial: (hex) => {
         const info = known(hex)
@@ -159,8 +173,11 @@ export class Dialer {
       // DHT beside them. Relays Hyperswarm found on a topic come after it, never instead of it.
       if (direct) relayAddresses = [direct, ...(relayAddresses ?? []).filter((a) => a.host !== direct.host || a.port !== direct.port)]
       const stream = connect(key, { ...opts, relayAddresses })
-      const entry = { stream, at: Date.now() }
+      const entry = { stream, at: Date.now(), direct: !!direct }
       this.dials.set(hex, entry)
+      // Through the DHT only: probe the peer's known address now; when its DHT node answers
+      // there, this dial is replaced by a direct one (Reconnector: #probed).
+      if (!direct) reconnect.probeNow(hex)
       const done = () => {
         if (this.dials.get(hex) === entry) this.dials.delete(hex)
         if (!this.dials.has(hex)) targets.delete(target)
@@ -224,6 +241,23 @@ export class Dialer {
     }
   }
 
+  /** When each connection opened (on our side: Hyperswarm handed it over). */
+  #openedAt = new WeakMap<object, number>()
+
+  /**
+   * Hyperswarm handed over a connection with `hex` (ours or the peer's). One that receives nothing
+   * within ONE_SIDED_MS is one-sided: the peer's address is probed, and when it answers a direct
+   * dial replaces it (Reconnector: replaceableNow).
+   */
+  opened(hex: string, conn: { rawBytesRead?: number; destroyed?: boolean }): void {
+    this.#openedAt.set(conn, Date.now())
+    if (!this.reconnect) return
+    const check = setTimeout(() => {
+      if (!this.host.closing && !conn.destroyed && (conn.rawBytesRead ?? 0) === 0) this.reconnect?.probeNow(hex, { signal: true })
+    }, ONE_SIDED_MS)
+    check.unref()
+  }
+
   /** Connections Hyperswarm holds for a peer that received nothing yet, and since when we know of each. */
   #pending = new Map<string, { conn: unknown; at: number }>()
 
@@ -271,6 +305,9 @@ export class Dialer {
     }
     // After this tick: the firewall answers first, and a poke never dials the peer dialling us.
     queueMicrotask(() => this.reconnect?.poke(hex))
+    // It is back: probe its address now (an admitted peer only); when its DHT node answers and
+    // our own dial to it is a hole-punch in progress, a direct dial replaces ours.
+    if (admitted) this.reconnect?.probeNow(hex, { signal: true })
   }
 
   /** Dials at once every known (explicit) peer that is not connected. */

@@ -10,7 +10,7 @@
  */
 export { Network, RECONNECT_BACKOFFS, DHT_WATCH_MS, KEEP_ALIVE_MS, CONNECTION_TIMEOUT_MS, type Peer, type NetworkOptions, type NetworkEvents, type ReplicationScope } from './network.js'
 export { CustodyChannel, type CustodyHandlers, type CustodyChannelEvents } from './custody-channel.js'
-export { Reconnector, FAST_RETRY_MS, FAST_RETRY_WINDOW_MS, PROBE_MS, STALE_DIAL_MS, type ReconnectHost, type PeerAddress } from './reconnect.js'
+export { Reconnector, FAST_RETRY_MS, FAST_RETRY_WINDOW_MS, PROBE_MS, STALE_DIAL_MS, ONE_SIDED_MS, MAX_PROBES_IN_FLIGHT, type ReconnectHost, type PeerAddress } from './reconnect.js'
 export { NetMemory, NET_MEMORY_FILE, MAX_REMEMBERED_PEERS, readNetMemory, writeNetMemory, type NetMemoryData } from './net-memory.js'
 export { LocalDHT, DEFAULT_BOOTSTRAP_PORT, DEFAULT_DHT_NODES, type LocalDHTOptions } from './local-dht.js'
 export { LaneLink, LANE_BACKOFFS, MAX_LANE_DIALS, type LaneLinkOptions, type LaneInfo, type LaneHost, type LanePeer } from './lane-link.js'

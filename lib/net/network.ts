@@ -344,6 +344,34 @@ export class Network extends ReadyResource {
     return false
   }
 
+  /** Our DHT server socket's UDP port (0 before it is bound). */
+  #dhtServerPort(): number {
+    const io = (this.dht as unknown as { io?: { serverSocket?: { address(): { port: number } } | null } }).io
+    try {
+      return io?.serverSocket?.address().port ?? 0
+    } catch {
+      return 0
+    }
+  }
+
+  /**
+   * The peer's handshake states its DHT server port (minor 4): at the host its connection comes
+   * from, that is where it is probed and dialled directly after a restart or a cut (remembered
+   * across our restarts). Only where we dial, never whom we trust: every connection is still
+   * authenticated by the peer's Noise key, and an address that does not answer leaves the DHT
+   * path as it was (a relayed connection's host is the relay's: its probes go unanswered). Port
+   * 0 (not said) or an unusable host: ignored.
+   */
+  #statedAddress(c: Connection, remote: Handshake): void {
+    const port = remote.dhtPort
+    if (!port || !Number.isInteger(port) || port < 1 || port > 65535) return
+    const raw = c.conn.rawStream as unknown as { remoteHost?: string | null } | undefined
+    const host = raw?.remoteHost
+    if (!host || c.conn.destroyed) return
+    const address = { host, port }
+    if (this.#dialer?.reconnect?.stated(c.peer.id, address)) this.#memory?.setPeer(c.peer.id, address)
+  }
+
   /** Records the ports bound; says so when the remembered one was busy. */
   #rememberPorts(remembered: number): void {
     const io = (this.dht as unknown as { io?: { serverSocket?: { address(): { port: number } } | null; clientSocket?: { address(): { port: number } } | null } }).io
@@ -690,6 +718,7 @@ export class Network extends ReadyResource {
     const raw = conn.rawStream as unknown as { remoteHost?: string | null; remotePort?: number; packetsReceived?: number } | undefined
     const from = raw?.remoteHost ? { host: raw.remoteHost, port: raw.remotePort ?? 0 } : null
     this.#dialer?.reconnect?.connected(peer.id, from)
+    this.#dialer?.opened(peer.id, conn as unknown as { rawBytesRead?: number; destroyed?: boolean })
     // Remembered across restarts: its DHT node's address when a handshake of ours taught it, else where it came from.
     const address = this.#dialer?.reconnect?.addressOf(peer.id) ?? from
     if (address) this.#memory?.setPeer(peer.id, address)
@@ -736,11 +765,15 @@ export class Network extends ReadyResource {
     const own = this.opts.handshake()
     const catalogs = c.repl.all ? own.catalogs : own.catalogs.filter((k) => c.repl.catalogs.has(Buffer.from(k).toString('hex')))
     peer.catalogs = catalogs.map((k) => Buffer.from(k))
-    const channel = new CustodyChannel(mux, { ...own, catalogs }, { ...this.opts.handlers?.(peer), ...this.lane?.handlers(peer) })
+    // Minor 4: where our DHT server listens (peers probe and dial it directly after a restart).
+    const dhtPort = own.minor >= 4 && own.dhtPort === undefined ? this.#dhtServerPort() : own.dhtPort
+    const local = dhtPort === undefined ? { ...own, catalogs } : { ...own, catalogs, dhtPort }
+    const channel = new CustodyChannel(mux, local, { ...this.opts.handlers?.(peer), ...this.lane?.handlers(peer) })
     peer.channel = channel
     channel.on('open', (remote) => {
       peer.handshake = remote
       peer.role = peerRoleName(remote.role)
+      this.#statedAddress(c, remote)
       const existing = this.peers.get(peer.id)
       if (existing && existing !== peer) existing.conn.destroy()
       this.peers.set(peer.id, peer)

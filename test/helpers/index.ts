@@ -6,6 +6,7 @@
  *   process.ts  the real CLI as child processes (cli(), `embassy run`, `embassy bootstrap`)
  *   tamper.ts   bytes flipped below hypercore
  *   report.ts   rows of the fault table in TESTING.md
+ *   mux.ts      two Protomux muxers over an in-memory Noise stream pair
  */
 import path from 'node:path'
 import type test from 'brittle'
@@ -19,6 +20,7 @@ export * from './network.js'
 export * from './process.js'
 export * from './tamper.js'
 export * from './report.js'
+export * from './mux.js'
 
 /** A fresh node directory for `role`, initialised through the library. */
 export async function initNode(t: Test, role: RoleName, name = ''): Promise<string> {

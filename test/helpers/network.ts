@@ -98,6 +98,8 @@ export interface NetworkOptions {
   port?: number
   /** Dial this peer once ready (Network.joinPeer). */
   dials?: Buffer
+  /** The DHT port stated in our custody handshake (default: the real one; a test of a lying peer sets another). */
+  statedDhtPort?: number
 }
 
 export interface StartedNetwork {
@@ -123,7 +125,7 @@ export async function startNetwork(t: Test, bootstrap: string[], keyPair: { publ
     keyPair,
     bootstrap: bootstrap.map((b) => parseHostPort(b)),
     store,
-    handshake: () => ({ major: CUSTODY_MAJOR, minor: CUSTODY_MINOR, role: PeerRole.EMBASSY, capabilities: [], catalogs: [] }),
+    handshake: () => ({ major: CUSTODY_MAJOR, minor: CUSTODY_MINOR, role: PeerRole.EMBASSY, capabilities: [], catalogs: [], ...(opts.statedDhtPort !== undefined ? { dhtPort: opts.statedDhtPort } : {}) }),
     isAllowed: () => true,
     host: '127.0.0.1',
     ...(opts.port ? { port: opts.port } : {}),
