@@ -7,9 +7,8 @@
  *   BENCH_SNDBUF=BYTES           UDP send buffer of every UDX socket
  *   BENCH_INFLIGHT=MIN,MAX       Hypercore's replication inflight window (default 16,512 blocks) for cores
  *                                opened through Corestore.get without one
- *   BENCH_FILE_BLOCK_SIZE=BYTES  content block size of published files (product: FILE_BLOCK_SIZE, the chunk size of
- *                                ChunkedLocaldrive, whose chunks Hyperblobs stores one block each)
- *   BENCH_MIRROR_BATCH=1         MirrorDrive writes the index as one Hyperbee batch (`new MirrorDrive(src, dst, { batch: true })`)
+ *   BENCH_FILE_BLOCK_SIZE=BYTES  content block size of published files (product: FILE_BLOCK_SIZE, the block size
+ *                                FilesDataset gives BlobWriter)
  *   BENCH_AGENCY_CORES_CACHE=1   Agency.cores() (run for every receipt) reuses its map while the catalog length is unchanged,
  *                                instead of re-decoding and re-opening every catalog entry per receipt
  *
@@ -24,7 +23,6 @@ export interface Tuning {
   sndbuf: number | null
   inflight: [number, number] | null
   fileBlockSize: number | null
-  mirrorBatch: boolean
   agencyCoresCache: boolean
 }
 
@@ -49,7 +47,6 @@ export function tuningFromEnv(): Tuning {
     sndbuf: int('BENCH_SNDBUF'),
     inflight,
     fileBlockSize: int('BENCH_FILE_BLOCK_SIZE'),
-    mirrorBatch: process.env.BENCH_MIRROR_BATCH === '1',
     agencyCoresCache: process.env.BENCH_AGENCY_CORES_CACHE === '1'
   }
 }
@@ -84,37 +81,16 @@ export function applyTuning(t: Tuning): void {
       return get.call(this, opts)
     }
   }
-  if (t.fileBlockSize) {
-    const Hyperblobs = require('hyperblobs')
-    const size = t.fileBlockSize
-    Object.defineProperty(Hyperblobs.prototype, 'blockSize', {
-      configurable: true,
-      get: () => size,
-      set: () => {}
-    })
-  }
-  if (t.mirrorBatch) {
-    // MirrorDrive is a class exported as module.exports: wrap the constructor in the require cache.
-    const id = require.resolve('mirror-drive')
-    const MirrorDrive = require(id)
-    class BatchedMirrorDrive extends MirrorDrive {
-      constructor(src: unknown, dst: unknown, opts: Record<string, unknown> = {}) {
-        super(src, dst, { batch: true, ...opts })
-      }
-    }
-    require.cache[id]!.exports = BatchedMirrorDrive
-  }
 }
 
 /** Patches of the product itself (ES modules: the same instances the CLI imports). */
 export async function applyProductTuning(t: Tuning): Promise<void> {
   if (t.fileBlockSize) {
-    const { ChunkedLocaldrive } = await import('../lib/data/chunked-localdrive.js')
-    const createReadStream = ChunkedLocaldrive.prototype.createReadStream
+    const { BlobWriter } = await import('../lib/data/blob-writer.js')
+    const open = BlobWriter.open
     const size = t.fileBlockSize
-    ChunkedLocaldrive.prototype.createReadStream = function (this: { chunkSize: number }, ...args: Parameters<typeof createReadStream>) {
-      this.chunkSize = size
-      return createReadStream.apply(this as never, args)
+    BlobWriter.open = function (core, _blockSize, room, onAppended) {
+      return open.call(BlobWriter, core, size, room, onAppended)
     }
   }
   if (t.agencyCoresCache) {

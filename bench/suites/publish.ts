@@ -9,7 +9,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { FILE_BLOCK_SIZE } from '../../lib/data/files-dataset.js'
 import { APPEND_BATCH } from '../../lib/data/log-dataset.js'
-import { cliOk, setupCli, median, MiB, mibPerS, result, rmdir, round, tmpdir, NODE_WORKER, RAW_WORKER, TUNE_ARGS, type Result } from '../harness.js'
+import { cliOk, setupCli, median, MiB, mibPerS, result, rmdir, round, tmpdir, NODE_WORKER, RAW_WORKER, type Result } from '../harness.js'
 import { makeFolder, newAgency, record, spawnWorker, type NodeDir } from '../product.js'
 import type { Ctx } from '../context.js'
 
@@ -82,16 +82,7 @@ export async function publish(ctx: Ctx): Promise<Result[]> {
     ctx.say(`  folder: ${shape.files} files (${shape.largeFiles} large, ${shape.smallFiles} small), ${round(shape.bytes / MiB)} MiB, written in ${folderS} s`)
     const product: number[] = []
     const raw: number[] = []
-    const batched: number[] = []
     const whole: number[] = []
-    const publishOnce = async (env?: NodeJS.ProcessEnv) => {
-      const agency = await newAgency('publish')
-      await setupCli(['dataset', 'create', 'docs', '--kind', 'files', '--dir', agency.dir, '--json'])
-      const r = await cliOk(['publish', 'docs', src, '--dir', agency.dir, '--json'], { timeoutMs: 900_000, ...(env ? { env, nodeArgs: TUNE_ARGS } : {}) })
-      if (r.json?.files !== shape.files) throw new Error(`publish reported ${r.json?.files} files, expected ${shape.files}`)
-      rmdir(path.dirname(agency.dir))
-      return r
-    }
     for (let t = 0; t < trials; t++) {
       const agency = publishAgencies[t]!
       const r = await cliOk(['publish', 'docs', src, '--dir', agency.dir, '--json'], { timeoutMs: 900_000 })
@@ -99,8 +90,6 @@ export async function publish(ctx: Ctx): Promise<Result[]> {
       rmdir(path.dirname(agency.dir))
       product.push(mibPerS(shape.bytes, r.ms))
       if (ctx.variants) {
-        const v = await publishOnce({ BENCH_MIRROR_BATCH: '1' })
-        batched.push(mibPerS(shape.bytes, v.ms))
         whole.push(mibPerS(shape.bytes, await publishBatched(src, shape.files)))
       }
       const b = await rawAppend({ source: src, blockSize: FILE_BLOCK_SIZE, batch: 64 })
@@ -118,17 +107,8 @@ export async function publish(ctx: Ctx): Promise<Result[]> {
         detail: { trials: product.map((x) => round(x, 1)), baselineTrials: raw.map((x) => round(x, 1)), ...shape }
       })
     )
-    if (batched.length) {
+    if (whole.length) {
       results.push(
-        result({
-          name: 'variant: publish folder, MirrorDrive { batch: true }',
-          value: median(batched),
-          unit: 'MiB/s',
-          baseline: 'product defaults (same rounds)',
-          baselineValue: median(product),
-          better: 'higher',
-          detail: { trials: batched.map((x) => round(x, 1)) }
-        }),
         result({
           name: 'variant: publish folder, small files put whole in one drive.batch()',
           value: median(whole),

@@ -1,133 +1,89 @@
 /**
- * A Localdrive whose file streams yield chunks of a chosen size. Hyperblobs stores each written
- * chunk as one block, and Localdrive reads 64 KiB at a time; larger blocks replicate faster
- * (see BENCHMARKS.md), so publishing reads files in FILE_BLOCK_SIZE chunks.
- *
- * It also applies the link and name policy of ./safe-paths.ts to what is published: a link is
+ * The folder a publish reads, listed under the link and name policy of ./safe-paths.ts: a link is
  * published only as a relative link that stays inside the folder (an absolute link to a place
- * inside it is rewritten as a relative one); links that leave the folder and unsafe names are
- * left out and listed in `skipped`.
+ * inside it is rewritten as a relative one); links that leave the folder, unsafe names and
+ * entries that are not files, folders or links are left out and listed in `skipped`.
  */
 import fs from 'node:fs'
 import path from 'node:path'
-import Localdrive from 'localdrive'
-import { Readable } from 'streamx'
+import { EmbassyError } from '../errors.js'
 import { linkTarget, printable, safeSegments, type SkippedEntry } from './safe-paths.js'
 
-class ChunkedFileStream extends Readable {
-  readonly #filename: string
-  readonly #chunk: number
-  #fd = 0
-  #offset: number
-  #missing: number
+/** One entry of a folder to publish, as `walkFolder` found it (the link and name policy applied). */
+export interface LocalEntry {
+  /** Dataset path (`/a/b.txt`), safe (./safe-paths.ts). */
+  key: string
+  /** Its path on this file system. */
+  file: string
+  /** Relative link inside the folder, or null for a regular file. */
+  linkname: string | null
+  size: number
+  executable: boolean
+}
 
-  constructor(filename: string, chunk: number, opts: { start?: number; end?: number; length?: number } = {}) {
-    super()
-    this.#filename = filename
-    this.#chunk = chunk
-    this.#offset = opts.start ?? 0
-    this.#missing = opts.length ?? (typeof opts.end === 'number' ? opts.end - this.#offset + 1 : -1)
-  }
+/** What a walk found: entries sorted by key (byte order, as the index sorts them), and what it left out. */
+export interface LocalTree {
+  entries: LocalEntry[]
+  skipped: SkippedEntry[]
+}
 
-  override _open(cb: (err: Error | null) => void): void {
-    fs.open(this.#filename, 'r', (err, fd) => {
-      if (err) return cb(err)
-      fs.fstat(fd, (err2, st) => {
-        if (err2 || !st.isFile()) {
-          fs.close(fd, () => cb(err2 ?? new Error(`${this.#filename} is not a file`)))
-          return
-        }
-        this.#fd = fd
-        const available = Math.max(0, st.size - this.#offset)
-        this.#missing = this.#missing === -1 ? available : Math.min(this.#missing, available)
-        cb(null)
-      })
-    })
-  }
-
-  override _read(cb: (err: Error | null) => void): void {
-    if (this.#missing <= 0) {
-      this.push(null)
-      return cb(null)
-    }
-    const data = Buffer.allocUnsafe(Math.min(this.#missing, this.#chunk))
-    readFull(this.#fd, data, this.#offset, (err, read) => {
-      if (err) return cb(err)
-      if (read === 0) {
-        this.push(null)
-        return cb(null)
+/**
+ * Lists a folder to publish in one synchronous pass: one `readdir` per folder and one `lstat`
+ * per entry, no link followed (a link to a folder is a link entry, never descended). Unsafe
+ * names and links that leave the folder are left out and
+ * listed; a link to a place inside is kept as a relative link. Entries that are neither a
+ * regular file, a folder nor a link (FIFOs, sockets, devices) are left out and listed too.
+ * With `only` (a base name), just that entry of `root`.
+ */
+export function walkFolder(root: string, only: string | null = null): LocalTree {
+  const base = path.resolve(root)
+  const entries: LocalEntry[] = []
+  const skipped: SkippedEntry[] = []
+  const skip = (key: string, reason: string): void => void skipped.push({ path: printable(key), reason })
+  const visit = (key: string, file: string, st: fs.Stats | null): void => {
+    const safe = safeSegments(key)
+    if ('reason' in safe) return skip(key, safe.reason)
+    if (!st) {
+      try {
+        st = fs.lstatSync(file)
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return // gone since it was listed
+        return skip(key, `cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
       }
-      this.push(data.subarray(0, read))
-      this.#missing -= read
-      this.#offset += read
-      if (this.#missing <= 0) this.push(null)
-      cb(null)
-    })
-  }
-
-  override _destroy(cb: (err: Error | null) => void): void {
-    if (!this.#fd) return cb(null)
-    fs.close(this.#fd, () => cb(null))
-  }
-}
-
-/** Reads until `buf` is full or the file ends (fs.read may return less than asked). */
-function readFull(fd: number, buf: Buffer, position: number, cb: (err: Error | null, read: number) => void, got = 0): void {
-  fs.read(fd, buf, got, buf.byteLength - got, position + got, (err, n) => {
-    if (err) return cb(err, got)
-    if (n === 0 || got + n === buf.byteLength) return cb(null, got + n)
-    readFull(fd, buf, position, cb, got + n)
-  })
-}
-
-export class ChunkedLocaldrive extends Localdrive {
-  readonly chunkSize: number
-  /** Entries left out by the link and name policy (by path). */
-  readonly #skipped = new Map<string, string>()
-
-  constructor(root: string, chunkSize: number, opts?: ConstructorParameters<typeof Localdrive>[1]) {
-    super(root, opts)
-    this.chunkSize = chunkSize
-  }
-
-  /** What the policy left out, in the order met. */
-  get skipped(): SkippedEntry[] {
-    return [...this.#skipped].map(([p, reason]) => ({ path: p, reason }))
-  }
-
-  override async entry(key: string | Localdrive.Entry, opts?: { follow?: boolean }): Promise<Localdrive.Entry | null> {
-    const e = await super.entry(key, opts)
-    if (!e) return e
-    const safe = safeSegments(e.key)
-    if ('reason' in safe) return this.#skip(e.key, safe.reason)
-    if (e.value.linkname === null) return e
-    // Localdrive rewrites absolute links inside the root to "/x"; read the link as the file system has it.
-    const file = this.toPath(e.key)
+    }
+    if (st.isDirectory()) return folder(key, file)
+    if (st.isFile()) {
+      entries.push({ key, file, linkname: null, size: st.size, executable: !!(st.mode & fs.constants.S_IXUSR) })
+      return
+    }
+    if (!st.isSymbolicLink()) return skip(key, 'not a regular file, folder or link')
     let raw: string
     try {
       raw = fs.readlinkSync(file)
     } catch {
-      return this.#skip(e.key, 'the link could not be read')
+      return skip(key, 'the link could not be read')
     }
     const resolved = path.resolve(path.dirname(file), raw)
-    const inside = path.relative(this.root, resolved)
-    if (inside === '' || inside.startsWith('..') || path.isAbsolute(inside)) {
-      return this.#skip(e.key, `link to "${printable(raw)}" leaves the published folder`)
-    }
+    const inside = path.relative(base, resolved)
+    if (inside === '' || inside.startsWith('..') || path.isAbsolute(inside)) return skip(key, `link to "${printable(raw)}" leaves the published folder`)
     const relative = path.relative(path.dirname(file), resolved).split(path.sep).join('/')
-    const checked = linkTarget(e.key, relative)
-    if ('reason' in checked) return this.#skip(e.key, checked.reason)
-    e.value.linkname = relative
-    return e
+    const checked = linkTarget(key, relative)
+    if ('reason' in checked) return skip(key, checked.reason)
+    entries.push({ key, file, linkname: relative, size: 0, executable: false })
   }
-
-  #skip(key: string, reason: string): null {
-    this.#skipped.set(printable(key), reason)
-    return null
+  const folder = (key: string, dir: string): void => {
+    let names: string[]
+    try {
+      names = fs.readdirSync(dir)
+    } catch (err) {
+      // The published folder itself: refused (publishing it as empty would remove every file).
+      if (key === '') throw EmbassyError.badInput(`cannot read ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err })
+      return skip(key, `the folder cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+    }
+    for (const name of names) visit(`${key}/${name}`, path.join(dir, name), null)
   }
-
-  override createReadStream(key: string | Localdrive.Entry, opts?: { start?: number; end?: number; length?: number }): Localdrive.Stream<Buffer> {
-    const name = typeof key === 'object' ? key.key : key
-    return new ChunkedFileStream(this.toPath(name), this.chunkSize, opts) as unknown as Localdrive.Stream<Buffer>
-  }
+  if (only === null) folder('', base)
+  else visit('/' + only, path.join(base, only), null)
+  const sorted = entries.map((e) => ({ e, k: Buffer.from(e.key) })).sort((a, b) => Buffer.compare(a.k, b.k))
+  return { entries: sorted.map((x) => x.e), skipped }
 }

@@ -5,10 +5,10 @@
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
+import type Hypercore from 'hypercore'
 import Hyperdrive from 'hyperdrive'
-import MirrorDrive from 'mirror-drive'
 import { BlobWriter } from './blob-writer.js'
-import { ChunkedLocaldrive } from './chunked-localdrive.js'
+import { walkFolder, type LocalEntry } from './chunked-localdrive.js'
 import { EmbassyError, isEmbassyError } from '../errors.js'
 import type { DatasetCore, Progress, WaitOptions } from './log-dataset.js'
 import { linkTarget, printable, safeSegments, type SkippedEntry } from './safe-paths.js'
@@ -131,64 +131,108 @@ export class FilesDataset {
     const root = isDir ? source : path.dirname(source)
     const only = isDir ? null : '/' + path.basename(source)
 
-    const local = new ChunkedLocaldrive(root, FILE_BLOCK_SIZE, { followLinks: false })
-    try {
-      // 1. Plan: what differs from the published tree (MirrorDrive's comparison, nothing written).
-      const mirror = new MirrorDrive(local, this.drive, {
-        prune: isDir,
-        dryRun: true,
-        preload: false, // the agency holds every block; preloading is for remote sources
-        ...(only ? { filter: (key: string) => key === only } : {})
-      })
-      const plan: Array<{ op: 'add' | 'change' | 'remove'; key: string }> = []
-      for await (const diff of mirror) if (diff.op !== 'equal') plan.push({ op: diff.op, key: diff.key })
-      const total = mirror.bytesAdded
-      await opts.room?.(total, plan.length)
+    // 1. Plan: the folder in one synchronous walk (the link and name policy applied), the published
+    // index in one range read, compared entry by entry; nothing is written.
+    const local = walkFolder(root, only === null ? null : only.slice(1))
+    const published = new Map<string, Hyperdrive.Entry>()
+    for await (const entry of this.drive.list('/', { recursive: true })) published.set(entry.key, entry)
+    const blobs = await this.drive.getBlobs()
+    const count = { files: local.entries.length, add: 0, change: 0, remove: 0, bytesAdded: 0, bytesRemoved: 0 }
+    const plan: PlanStep[] = []
+    if (isDir) {
+      const present = new Set(local.entries.map((e) => e.key))
+      for (const [key, entry] of published) {
+        if (present.has(key)) continue
+        count.remove++
+        count.bytesRemoved += entry.value.blob?.byteLength ?? 0
+        plan.push({ op: 'remove', key })
+      }
+    }
+    const compare: Array<{ entry: LocalEntry; old: Hyperdrive.Entry }> = []
+    for (const entry of local.entries) {
+      const old = published.get(entry.key)
+      if (!old) {
+        count.add++
+        count.bytesAdded += entry.size
+        plan.push({ op: 'add', key: entry.key, entry })
+      } else if (entry.linkname !== null || (old.value.linkname !== null && old.value.linkname !== undefined)) {
+        if (entry.linkname === old.value.linkname) continue
+        count.change++
+        count.bytesRemoved += old.value.blob?.byteLength ?? 0
+        count.bytesAdded += entry.size
+        plan.push({ op: 'change', key: entry.key, entry })
+      } else if (!old.value.blob || old.value.blob.blockMap || old.value.blob.byteLength !== entry.size) {
+        count.change++
+        count.bytesRemoved += old.value.blob?.byteLength ?? 0
+        count.bytesAdded += entry.size
+        plan.push({ op: 'change', key: entry.key, entry })
+      } else {
+        compare.push({ entry, old })
+      }
+    }
+    // Same size: the same bytes? (the published blocks read back and compared with the file)
+    const same = await sameContents(blobs.core, compare.map((c) => ({ file: c.entry.file, blob: c.old.value.blob! })))
+    for (let i = 0; i < compare.length; i++) {
+      const { entry, old } = compare[i]!
+      if (same[i]) {
+        if (entry.executable === !!old.value.executable) continue
+        count.change++ // only the executable bit changed: a new index entry, the same content blocks
+        plan.push({ op: 'change', key: entry.key, entry, blob: old.value.blob! })
+        continue
+      }
+      count.change++
+      count.bytesRemoved += old.value.blob!.byteLength
+      count.bytesAdded += entry.size
+      plan.push({ op: 'change', key: entry.key, entry })
+    }
+    plan.sort((a, b) => compareKeys(a.key, b.key))
+    const total = count.bytesAdded
+    await opts.room?.(total, plan.length)
 
-      // 2. Write: content blocks appended in large groups, index entries into one batch, one flush.
-      const blobs = await this.drive.getBlobs()
-      const writer = new BlobWriter(blobs.core, FILE_BLOCK_SIZE, opts.room ? (bytes) => opts.room!(bytes, 0) : null)
-      const batch = this.drive.batch()
-      let done = 0
-      onProgress?.(0, total)
-      try {
-        for (const step of plan) {
-          if (step.op === 'remove') {
-            await batch.del(step.key)
-            continue
-          }
-          const entry = await local.entry(step.key)
-          if (!entry) continue // gone since the plan (or left out by the link policy): not published
-          if (entry.value.linkname) {
-            await batch.symlink(step.key, entry.value.linkname)
-            continue
-          }
-          const blob = await writer.file(local.toPath(step.key))
-          await batch.putEntry(step.key, { executable: entry.value.executable, linkname: null, blob, metadata: null })
-          done += blob.byteLength
-          onProgress?.(done, total)
+    // 2. Write: content blocks appended in large groups, index entries into one batch, one flush.
+    // Progress counts content bytes as their appends land (the index is written last, at once).
+    let done = 0
+    const writer = await BlobWriter.open(blobs.core, FILE_BLOCK_SIZE, opts.room ? (bytes) => opts.room!(bytes, 0) : null, (bytes) => {
+      done += bytes
+      onProgress?.(done, total)
+    })
+    const batch = this.drive.batch()
+    onProgress?.(0, total)
+    try {
+      for (const step of plan) {
+        if (step.op === 'remove') {
+          await batch.del(step.key)
+          continue
         }
-        await writer.flush()
-        await opts.room?.(0, plan.length)
-        await batch.flush()
-      } catch (err) {
-        await writer.settle()
-        await batch.close().catch(() => {})
-        throw err
+        const entry = step.entry!
+        if (entry.linkname !== null) {
+          await batch.symlink(step.key, entry.linkname)
+          continue
+        }
+        const blob = step.blob ?? writer.file(entry.file, entry.size)
+        await batch.putEntry(step.key, { executable: entry.executable, linkname: null, blob, metadata: null })
+        if (writer.error) throw writer.error // an append or a room check failed: stop here
       }
-      onProgress?.(total, total)
-      return {
-        files: mirror.count.files,
-        added: mirror.count.add,
-        changed: mirror.count.change,
-        removed: mirror.count.remove,
-        bytesAdded: mirror.bytesAdded,
-        bytesRemoved: mirror.bytesRemoved,
-        version: this.drive.version,
-        skipped: local.skipped
-      }
+      await writer.flush()
+      await opts.room?.(0, plan.length)
+      await batch.flush()
+    } catch (err) {
+      await writer.settle()
+      await batch.close().catch(() => {})
+      throw err
     } finally {
-      await local.close()
+      await writer.close().catch(() => {})
+    }
+    onProgress?.(total, total)
+    return {
+      files: count.files,
+      added: count.add,
+      changed: count.change,
+      removed: count.remove,
+      bytesAdded: count.bytesAdded,
+      bytesRemoved: count.bytesRemoved,
+      version: this.drive.version,
+      skipped: local.skipped
     }
   }
 
@@ -307,6 +351,85 @@ export class FilesDataset {
   async close(): Promise<void> {
     await this.drive.close()
   }
+}
+
+/** One change of a publish's plan (the local entry to write; `blob` set when only the executable bit changed). */
+interface PlanStep {
+  op: 'add' | 'change' | 'remove'
+  key: string
+  entry?: LocalEntry
+  blob?: Hyperdrive.BlobId
+}
+
+/** Keys in the index's order (bytes of their UTF-8). */
+function compareKeys(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b))
+}
+
+/** Blocks read back at once when comparing published files with local ones (at most ~64 MiB with 1 MiB blocks). */
+const COMPARE_BLOCKS = 64
+
+/**
+ * For each pair, whether the local file holds exactly the blob's bytes: the blob's blocks are read
+ * from the content core (held here; a block not held counts as different) COMPARE_BLOCKS at a
+ * time across files, and compared with the file read at the same offsets (opened without
+ * following links; a file that cannot be read counts as different, and its write says why).
+ */
+async function sameContents(core: Hypercore, pairs: Array<{ file: string; blob: Hyperdrive.BlobId }>): Promise<boolean[]> {
+  const same = pairs.map(() => true)
+  const tasks: Array<{ pair: number; index: number }> = []
+  for (let p = 0; p < pairs.length; p++) {
+    const blob = pairs[p]!.blob
+    for (let i = 0; i < blob.blockLength; i++) tasks.push({ pair: p, index: blob.blockOffset + i })
+  }
+  const reached = pairs.map(() => 0)
+  let fd = -1
+  let fdPair = -1
+  const buf = Buffer.allocUnsafe(FILE_BLOCK_SIZE)
+  try {
+    for (let t = 0; t < tasks.length; t += COMPARE_BLOCKS) {
+      const slice = tasks.slice(t, t + COMPARE_BLOCKS)
+      const blocks = await Promise.all(slice.map((x) => (same[x.pair] ? core.get(x.index, { wait: false }).catch(() => null) : null)))
+      for (let i = 0; i < slice.length; i++) {
+        const { pair } = slice[i]!
+        if (!same[pair]) continue
+        if (pair !== fdPair) {
+          if (fd !== -1) fs.closeSync(fd)
+          fd = -1
+          fdPair = pair
+          try {
+            fd = fs.openSync(pairs[pair]!.file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK)
+            if (!fs.fstatSync(fd).isFile()) same[pair] = false
+          } catch {
+            same[pair] = false
+          }
+          if (!same[pair]) continue
+        }
+        const block = blocks[i] as Buffer | null
+        const offset = reached[pair]!
+        if (!block || offset + block.byteLength > pairs[pair]!.blob.byteLength) {
+          same[pair] = false
+          continue
+        }
+        const local = block.byteLength <= buf.byteLength ? buf.subarray(0, block.byteLength) : Buffer.allocUnsafe(block.byteLength)
+        let got = 0
+        while (got < local.byteLength) {
+          const n = fs.readSync(fd, local, got, local.byteLength - got, offset + got)
+          if (n === 0) break
+          got += n
+        }
+        if (got !== local.byteLength || !local.equals(block)) same[pair] = false
+        reached[pair] = offset + block.byteLength
+      }
+    }
+  } finally {
+    if (fd !== -1) fs.closeSync(fd)
+  }
+  // Every block compared and the blob's length reached (a blob whose blocks sum to less is different).
+  for (let p = 0; p < pairs.length; p++) {
+    if (same[p] && reached[p] !== pairs[p]!.blob.byteLength) same[p] = false
+  }
+  return same
 }
 
 /** Hypercore's "not held / not sent in time" as our errors (what a reader can act on), others as they are. */
