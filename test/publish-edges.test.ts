@@ -1,6 +1,6 @@
 /**
  * Publish edges of the one-pass publish (lib/data/files-dataset.ts, blob-writer.ts, the walk in
- * chunked-localdrive.ts): same-size changes found by content, a change of the executable bit only,
+ * local-folder.ts): same-size changes found by content, a change of the executable bit only,
  * entries that are neither files, folders nor links, names the policy refuses, a link to a folder,
  * a file that becomes a folder, more blocks than one append group holds, and a file that shrinks
  * while it is published (refused whole, nothing visible).
@@ -10,7 +10,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import test from 'brittle'
 import { EmbassyError } from '../lib/index.js'
-import { walkFolder } from '../lib/data/chunked-localdrive.js'
+import { walkFolder } from '../lib/data/local-folder.js'
 import { APPEND_GROUP_BLOCKS } from '../lib/data/files-dataset.js'
 import { openAgency, readTree, type Test } from './helpers/index.js'
 import { pseudoRandom } from './helpers/files.js'
