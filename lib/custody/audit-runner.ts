@@ -10,7 +10,7 @@
  */
 import type Hypercore from 'hypercore'
 import { EmbassyError } from '../errors.js'
-import { toZ32 } from '../ids.js'
+import { keyZ32, toZ32 } from '../ids.js'
 import type { Peer } from '../net/network.js'
 import type { KeyPair } from '../node/node.js'
 import type { AuditSettingName } from '../node/config.js'
@@ -134,10 +134,10 @@ export class AuditRunner {
       if (holders.length === 0) return
       const cores = await this.#deps.cores()
       for (const peer of holders) {
-        const holder = toZ32(peer.key)
+        const holder = keyZ32(peer)
         for (const c of cores) {
           if (this.#running.size >= MAX_PARALLEL_AUDITS) return
-          const core = toZ32(c.core.key!)
+          const core = keyZ32(c.core)
           const id = `${holder}/${core}`
           if (this.#running.has(id)) continue
           const claimed = Math.min(this.#deps.claimed(holder, core), c.core.length)
@@ -204,12 +204,12 @@ export class AuditRunner {
     if (opts.embassy) holders = holders.filter((p) => toZ32(p.key) === opts.embassy)
     if (holders.length === 0) throw EmbassyError.peerUnreachable(opts.embassy ? `embassy ${opts.embassy} is not connected` : 'no embassy is connected: nothing to audit')
     const blocks = Math.min(MAX_CHALLENGE_INDICES, Math.max(1, opts.blocks ?? s.samples))
-    const cores = (await this.#deps.cores()).filter((c) => c.core.length > 0 && (!opts.cores || opts.cores.has(toZ32(c.core.key!))))
+    const cores = (await this.#deps.cores()).filter((c) => c.core.length > 0 && (!opts.cores || opts.cores.has(keyZ32(c.core))))
     const jobs: Array<Promise<AuditResult>> = []
     for (const peer of holders) {
-      const holder = toZ32(peer.key)
+      const holder = keyZ32(peer)
       for (const c of cores) {
-        const core = toZ32(c.core.key!)
+        const core = keyZ32(c.core)
         const claimed = Math.min(this.#deps.claimed(holder, core), c.core.length)
         if (claimed <= 0) {
           jobs.push(Promise.resolve({ embassy: holder, dataset: c.dataset, core, sampled: 0, passed: 0, failed: 0, ms: 0, at: Date.now(), error: 'the embassy claims no block of this core yet (no receipt)' }))

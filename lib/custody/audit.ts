@@ -13,7 +13,7 @@
 import crypto from 'hypercore-crypto'
 import sodium from 'sodium-universal'
 import type Hypercore from 'hypercore'
-import { toZ32 } from '../ids.js'
+import { keyZ32 } from '../ids.js'
 import type { KeyPair } from '../node/node.js'
 import type { Peer } from '../net/network.js'
 import {
@@ -235,7 +235,7 @@ export class Challenger {
   onanswer(peer: Peer, a: Answer): void {
     const p = this.#pending.get(a.id)
     if (!p || p.peer !== peer.id || !Buffer.from(p.ch.nonce).equals(Buffer.from(a.nonce)) || !Buffer.from(p.ch.core).equals(Buffer.from(a.core))) {
-      const s = { peer: toZ32(peer.key), id: a.id, reason: p ? 'an answer that does not match its challenge' : 'an answer to no pending challenge (late, replayed or unsolicited)' }
+      const s = { peer: keyZ32(peer), id: a.id, reason: p ? 'an answer that does not match its challenge' : 'an answer to no pending challenge (late, replayed or unsolicited)' }
       this.stray.push(s)
       if (this.stray.length > 100) this.stray.shift()
       this.onstray?.(s)
@@ -252,8 +252,8 @@ export class Challenger {
    */
   async audit(peer: Peer, own: Hypercore, indices: number[], opts: { dataset: string | null; settings: AuditSettings }): Promise<AuditExchange> {
     const started = Date.now()
-    const core = toZ32(own.key!)
-    const base = { embassy: toZ32(peer.key), dataset: opts.dataset, core, at: started }
+    const core = keyZ32(own)
+    const base = { embassy: keyZ32(peer), dataset: opts.dataset, core, at: started }
     const fail = (error: string, challenge: AuditExchange['challenge'] = null, answer: AuditExchange['answer'] = null): AuditExchange => ({
       result: { ...base, sampled: indices.length, passed: 0, failed: indices.length, ms: Date.now() - started, error },
       indices,

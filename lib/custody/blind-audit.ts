@@ -15,7 +15,7 @@ import Corestore from 'corestore'
 import crypto from 'hypercore-crypto'
 import type Hypercore from 'hypercore'
 import { Catalog } from '../data/catalog.js'
-import { toZ32 } from '../ids.js'
+import { keyZ32, toZ32 } from '../ids.js'
 import type { Peer } from '../net/network.js'
 import { MAX_CHALLENGE_INDICES } from '../../protocol/index.js'
 import { AUDIT_DEFAULTS, type AuditResult, type AuditSettings } from './audit.js'
@@ -36,7 +36,7 @@ export interface BlindAuditOptions {
 export async function blindAudit(peer: Peer, opts: BlindAuditOptions): Promise<AuditResult[]> {
   const s = { ...AUDIT_DEFAULTS, ...(opts.settings ?? {}) }
   const samples = Math.min(MAX_CHALLENGE_INDICES, Math.max(1, opts.samples ?? s.samples))
-  const embassy = toZ32(peer.key)
+  const embassy = keyZ32(peer)
   const tmp = path.join(opts.dir, BLIND_AUDIT_DIR, crypto.randomBytes(8).toString('hex'))
   const store = new Corestore(tmp)
   // Only this embassy's connection carries these cores: nothing can come from anyone else.

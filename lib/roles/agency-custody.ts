@@ -9,7 +9,7 @@
  */
 import type Hypercore from 'hypercore'
 import { EmbassyError, withArticle } from '../errors.js'
-import { parseKey as parseKeyZ, toZ32 } from '../ids.js'
+import { parseKey as parseKeyZ, keyZ32, toZ32 } from '../ids.js'
 import { byteLengthAt, verifySignedHead } from '../data/tree.js'
 import type { Catalog } from '../data/catalog.js'
 import type { Datasets } from '../data/datasets.js'
@@ -106,7 +106,7 @@ export class CustodyDesk {
     this.milestones = new CustodyMilestones(
       {
         embassies: () => agency.node.config.allow.filter((k) => this.ledger.role(k) === 'embassy'),
-        cores: async () => (agency.restoring ? [] : [...(await agency.cores()).values()].map(({ core }) => ({ key: toZ32(core.key!), length: core.length, fork: core.fork }))),
+        cores: async () => (agency.restoring ? [] : [...(await agency.cores()).values()].map(({ core }) => ({ key: keyZ32(core), length: core.length, fork: core.fork }))),
         held: (embassy, core) => this.ledger.get(embassy, core),
         behindMs: () => (agency.node.config.custodyBehindSeconds ?? CUSTODY_BEHIND_MS / 1000) * 1000
       },
@@ -133,7 +133,7 @@ export class CustodyDesk {
   }
 
   handlers(peer: Peer): CustodyHandlers {
-    const fail = (what: string) => (err: unknown) => this.#agency.notice('error', 'error', `${what} from ${toZ32(peer.key)}: ${(err as Error).message}`)
+    const fail = (what: string) => (err: unknown) => this.#agency.notice('error', 'error', `${what} from ${keyZ32(peer)}: ${(err as Error).message}`)
     return {
       receipt: (r) => {
         this.onreceipt(peer, r).catch(fail('receipt'))
@@ -170,7 +170,7 @@ export class CustodyDesk {
     if (this.#agency.restoring) return
     const own = (await this.#agency.cores()).get(Buffer.from(h.core).toString('hex'))?.core
     if (!own) return
-    const sender = toZ32(peer.key)
+    const sender = keyZ32(peer)
     if (!verifyWitnessSignature(h) || !verifySignedHead(own, { ...h, signature: h.agencySignature })) {
       this.#alarm({ time: Date.now(), kind: 'bad-signature', peer: sender, core: toZ32(h.core), detail: 'a witnessed head whose signatures do not verify' })
       return
@@ -194,7 +194,7 @@ export class CustodyDesk {
 
   /** An alarm an admitted holder reports (refused rewrite, equivocation with its evidence). */
   async #onReport(peer: Peer, r: AlarmReport): Promise<void> {
-    const sender = toZ32(peer.key)
+    const sender = keyZ32(peer)
     if (!this.#agency.isAllowed(peer.key)) return
     // An embassy near or over its quota for this agency (quota.ts).
     if (r.code === QuotaAlarmCode.NEAR || r.code === QuotaAlarmCode.EXCEEDED) {
@@ -277,7 +277,7 @@ export class CustodyDesk {
       if (this.#deferred.size < MAX_DEFERRED_RECEIPTS || this.#deferred.has(id)) this.#deferred.set(id, { peer, receipt: r })
       return
     }
-    const sender = toZ32(peer.key)
+    const sender = keyZ32(peer)
     const core = toZ32(r.core)
     const now = Date.now()
     // Custody counts only from peers this agency admitted as embassies.
@@ -341,12 +341,12 @@ export class CustodyDesk {
         const preRewrite: EmbassyCustody['preRewrite'] = []
         const audit = this.audits.summary(nodeKey, own.map((c) => toZ32(c.key!)))
         for (const core of own) {
-          const r = this.ledger.get(nodeKey, toZ32(core.key!))
+          const r = this.ledger.get(nodeKey, keyZ32(core))
           // History from before our rewrite is kept by the embassy, but it is not our history.
           const pre = !!r && r.fork < core.fork
-          if (r && pre) preRewrite.push({ core: toZ32(core.key!), length: r.length, fork: r.fork })
+          if (r && pre) preRewrite.push({ core: keyZ32(core), length: r.length, fork: r.fork })
           // A core whose last audit failed is not counted as held until an audit passes.
-          const h = r && !pre && !this.audits.failing(nodeKey, toZ32(core.key!)) ? Math.min(r.length, core.length) : 0
+          const h = r && !pre && !this.audits.failing(nodeKey, keyZ32(core)) ? Math.min(r.length, core.length) : 0
           if (r) {
             any = true
             // Ages are the agency's: when it received and verified the receipt, never the sender's clock.
@@ -371,7 +371,7 @@ export class CustodyDesk {
       const heads: DatasetCustody['heads'] = []
       for (const core of own) {
         const n = this.heads.newest(core.key!)
-        heads.push({ core: toZ32(core.key!), length: core.length, fork: core.fork, cosigners: n && n.length === core.length && n.fork === core.fork ? n.cosigners : 0 })
+        heads.push({ core: keyZ32(core), length: core.length, fork: core.fork, cosigners: n && n.length === core.length && n.fork === core.fork ? n.cosigners : 0 })
       }
       datasets.push({ name: info.name ?? info.id, kind: info.kind, length, byteLength, embassies: rows, heads })
     }

@@ -9,7 +9,7 @@ import { Datasets, type DatasetSummary } from '../data/datasets.js'
 import { EmbassyError, isEmbassyError } from '../errors.js'
 import { bytesNeeded, diskSpace, ensureRoom, toDiskFull } from '../node/disk.js'
 import { FilesDataset, type PublishResult } from '../data/files-dataset.js'
-import { parseKey as parseKeyZ, toZ32 } from '../ids.js'
+import { parseKey as parseKeyZ, keyZ32, toZ32 } from '../ids.js'
 import { LogDataset, type Progress } from '../data/log-dataset.js'
 import type { EmbassyNode } from '../node/node.js'
 import type { Network, Peer } from '../net/network.js'
@@ -366,7 +366,7 @@ export class Agency extends BaseRole {
     if (this.restoring) for (const key of this.node.config.allow) network.joinPeer(parseKeyZ(key))
     for (const info of await this.datasets.infos()) await this.datasets.open(info)
     network.on('peer', (peer) => {
-      this.ledger.setRole(toZ32(peer.key), peer.role)
+      this.ledger.setRole(keyZ32(peer), peer.role)
       if (peer.role === 'embassy' || peer.role === 'auditor') this.desk.sendHolders()
       // Mirrors get the holder list too: they admit and dial only holders we list (or they allow).
       if (peer.role === 'embassy') for (const p of network.peers.values()) if (p.role === 'mirror') this.#sendHoldersTo(p)
@@ -377,7 +377,7 @@ export class Agency extends BaseRole {
     for (const key of this.node.config.allow) if (this.ledger.role(key) === 'embassy') network.joinPeer(parseKeyZ(key))
     this.desk.audits.start()
     network.on('channel-error', (peer, err) => {
-      this.desk.alarm({ time: Date.now(), kind: 'malformed', peer: toZ32(peer.key), core: null, detail: err.message })
+      this.desk.alarm({ time: Date.now(), kind: 'malformed', peer: keyZ32(peer), core: null, detail: err.message })
     })
     await network.join(agencyTopic(this.catalog.key), { server: true, client: false })
     this.gate.start()

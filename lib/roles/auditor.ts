@@ -13,7 +13,7 @@
  */
 import { agencyTopic } from '../node/caps.js'
 import { EmbassyError } from '../errors.js'
-import { parseKey, toZ32 } from '../ids.js'
+import { parseKey, keyZ32, toZ32 } from '../ids.js'
 import type { HeldCoreRef } from '../data/held-core.js'
 import { parseVerifyCapability } from '../data/verify-capability.js'
 import type { CustodyHandlers } from '../net/custody-channel.js'
@@ -93,7 +93,7 @@ export class Auditor extends BaseRole {
 
   /** The agency lists its embassies: remember them (config `peers`) and dial them. */
   #onHolders(peer: Peer, list: HolderList): void {
-    const z = toZ32(peer.key)
+    const z = keyZ32(peer)
     const source = this.node.config.sources.find((s) => s.agencyNodeKey === z)
     if (!source || !parseKey(source.catalogKey).equals(Buffer.from(list.catalog))) return
     const known = new Set(this.node.config.peers)
@@ -125,7 +125,7 @@ export class Auditor extends BaseRole {
   #targets(embassy?: string): Array<{ peer: Peer; catalogKey: Buffer }> {
     const out: Array<{ peer: Peer; catalogKey: Buffer }> = []
     for (const peer of this.network?.peers.values() ?? []) {
-      if (peer.role !== 'embassy' || (embassy && toZ32(peer.key) !== embassy)) continue
+      if (peer.role !== 'embassy' || (embassy && keyZ32(peer) !== embassy)) continue
       const offered = new Set((peer.handshake?.catalogs ?? []).map((k) => toZ32(k)))
       for (const s of this.node.config.sources) if (offered.has(s.catalogKey)) out.push({ peer, catalogKey: parseKey(s.catalogKey) })
     }
@@ -138,7 +138,7 @@ export class Auditor extends BaseRole {
     for (const { peer, catalogKey } of this.#targets()) {
       const id = `${peer.id}/${catalogKey.toString('hex')}`
       if (this.#running.has(id)) continue
-      const last = this.#book?.get(toZ32(peer.key), toZ32(catalogKey))
+      const last = this.#book?.get(keyZ32(peer), toZ32(catalogKey))
       if (last && now - last.at < s.intervalMs) continue
       this.#running.add(id)
       try {

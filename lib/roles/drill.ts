@@ -33,7 +33,7 @@ import { randomInt } from 'node:crypto'
 import Corestore from 'corestore'
 import type Hypercore from 'hypercore'
 import { EmbassyError } from '../errors.js'
-import { toZ32 } from '../ids.js'
+import { keyZ32, toZ32 } from '../ids.js'
 import type { DrillSource } from './drill-source.js'
 import { Catalog, type DatasetInfo } from '../data/catalog.js'
 import { Datasets } from '../data/datasets.js'
@@ -154,7 +154,7 @@ export async function runDrill(opts: DrillOptions): Promise<DrillReport> {
         : `no embassy of the agency was reachable within ${Math.round((opts.connectTimeoutMs ?? DRILL_CONNECT_TIMEOUT_MS) / 1000)} s (do they admit the drill key ${toZ32(source.identity.publicKey)}? embassy allow KEY --agency ${toZ32(source.agencyNodeKey)})`
       unsigned = { ...base, ok: false, embassy: null, finishedAt: new Date().toISOString(), rto: { firstRecordMs: null, fullCopyMs: null }, rpo: { blocksBehind: 0, secondsBehind: 0, sources: [], checkedHeads: 0 }, bytes: 0, blocks: { fetched: 0, verified: 0 }, sampled: 0, datasets: [], error: why, reportFile: '' }
     } else {
-      progress(`rebuilding from embassy ${toZ32(peer.key)}`)
+      progress(`rebuilding from embassy ${keyZ32(peer)}`)
       unsigned = { ...base, ...(await rebuild(network, store, probeStore, peer, heads, source, opts, since, progress)), reportFile: '' }
     }
     if (opts.signal?.aborted) throw EmbassyError.closed()
@@ -213,7 +213,7 @@ async function rebuild(
   const stallMs = opts.stallMs ?? DRILL_STALL_MS
   const signal = opts.signal
   const samples = opts.samples ?? DRILL_SAMPLES
-  const embassy = toZ32(peer.key)
+  const embassy = keyZ32(peer)
   const fail = (error: string): Rebuilt => ({
     ok: false,
     embassy,
@@ -284,7 +284,7 @@ async function rebuild(
         }
         for (const [i, core] of cores.entries()) {
           refs.push({ catalog: source.catalogKey, dataset: info.id, name: i === 0 ? name : `${name} (content)`, core })
-          owner.set(toZ32(core.key!), r)
+          owner.set(keyZ32(core), r)
         }
         r.length = cores.reduce((n, c) => n + c.length, 0)
         // Time to the first record served: the first record of the first dataset that has one.
@@ -298,7 +298,7 @@ async function rebuild(
           const whole = await fetchAll(core, stallMs, signal)
           const held = core.length > 0 ? await core.count(0, core.length) : 0
           fetched += held
-          if (!whole) missing.push(`${core.length - held} of ${core.length} block(s) of core ${toZ32(core.key!)} (first missing: block ${core.contiguousLength})`)
+          if (!whole) missing.push(`${core.length - held} of ${core.length} block(s) of core ${keyZ32(core)} (first missing: block ${core.contiguousLength})`)
         }
         r.fetched = fetched
         r.bytes = cores.reduce((n, c) => n + c.byteLength, 0)

@@ -5,7 +5,7 @@
 import { agencyTopic } from '../node/caps.js'
 import { EmbassyError } from '../errors.js'
 import { Holder, type HeldCore } from './holder.js'
-import { parseKey, toZ32 } from '../ids.js'
+import { parseKey, keyZ32, toZ32 } from '../ids.js'
 import type { Network, Peer } from '../net/network.js'
 import type { EmbassyNode } from '../node/node.js'
 import type Hypercore from 'hypercore'
@@ -185,7 +185,7 @@ export class Embassy extends BaseRole {
 
   /** The agency lists its embassies: admit them, dial them, cross-check heads with them. */
   #onHolders(peer: Peer, list: HolderList): void {
-    const agency = toZ32(peer.key)
+    const agency = keyZ32(peer)
     const f = this.node.config.follow.find((x) => x.nodeKey === agency)
     if (!f || !f.catalogKey || !parseKey(f.catalogKey).equals(Buffer.from(list.catalog))) return
     const own = this.node.nodeKey
@@ -283,7 +283,7 @@ export class Embassy extends BaseRole {
 
   #onpeer(peer: Peer): void {
     if (peer.role !== 'agency' || !peer.handshake) return
-    const z = toZ32(peer.key)
+    const z = keyZ32(peer)
     const f = this.node.config.follow.find((x) => x.nodeKey === z)
     const catalog = peer.handshake.catalogs[0]
     if (!f || !catalog) return
@@ -324,7 +324,7 @@ export class Embassy extends BaseRole {
       const held = holder.cores.get(k.toString('hex'))
       if (held && held.core.length === 0) this.#emptyAtPickUp.set(k.toString('hex'), { holder, core: held.core })
     })
-    holder.on('caught-up', (core) => this.emit('caught-up', catalogKey, toZ32(core.key!), core.length))
+    holder.on('caught-up', (core) => this.emit('caught-up', catalogKey, keyZ32(core), core.length))
     holder.on('progress', (core) => this.#onprogress(holder, core))
     holder.on('error', (err) => this.emit('error', err))
     await holder.open()
@@ -393,7 +393,7 @@ export class Embassy extends BaseRole {
     const r = signReceipt(this.node.keyPair, { core: core.key!, length, treeHash, fork: core.fork, time: Date.now() })
     if (peer.channel.send('receipt', r)) {
       this.#lastSent.set(core.key!.toString('hex'), r.time)
-      const agency = toZ32(peer.key)
+      const agency = keyZ32(peer)
       const prev = this.#receiptsByAgency.get(agency)
       this.#receiptsByAgency.set(agency, { at: r.time, count: (prev?.count ?? 0) + 1 })
     }

@@ -14,7 +14,7 @@
  */
 import type Hypercore from 'hypercore'
 import { EmbassyError } from '../errors.js'
-import { parseKey, toZ32 } from '../ids.js'
+import { parseKey, keyZ32, toZ32 } from '../ids.js'
 import { signedHead, verifySignedHead } from '../data/tree.js'
 import type { DamagedBlock } from '../data/checked-blocks.js'
 import { AlarmLog, HeadBook, headEvidence, signWitnessedHead, verifyWitnessSignature, type Alarm } from '../custody/index.js'
@@ -74,7 +74,7 @@ export class HistoryGuard {
         time: Date.now(),
         kind: 'equivocation',
         peer: '',
-        core: toZ32(core.key!),
+        core: keyZ32(core),
         detail: `Hypercore found two writer-signed heads at length ${length} (fork ${fork}) of this core and closed it`
       })
     })
@@ -97,7 +97,7 @@ export class HistoryGuard {
     holder.on('rewrite-accepted', (core, fork) => {
       this.heads.forget(core.key!)
       this.#mine.delete(core.key!.toString('hex'))
-      this.#host.notice('warn', 'rewrite-accepted', `accepted rewrite of core ${toZ32(core.key!)}: now at length ${core.length}, fork ${fork}`, { core: toZ32(core.key!), length: core.length, fork })
+      this.#host.notice('warn', 'rewrite-accepted', `accepted rewrite of core ${keyZ32(core)}: now at length ${core.length}, fork ${fork}`, { core: keyZ32(core), length: core.length, fork })
     })
   }
 
@@ -214,7 +214,7 @@ export class HistoryGuard {
   handlers(peer: Peer): CustodyHandlers {
     return {
       head: (h) => {
-        this.#onHead(peer, h).catch((err) => this.#host.notice('error', 'error', `head from ${toZ32(peer.key)}: ${(err as Error).message}`))
+        this.#onHead(peer, h).catch((err) => this.#host.notice('error', 'error', `head from ${keyZ32(peer)}: ${(err as Error).message}`))
       },
       alarm: (r) => this.#onReport(peer, r)
     }
@@ -223,7 +223,7 @@ export class HistoryGuard {
   async #onHead(peer: Peer, h: WitnessedHead): Promise<void> {
     const held = this.#holderOf(h.core)
     if (!held) return // not a core we hold: nothing to cross-check
-    const sender = toZ32(peer.key)
+    const sender = keyZ32(peer)
     if (!verifyWitnessSignature(h) || !verifySignedHead(held.core, { ...h, signature: h.agencySignature })) {
       this.#raise({ time: Date.now(), kind: 'bad-signature', peer: sender, core: toZ32(h.core), detail: 'a witnessed head whose signatures do not verify' })
       return
@@ -275,7 +275,7 @@ export class HistoryGuard {
 
   /** An alarm another node reports: equivocations are checked (their heads are evidence). */
   #onReport(peer: Peer, r: AlarmReport): void {
-    const sender = toZ32(peer.key)
+    const sender = keyZ32(peer)
     const held = this.#holderOf(r.core)
     if (r.code === AlarmCode.EQUIVOCATION && held && r.heads.length >= 2) {
       const [a, b] = r.heads as [WitnessedHead, WitnessedHead]

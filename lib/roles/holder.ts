@@ -13,7 +13,7 @@ import { EventEmitter } from 'node:events'
 import type Corestore from 'corestore'
 import type Hypercore from 'hypercore'
 import { Catalog, type DatasetInfo } from '../data/catalog.js'
-import { toZ32 } from '../ids.js'
+import { keyZ32 } from '../ids.js'
 import type { HeldCoreRef } from '../data/held-core.js'
 import { guardServedBlocks, type DamagedBlock } from '../data/checked-blocks.js'
 import type { HeadSummary } from '../custody/heads.js'
@@ -295,7 +295,7 @@ export class Holder extends EventEmitter<HolderEvents> {
     const catalog = this.key
     return [
       { catalog, dataset: null, name: 'catalog', core: this.catalog.core },
-      ...[...this.cores.values()].map(({ core, dataset }) => ({ catalog, dataset, name: toZ32(core.key!), core }))
+      ...[...this.cores.values()].map(({ core, dataset }) => ({ catalog, dataset, name: keyZ32(core), core }))
     ]
   }
 
@@ -322,7 +322,7 @@ export class Holder extends EventEmitter<HolderEvents> {
 
 function describe(core: Hypercore, dataset: string): HeldCore {
   const out: HeldCore = {
-    key: toZ32(core.key!),
+    key: keyZ32(core),
     dataset,
     length: core.length,
     contiguousLength: core.contiguousLength,

@@ -11,7 +11,7 @@ import { Datasets, type DatasetSummary } from '../data/datasets.js'
 import { EmbassyError } from '../errors.js'
 import type { FilesDataset } from '../data/files-dataset.js'
 import { Holder, type HeldCore } from './holder.js'
-import { parseKey, toZ32 } from '../ids.js'
+import { parseKey, keyZ32, toZ32 } from '../ids.js'
 import type { LogDataset, Progress, ReadOptions, RecordView } from '../data/log-dataset.js'
 import type { Network } from '../net/network.js'
 import type { EmbassyNode } from '../node/node.js'
@@ -138,7 +138,7 @@ export class Mirror extends BaseRole implements DatasetReader {
    * remembered: a mirror reaches them when the agency is gone). Only from that agency, for its catalog.
    */
   #onHolders(peer: Peer, list: HolderList): void {
-    const agency = toZ32(peer.key)
+    const agency = keyZ32(peer)
     const source = this.node.config.sources.find((x) => x.agencyNodeKey === agency && parseKey(x.catalogKey).equals(Buffer.from(list.catalog)))
     if (!source) return
     const own = this.node.nodeKey
@@ -242,7 +242,7 @@ export class Mirror extends BaseRole implements DatasetReader {
     const network = this.network
     if (!network) return
     s.holder.on('core-added', (k) => this.notice('info', 'dataset-picked-up', `holding core ${toZ32(k)} of catalog ${s.catalogKey}`, { catalog: s.catalogKey, core: toZ32(k) }))
-    s.holder.on('caught-up', (core) => this.notice('info', 'caught-up', `core ${toZ32(core.key!)} complete at length ${core.length}`, { core: toZ32(core.key!), length: core.length }))
+    s.holder.on('caught-up', (core) => this.notice('info', 'caught-up', `core ${keyZ32(core)} complete at length ${core.length}`, { core: keyZ32(core), length: core.length }))
     s.holder.on('error', (err) => this.notice('error', 'error', err.message))
     this.offerHeld(s.holder)
     network.joinPeer(parseKey(s.agencyNodeKey))

@@ -30,7 +30,7 @@
  */
 import type Hypercore from 'hypercore'
 import { EmbassyError } from '../errors.js'
-import { toZ32 } from '../ids.js'
+import { keyHex, keyZ32, toZ32 } from '../ids.js'
 import { verifySignedHead } from '../data/tree.js'
 import { verifyWitnessSignature, type Alarm } from '../custody/index.js'
 import type { Network, Peer } from '../net/network.js'
@@ -206,7 +206,7 @@ export class RestoreGate {
   }
 
   async #snapshot(): Promise<void> {
-    for (const { core } of (await this.#agency.cores()).values()) this.#snap.set(core.key!.toString('hex'), { length: core.length, fork: core.fork })
+    for (const { core } of (await this.#agency.cores()).values()) this.#snap.set(keyHex(core), { length: core.length, fork: core.fork })
   }
 
   /**
@@ -219,7 +219,7 @@ export class RestoreGate {
     if (this.#restoring) return
     for (const { core } of (await this.#agency.cores()).values()) {
       const proven = this.#agency.provenBeyond(core)
-      if (proven) this.#floors.set(core.key!.toString('hex'), proven)
+      if (proven) this.#floors.set(keyHex(core), proven)
     }
     const first = this.#floorBehind()
     if (first) {
@@ -287,9 +287,9 @@ export class RestoreGate {
     if (peer.role !== 'embassy') return
     const own = (await this.#agency.cores()).get(Buffer.from(h.core).toString('hex'))?.core
     if (!own || !verifyWitnessSignature(h) || !verifySignedHead(own, { ...h, signature: h.agencySignature })) return
-    const hex = own.key!.toString('hex')
+    const hex = keyHex(own)
     const byWitness = this.#heads.get(hex) ?? new Map<string, Report>()
-    byWitness.set(peer.key.toString('hex'), { length: h.length, fork: h.fork })
+    byWitness.set(keyHex(peer), { length: h.length, fork: h.fork })
     this.#heads.set(hex, byWitness)
   }
 
@@ -302,7 +302,7 @@ export class RestoreGate {
       held += Math.min(core.contiguousLength, core.length)
       total += core.length
       cores++
-      if (this.#confirmed.has(core.key!.toString('hex'))) confirmed++
+      if (this.#confirmed.has(keyHex(core))) confirmed++
     }
     const state: RestoreState = !this.#writable || this.#secondLive ? 'waiting' : held < total ? 'backfilling' : 'complete'
     return {
@@ -346,7 +346,7 @@ export class RestoreGate {
       if (!p.remoteSynced || !p.remotePublicKey || !peer.key.equals(p.remotePublicKey)) continue
       out = { length: p.remoteLength, fork: p.remoteFork }
     }
-    const head = this.#heads.get(core.key!.toString('hex'))?.get(peer.key.toString('hex'))
+    const head = this.#heads.get(keyHex(core))?.get(keyHex(peer))
     // A witnessed head newer than the sync counts too (once the peer synced the core at all).
     if (out && head && ahead(head, out)) out = head
     return out
@@ -403,12 +403,12 @@ export class RestoreGate {
       const r = this.#target(core, embassies)
       reporters = reporters === null ? r.reporters : reporters.filter((k) => r.reporters.includes(k))
       if (r.reporters.length < need) {
-        this.#wait(`the head of core ${toZ32(core.key!)} from ${need - r.reporters.length} more embassies`)
+        this.#wait(`the head of core ${keyZ32(core)} from ${need - r.reporters.length} more embassies`)
         return
       }
       if (!this.#reached(core, r.target)) {
         this.#sync(core, r.target.length)
-        this.#wait(`core ${toZ32(core.key!)} at length ${r.target.length}, fork ${r.target.fork} (held: length ${core.length}, fork ${core.fork})`)
+        this.#wait(`core ${keyZ32(core)} at length ${r.target.length}, fork ${r.target.fork} (held: length ${core.length}, fork ${core.fork})`)
         return
       }
     }
@@ -445,7 +445,7 @@ export class RestoreGate {
       }
     })
     this.#restoring = false
-    for (const core of cores) this.#confirmed.add(core.key!.toString('hex'))
+    for (const core of cores) this.#confirmed.add(keyHex(core))
     await this.#snapshot()
     // Receipts deferred while restoring are older than any that follow a write: judge them first.
     await this.#agency.restored()
@@ -461,7 +461,7 @@ export class RestoreGate {
     if (this.#writing > 0) return
     for (const { core } of (await this.#agency.cores()).values()) {
       if (core.closing || !core.opened) continue
-      const hex = core.key!.toString('hex')
+      const hex = keyHex(core)
       const now = { length: core.length, fork: core.fork }
       const snap = this.#snap.get(hex)
       // Longer on the same fork. (A new fork at our end is the operator's truncation with our key.)
@@ -473,7 +473,7 @@ export class RestoreGate {
         this.#startBackfill() // the blocks it was behind by
         if (!this.#staleNoticed) {
           this.#staleNoticed = true
-          this.#agency.notice('warn', 'stale-head', `this node's copy was behind its embassies (a stale copy or snapshot?): core ${toZ32(core.key!)} synced from length ${snap.length}, fork ${snap.fork} to length ${now.length}, fork ${now.fork} before any write`)
+          this.#agency.notice('warn', 'stale-head', `this node's copy was behind its embassies (a stale copy or snapshot?): core ${keyZ32(core)} synced from length ${snap.length}, fork ${snap.fork} to length ${now.length}, fork ${now.fork} before any write`)
         }
       }
       this.#snap.set(hex, now)
@@ -496,7 +496,7 @@ export class RestoreGate {
     }
     for (const { core } of all.values()) {
       if (core.closing || !core.opened) continue
-      const hex = core.key!.toString('hex')
+      const hex = keyHex(core)
       // A core behind a proven head is not confirmed: its growth from an embassy is the sync, not another writer.
       let allReported = embassies.length > 0 && !this.#floors.has(hex)
       for (const peer of embassies) {
@@ -510,7 +510,7 @@ export class RestoreGate {
           this.#second(core, peer, r)
           return
         }
-        behind = `core ${toZ32(core.key!)} at length ${r.length}, fork ${r.fork} from embassy ${toZ32(peer.key)} (held: length ${core.length}, fork ${core.fork})`
+        behind = `core ${keyZ32(core)} at length ${r.length}, fork ${r.fork} from embassy ${keyZ32(peer)} (held: length ${core.length}, fork ${core.fork})`
         this.#sync(core, r.length)
         allReported = false
       }
@@ -533,7 +533,7 @@ export class RestoreGate {
     for (const peer of embassies) {
       const r = this.#report(core, peer)
       if (!r) continue
-      reporters.push(toZ32(peer.key))
+      reporters.push(keyZ32(peer))
       if (ahead(r, target)) target = r
     }
     return { target, reporters }
@@ -545,7 +545,7 @@ export class RestoreGate {
 
   /** Fetches the newest signed head (not the blocks). */
   #sync(core: Hypercore, length: number): void {
-    const id = `sync:${core.key!.toString('hex')}:${length}`
+    const id = `sync:${keyHex(core)}:${length}`
     if (this.#inflight.has(id)) return
     this.#inflight.add(id)
     core.update({ wait: true, force: true }).catch(() => {}).finally(() => this.#inflight.delete(id))
@@ -553,7 +553,7 @@ export class RestoreGate {
 
   /** Fetches every block of a (small) core: the catalog. */
   #fetch(core: Hypercore): void {
-    const id = `fetch:${core.key!.toString('hex')}:${core.length}`
+    const id = `fetch:${keyHex(core)}:${core.length}`
     if (this.#inflight.has(id)) return
     this.#inflight.add(id)
     core.download({ start: 0, end: core.length }).done().catch(() => {}).finally(() => this.#inflight.delete(id))
@@ -597,11 +597,11 @@ export class RestoreGate {
 
   #second(core: Hypercore, peer: Peer | null, r: Report): void {
     if (this.#secondLive) return
-    const from = peer ? `embassy ${toZ32(peer.key)}` : 'a peer'
+    const from = peer ? `embassy ${keyZ32(peer)}` : 'a peer'
     this.#secondLive = from
-    const detail = `${from} brought core ${toZ32(core.key!)} to length ${r.length}, fork ${r.fork}, which this node did not write: another live node signs with this agency's key (a kit imported while the original runs?). This node refuses writes; decide which one stands down`
-    this.#agency.alarm({ time: Date.now(), kind: 'second-live-node', peer: peer ? toZ32(peer.key) : '', core: toZ32(core.key!), detail })
-    this.#agency.notice('error', 'second-live-node', detail, { core: toZ32(core.key!), embassy: peer ? toZ32(peer.key) : null, length: r.length, fork: r.fork })
+    const detail = `${from} brought core ${keyZ32(core)} to length ${r.length}, fork ${r.fork}, which this node did not write: another live node signs with this agency's key (a kit imported while the original runs?). This node refuses writes; decide which one stands down`
+    this.#agency.alarm({ time: Date.now(), kind: 'second-live-node', peer: peer ? keyZ32(peer) : '', core: keyZ32(core), detail })
+    this.#agency.notice('error', 'second-live-node', detail, { core: keyZ32(core), embassy: peer ? keyZ32(peer) : null, length: r.length, fork: r.fork })
   }
 
   // ---- backfill ----
