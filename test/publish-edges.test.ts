@@ -226,3 +226,38 @@ test('publish: a file swapped for a link or a FIFO after it was listed is never 
   t.is(await ds.drive.entry('/swapped.txt'), null)
   t.is(fs.readFileSync(outside, 'utf8'), 'outside the folder, same size', 'the file outside is untouched')
 })
+
+test('publish: a folder on a listed file\'s path swapped for a link that leads outside is never read through (BAD_INPUT, nothing visible)', async (t) => {
+  const { ds, src } = await filesAgency(t)
+  const outside = path.join(await t.tmp(), 'elsewhere')
+  fs.mkdirSync(outside)
+  fs.writeFileSync(path.join(outside, 'doc.txt'), 'outside the folder, same size')
+  const sub = path.join(src, 'sub')
+  fs.mkdirSync(sub)
+  fs.writeFileSync(path.join(sub, 'doc.txt'), 'inside the folder, same size!')
+  const version = ds.version
+  let calls = 0
+  const err = await ds
+    .publish(src, undefined, {
+      room: () => {
+        if (++calls !== 2) return
+        // Listed already; before the first content append, the folder becomes a link to another one.
+        fs.rmSync(sub, { recursive: true })
+        fs.symlinkSync(outside, sub)
+      }
+    })
+    .then(
+      () => null,
+      (e: unknown) => e
+    )
+  t.ok(err instanceof EmbassyError && err.code === 'BAD_INPUT' && /sub\/doc\.txt was replaced while it was published/.test(err.message), `refused: ${String(err)}`)
+  t.is(ds.version, version, 'nothing visible')
+  t.is(await ds.drive.entry('/sub/doc.txt'), null, 'the outside file is not published')
+  // The folder back as it was: publishing again completes.
+  fs.rmSync(sub)
+  fs.mkdirSync(sub)
+  fs.writeFileSync(path.join(sub, 'doc.txt'), 'inside the folder, same size!')
+  const again = await ds.publish(src)
+  t.is(again.added, 1)
+  t.is((await ds.drive.get('/sub/doc.txt'))?.toString(), 'inside the folder, same size!')
+})

@@ -15,8 +15,21 @@ const APPENDS_IN_FLIGHT = 2
 /** One content block: `length` bytes of `file` from `position` (read only when the block is appended). */
 interface Chunk {
   file: string
+  /** The file as listed: what is opened must be it (see LocalEntry). */
+  identity: FileIdentity
   position: number
   length: number
+}
+
+/** A file's device and inode, as listed before the publish. */
+export interface FileIdentity {
+  dev: number
+  ino: number
+}
+
+/** Whether `st` is the file listed as `id` (not another one put in its place, or reached through a swapped folder). */
+export function sameFile(st: fs.Stats, id: FileIdentity): boolean {
+  return st.dev === id.dev && st.ino === id.ino
 }
 
 /**
@@ -48,6 +61,7 @@ function readChunk(c: Chunk, into: Buffer): void {
   try {
     const st = fs.fstatSync(fd)
     if (!st.isFile()) throw EmbassyError.badInput(`${c.file} is no longer a regular file; nothing of this publish was published (publish again)`)
+    if (!sameFile(st, c.identity)) throw EmbassyError.badInput(`${c.file} was replaced while it was published (it, or a folder on its path, is not the one listed); nothing of this publish was published (publish again)`)
     let got = 0
     while (got < c.length) {
       const n = fs.readSync(fd, into, got, c.length - got, c.position + got)
@@ -122,16 +136,16 @@ export class BlobWriter {
   }
 
   /**
-   * Queues `size` bytes of the file (its size when listed); returns its blob id. Nothing is read
+   * Queues `size` bytes of the file (its size and identity when listed); returns its blob id. Nothing is read
    * here: full groups are appended in the background (the caller goes on, e.g. with the index,
    * while the store writes), and read as they are handed to the core.
    */
-  file(filename: string, size: number): Hyperdrive.BlobId {
+  file(filename: string, size: number, identity: FileIdentity): Hyperdrive.BlobId {
     if (this.#error) throw this.#error
     const id: Hyperdrive.BlobId = { blockOffset: this.#nextBlock, blockLength: 0, byteOffset: this.#nextByte, byteLength: size }
     for (let position = 0; position < size; position += this.#blockSize) {
       const length = Math.min(this.#blockSize, size - position)
-      this.#pending.push({ file: filename, position, length })
+      this.#pending.push({ file: filename, identity, position, length })
       this.#pendingBytes += length
       id.blockLength++
       this.#nextBlock++

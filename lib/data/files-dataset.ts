@@ -7,7 +7,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import type Hypercore from 'hypercore'
 import Hyperdrive from 'hyperdrive'
-import { BlobWriter } from './blob-writer.js'
+import { BlobWriter, sameFile, type FileIdentity } from './blob-writer.js'
 import { walkFolder, type LocalEntry } from './local-folder.js'
 import { EmbassyError, isEmbassyError } from '../errors.js'
 import type { DatasetCore, Progress, WaitOptions } from './log-dataset.js'
@@ -171,7 +171,7 @@ export class FilesDataset {
       }
     }
     // Same size: the same bytes? (the published blocks read back and compared with the file)
-    const same = await sameContents(blobs.core, compare.map((c) => ({ file: c.entry.file, blob: c.old.value.blob! })))
+    const same = await sameContents(blobs.core, compare.map((c) => ({ file: c.entry.file, identity: c.entry, blob: c.old.value.blob! })))
     for (let i = 0; i < compare.length; i++) {
       const { entry, old } = compare[i]!
       if (same[i]) {
@@ -209,7 +209,7 @@ export class FilesDataset {
           await batch.symlink(step.key, entry.linkname)
           continue
         }
-        const blob = step.blob ?? writer.file(entry.file, entry.size)
+        const blob = step.blob ?? writer.file(entry.file, entry.size, entry)
         await batch.putEntry(step.key, { executable: entry.executable, linkname: null, blob, metadata: null })
         if (writer.error) throw writer.error // an append or a room check failed: stop here
       }
@@ -373,9 +373,10 @@ const COMPARE_BLOCKS = 64
  * For each pair, whether the local file holds exactly the blob's bytes: the blob's blocks are read
  * from the content core (held here; a block not held counts as different) COMPARE_BLOCKS at a
  * time across files, and compared with the file read at the same offsets (opened without
- * following links; a file that cannot be read counts as different, and its write says why).
+ * following links; a file that cannot be read, or is not the one listed, counts as different,
+ * and its write says why).
  */
-async function sameContents(core: Hypercore, pairs: Array<{ file: string; blob: Hyperdrive.BlobId }>): Promise<boolean[]> {
+async function sameContents(core: Hypercore, pairs: Array<{ file: string; identity: FileIdentity; blob: Hyperdrive.BlobId }>): Promise<boolean[]> {
   const same = pairs.map(() => true)
   const tasks: Array<{ pair: number; index: number }> = []
   for (let p = 0; p < pairs.length; p++) {
@@ -399,7 +400,8 @@ async function sameContents(core: Hypercore, pairs: Array<{ file: string; blob: 
           fdPair = pair
           try {
             fd = fs.openSync(pairs[pair]!.file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK)
-            if (!fs.fstatSync(fd).isFile()) same[pair] = false
+            const st = fs.fstatSync(fd)
+            if (!st.isFile() || !sameFile(st, pairs[pair]!.identity)) same[pair] = false
           } catch {
             same[pair] = false
           }

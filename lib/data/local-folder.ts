@@ -19,6 +19,13 @@ export interface LocalEntry {
   linkname: string | null
   size: number
   executable: boolean
+  /**
+   * The file's identity when listed (device and inode; 0 for a link): publishing reads only this
+   * file, so a file or a parent folder swapped meanwhile (say, for a link that leads outside) is
+   * refused, not read.
+   */
+  dev: number
+  ino: number
 }
 
 /** What a walk found: entries sorted by key (byte order, as the index sorts them), and what it left out. */
@@ -53,7 +60,7 @@ export function walkFolder(root: string, only: string | null = null): LocalTree 
     }
     if (st.isDirectory()) return folder(key, file)
     if (st.isFile()) {
-      entries.push({ key, file, linkname: null, size: st.size, executable: !!(st.mode & fs.constants.S_IXUSR) })
+      entries.push({ key, file, linkname: null, size: st.size, executable: !!(st.mode & fs.constants.S_IXUSR), dev: st.dev, ino: st.ino })
       return
     }
     if (!st.isSymbolicLink()) return skip(key, 'not a regular file, folder or link')
@@ -69,7 +76,7 @@ export function walkFolder(root: string, only: string | null = null): LocalTree 
     const relative = path.relative(path.dirname(file), resolved).split(path.sep).join('/')
     const checked = linkTarget(key, relative)
     if ('reason' in checked) return skip(key, checked.reason)
-    entries.push({ key, file, linkname: relative, size: 0, executable: false })
+    entries.push({ key, file, linkname: relative, size: 0, executable: false, dev: 0, ino: 0 })
   }
   const folder = (key: string, dir: string): void => {
     let names: string[]
