@@ -75,6 +75,11 @@ export interface DatasetReader {
    * does not say is read through the methods above only.
    */
   catalogs?(): ReadableCatalog[]
+  /**
+   * Bytes a stream may fetch ahead of what it has read without pushing out what it has not read
+   * yet (a sparse mirror's cache); null or absent: no such bound.
+   */
+  readAheadBytes?(): number | null
 }
 
 /** Core names of an agency's own datasets in its Corestore. */

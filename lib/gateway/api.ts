@@ -3,6 +3,7 @@
  * provenance, its records (NDJSON, streamed, ETag) and one record. Files are in ./files.ts.
  * Imports: ./context.ts, ./lookup.ts, ./library.ts, ./http.ts, ./pages.ts (urls), lib/data, lib/errors.
  */
+import type Hypercore from 'hypercore'
 import { EmbassyError } from '../errors.js'
 import { begin, json, send, withDeadline, write, type Ctx, type RoutedCtx } from './context.js'
 import { errorResponse, etagMatches, etagOf, intParam, searchParam } from './http.js'
@@ -169,12 +170,24 @@ export async function apiRecords(ctx: RoutedCtx, name: string): Promise<void> {
       `records ${start}–${scanEnd - 1} of "${name}" are not all held yet${online ? ` and no holder sent record ${seq} in time` : ''} (held from the start: ${core.contiguousLength} of ${core.length}); try again shortly`
     )
   if (end > start && !online && !(await core.has(start, scanEnd))) throw missing(start)
-  const blocks = new BlockStream(core, scanEnd, RECORD_WINDOW)
+  const blocks = new BlockStream(core, scanEnd, readAhead(ctx, core))
   try {
     await streamRecords(ctx, r, { start, end, scanEnd, q, limit, blocks, missing })
   } finally {
     blocks.close()
   }
+}
+
+/**
+ * Blocks to fetch ahead of a records stream: RECORD_WINDOW, or fewer when the reader keeps only a
+ * bounded cache (a sparse mirror), so that what is fetched ahead is not evicted before it is read
+ * and fetched again.
+ */
+function readAhead(ctx: RoutedCtx, core: Hypercore): number {
+  const bytes = ctx.site.library.reader.readAheadBytes?.() ?? null
+  if (bytes === null || core.length === 0) return RECORD_WINDOW
+  const perBlock = Math.max(1, core.byteLength / core.length)
+  return Math.max(1, Math.min(RECORD_WINDOW, Math.floor(bytes / perBlock)))
 }
 
 interface RecordsPlan {

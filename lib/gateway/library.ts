@@ -274,7 +274,8 @@ export function readOpts(core: Hypercore): { wait: boolean; timeout: number } {
  * Reads blocks of `core` in order, fetching those not held on request from any connected holder: a
  * download range of `window` blocks (up to `limit`) is kept ahead of the reader, and each block is
  * waited for at most BLOCK_WAIT_MS (with no holder connected, not at all). A block that was evicted
- * (a sparse mirror's cache) before it was read is simply asked for again.
+ * (a sparse mirror's cache) before it was read is simply asked for again; the gateway keeps the
+ * window within half such a cache (`DatasetReader.readAheadBytes`), so that this stays the exception.
  */
 export class BlockStream {
   readonly core: Hypercore

@@ -346,6 +346,12 @@ export class Mirror extends BaseRole implements DatasetReader {
     return this.fetcher.status()
   }
 
+  /** Sparse: half the cache may be fetched ahead of a reader (the rest holds what was read); else no bound. */
+  readAheadBytes(): number | null {
+    const s = this.fetcher.status()
+    return s.sparse && s.cacheBytes !== null ? Math.floor(s.cacheBytes / 2) : null
+  }
+
   /** How much of source `catalogKey` is held: blocks of every core (the catalog included) against the verified lengths. */
   async held(catalogKey: string): Promise<HeldSummary> {
     const s = this.sources.get(catalogKey)
