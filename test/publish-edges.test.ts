@@ -2,15 +2,16 @@
  * Publish edges of the one-pass publish (lib/data/files-dataset.ts, blob-writer.ts, the walk in
  * local-folder.ts): same-size changes found by content, a change of the executable bit only,
  * entries that are neither files, folders nor links, names the policy refuses, a link to a folder,
- * a file that becomes a folder, more blocks than one append group holds, and a file that shrinks
- * while it is published (refused whole, nothing visible).
+ * a file that becomes a folder, more blocks than one append group holds, a file that shrinks
+ * while it is published (refused whole, nothing visible), and a folder swapped for a link that
+ * leads outside while the walk lists it (refused, never listed through).
  */
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import test from 'brittle'
 import { EmbassyError } from '../lib/index.js'
-import { walkFolder } from '../lib/data/local-folder.js'
+import { walkFolder, type LocalTree, type WalkOptions } from '../lib/data/local-folder.js'
 import { APPEND_GROUP_BLOCKS } from '../lib/data/files-dataset.js'
 import { openAgency, readTree, type Test } from './helpers/index.js'
 import { pseudoRandom } from './helpers/files.js'
@@ -260,4 +261,145 @@ test('publish: a folder on a listed file\'s path swapped for a link that leads o
   const again = await ds.publish(src)
   t.is(again.added, 1)
   t.is((await ds.drive.get('/sub/doc.txt'))?.toString(), 'inside the folder, same size!')
+})
+
+/** Runs `walk`, returning what it threw (or null). */
+function thrown(walk: () => unknown): unknown {
+  try {
+    walk()
+    return null
+  } catch (e) {
+    return e
+  }
+}
+
+/** A folder to publish with `sub/deep/doc.txt`, and a folder outside it holding a secret file. */
+async function swapScene(t: Test) {
+  const tmp = await t.tmp()
+  const src = path.join(tmp, 'src')
+  const outside = path.join(tmp, 'outside')
+  const sub = path.join(src, 'sub')
+  fs.mkdirSync(path.join(sub, 'deep'), { recursive: true })
+  fs.writeFileSync(path.join(src, 'top.txt'), 'top')
+  fs.writeFileSync(path.join(sub, 'deep', 'doc.txt'), 'inside the folder')
+  fs.mkdirSync(path.join(outside, 'deep'), { recursive: true })
+  fs.writeFileSync(path.join(outside, 'secret.txt'), 'SECRET of the folder outside')
+  fs.writeFileSync(path.join(outside, 'deep', 'doc.txt'), 'SECRET of the folder outside, deeper')
+  /** `sub` moved away and a link to `outside` put in its place. */
+  const swap = (): void => {
+    fs.renameSync(sub, path.join(tmp, 'sub-moved-away'))
+    fs.symlinkSync(outside, sub)
+  }
+  const secrets = [fs.lstatSync(path.join(outside, 'secret.txt')), fs.lstatSync(path.join(outside, 'deep', 'doc.txt'))]
+  /** Whether a walk listed a file outside the published folder. */
+  const leaked = (tree: LocalTree): boolean => tree.entries.some((e) => secrets.some((s) => s.dev === e.dev && s.ino === e.ino))
+  return { src, sub, swap, leaked }
+}
+
+for (const listing of ['fd', 'path', undefined] as Array<WalkOptions['listing']>) {
+  test(`walk (listing ${listing ?? 'default'}): a folder swapped for a link that leads outside after it was found, before it is listed, is refused (BAD_INPUT), nothing outside listed`, async (t) => {
+    if (listing === 'fd' && !fs.existsSync('/proc/self/fd')) return t.comment('no /proc/self/fd here: listing by descriptor not run')
+    const { src, swap, leaked } = await swapScene(t)
+    let tree: LocalTree | null = null
+    const err = thrown(() => {
+      tree = walkFolder(src, null, {
+        listing,
+        onFolder: (key) => {
+          if (key === '/sub') swap()
+        }
+      })
+    })
+    t.ok(err instanceof EmbassyError && err.code === 'BAD_INPUT' && /sub was replaced while it was listed/.test(err.message), `refused: ${String(err)}`)
+    if (tree) t.absent(leaked(tree), `no file outside listed: ${(tree as LocalTree).entries.map((e) => e.key).join(', ')}`)
+  })
+}
+
+test('walk: listed through descriptors, a deep tree is listed as by path (links, skipped names, `only`); one descriptor per level, none left open, also when refused', async (t) => {
+  if (!fs.existsSync('/proc/self/fd')) return t.comment('no /proc/self/fd here: not run')
+  const src = path.join(await t.tmp(), 'src')
+  let dir = src
+  for (let depth = 0; depth < 12; depth++) {
+    dir = path.join(dir, `level${depth}`)
+    fs.mkdirSync(dir, { recursive: true })
+    fs.writeFileSync(path.join(dir, `f${depth}.txt`), `file ${depth}`)
+    fs.writeFileSync(path.join(dir, 'back\\slash'), 'x')
+    fs.symlinkSync('..', path.join(dir, 'up'))
+    fs.symlinkSync('/etc/hostname', path.join(dir, 'away'))
+  }
+  fs.chmodSync(path.join(src, 'level0', `f0.txt`), 0o755)
+  fs.mkdirSync(path.join(src, 'empty'))
+  fs.writeFileSync(path.join(src, 'b.txt'), 'b')
+  fs.writeFileSync(path.join(src, 'a.txt'), 'a')
+  const open = (): number => fs.readdirSync('/proc/self/fd').length
+  const before = open()
+  let most = 0
+  const byFd = walkFolder(src, null, {
+    listing: 'fd',
+    onFolder: (key) => {
+      const depth = key === '' ? 0 : key.split('/').length - 1
+      most = Math.max(most, open() - before - depth)
+    }
+  })
+  t.is(most, 0, 'while a folder is found, only its parents are open (one descriptor per level)')
+  t.is(open(), before, 'every descriptor closed')
+  const byPath = walkFolder(src, null, { listing: 'path' })
+  t.alike(byFd, byPath, 'the same entries, in the same order, and the same skipped entries')
+  t.is(byFd.entries.length, 2 + 12 + 11, 'every file and every link inside (level0/up is the published folder itself: it leaves)')
+  t.is(byFd.skipped.length, 12 * 2 + 1, 'every backslash name and every link that leaves')
+  t.ok(byFd.entries.find((e) => e.key === '/level0/f0.txt')?.executable, 'the executable bit')
+  t.is(byFd.entries.find((e) => e.key === '/level0/level1/up')?.linkname, '..')
+  t.alike(walkFolder(src, 'a.txt', { listing: 'fd' }), walkFolder(src, 'a.txt', { listing: 'path' }), '`only` alike')
+  t.alike(walkFolder(src, 'a.txt').entries.map((e) => e.key), ['/a.txt'])
+
+  const err = thrown(() =>
+    walkFolder(src, null, {
+      listing: 'fd',
+      onFolder: (key) => {
+        if (key !== '/level0/level1/level2/level3') return
+        const real = path.join(src, 'level0', 'level1', 'level2', 'level3')
+        fs.renameSync(real, path.join(src, 'moved'))
+        fs.mkdirSync(real) // another folder (empty) in its place
+      }
+    })
+  )
+  t.ok(err instanceof EmbassyError && err.code === 'BAD_INPUT' && /level3 was replaced while it was listed/.test(err.message), `a folder replaced by another one is refused: ${String(err)}`)
+  t.is(open(), before, 'every descriptor closed after the refusal')
+})
+
+test('publish: a folder swapped for a link that leads outside between its lstat and its listing is never listed through (BAD_INPUT, the secret never in the dataset)', async (t) => {
+  const { ds } = await filesAgency(t)
+  const { src, sub, swap, leaked } = await swapScene(t)
+  const version = ds.version
+  // The walk runs inside publish: the swap is made right after the folder's lstat found it a
+  // folder (the only call the walk makes before listing it), synchronously, so always in the window.
+  const found = fs.lstatSync(sub)
+  const mutable = fs as unknown as { lstatSync: typeof fs.lstatSync }
+  const lstat = fs.lstatSync
+  let swapped = false
+  mutable.lstatSync = function (this: unknown, ...args: Parameters<typeof fs.lstatSync>) {
+    const st = Reflect.apply(lstat, this, args) as fs.Stats
+    if (!swapped && path.basename(String(args[0])) === 'sub' && st.isDirectory() && st.ino === found.ino && st.dev === found.dev) {
+      swapped = true
+      swap()
+    }
+    return st
+  } as typeof fs.lstatSync
+  const err = await ds
+    .publish(src)
+    .then(
+      () => null,
+      (e: unknown) => e
+    )
+    .finally(() => {
+      mutable.lstatSync = lstat
+    })
+  t.ok(swapped, 'swapped between the lstat and the listing')
+  t.ok(err instanceof EmbassyError && err.code === 'BAD_INPUT' && /sub was replaced while it was listed/.test(err.message), `refused: ${String(err)}`)
+  t.is(ds.version, version, 'nothing visible')
+  const published: string[] = []
+  for await (const f of ds.list()) published.push(f.path)
+  for (const key of published) t.absent(/SECRET/.test((await ds.drive.get(key))?.toString() ?? ''), `${key} is not the secret`)
+  t.absent(published.includes('/sub/secret.txt'), 'the secret is not published')
+  // The walk on its own, with the folder still a link now: a link that leaves, left out.
+  t.absent(leaked(walkFolder(src)), 'nothing outside listed')
 })

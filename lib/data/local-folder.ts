@@ -7,6 +7,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { EmbassyError } from '../errors.js'
+import { sameFile } from './blob-writer.js'
 import { linkTarget, printable, safeSegments, type SkippedEntry } from './safe-paths.js'
 
 /** One entry of a folder to publish, as `walkFolder` found it (the link and name policy applied). */
@@ -34,6 +35,25 @@ export interface LocalTree {
   skipped: SkippedEntry[]
 }
 
+/** Options of `walkFolder`. */
+export interface WalkOptions {
+  /**
+   * Called for each folder once it was found and before it is opened and listed, with its
+   * dataset path ('' for the published folder) and its path on this file system: tests change
+   * the folder there to check that a folder swapped meanwhile is refused.
+   */
+  onFolder?: (key: string, dir: string) => void
+  /**
+   * How folders are listed: 'fd' reads each folder through the descriptor it was opened with
+   * (`/proc/self/fd`, the default where it exists); 'path' lists by path and checks the folder's
+   * device and inode again afterwards (the fallback elsewhere).
+   */
+  listing?: 'fd' | 'path'
+}
+
+/** Where this process's open descriptors can be named as paths (Linux): `${FD_PATHS}/${fd}/name` is `name` inside the opened folder, like openat. */
+const FD_PATHS = '/proc/self/fd'
+
 /**
  * Lists a folder to publish in one synchronous pass: one `readdir` per folder and one `lstat`
  * per entry, no link followed (a link to a folder is a link entry, never descended). Unsafe
@@ -41,24 +61,31 @@ export interface LocalTree {
  * listed; a link to a place inside is kept as a relative link. Entries that are neither a
  * regular file, a folder nor a link (FIFOs, sockets, devices) are left out and listed too.
  * With `only` (a base name), just that entry of `root`.
+ *
+ * Each folder below `root` is opened without following a link and must be the folder its
+ * `lstat` found (device and inode); its names are listed and `lstat`ed through that descriptor,
+ * not through its path, so a folder swapped for a link that leads outside while it is walked is
+ * never listed through: the walk is refused (BAD_INPUT). One descriptor is open per level of
+ * the folder being listed. `root` itself may be a link to a folder.
  */
-export function walkFolder(root: string, only: string | null = null): LocalTree {
+export function walkFolder(root: string, only: string | null = null, opts: WalkOptions = {}): LocalTree {
   const base = path.resolve(root)
+  const byFd = (opts.listing ?? (fs.existsSync(FD_PATHS) ? 'fd' : 'path')) === 'fd'
   const entries: LocalEntry[] = []
   const skipped: SkippedEntry[] = []
   const skip = (key: string, reason: string): void => void skipped.push({ path: printable(key), reason })
-  const visit = (key: string, file: string, st: fs.Stats | null): void => {
+  /** `file` is the entry's path; `at` names the same entry for reading (through its folder's descriptor when listed by descriptor). */
+  const visit = (key: string, file: string, at: string): void => {
     const safe = safeSegments(key)
     if ('reason' in safe) return skip(key, safe.reason)
-    if (!st) {
-      try {
-        st = fs.lstatSync(file)
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return // gone since it was listed
-        return skip(key, `cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
-      }
+    let st: fs.Stats
+    try {
+      st = fs.lstatSync(at)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return // gone since it was listed
+      return skip(key, `cannot be read (${errorCode(err)})`)
     }
-    if (st.isDirectory()) return folder(key, file)
+    if (st.isDirectory()) return folder(key, file, at, st)
     if (st.isFile()) {
       entries.push({ key, file, linkname: null, size: st.size, executable: !!(st.mode & fs.constants.S_IXUSR), dev: st.dev, ino: st.ino })
       return
@@ -66,7 +93,7 @@ export function walkFolder(root: string, only: string | null = null): LocalTree 
     if (!st.isSymbolicLink()) return skip(key, 'not a regular file, folder or link')
     let raw: string
     try {
-      raw = fs.readlinkSync(file)
+      raw = fs.readlinkSync(at)
     } catch {
       return skip(key, 'the link could not be read')
     }
@@ -78,19 +105,78 @@ export function walkFolder(root: string, only: string | null = null): LocalTree 
     if ('reason' in checked) return skip(key, checked.reason)
     entries.push({ key, file, linkname: relative, size: 0, executable: false, dev: 0, ino: 0 })
   }
-  const folder = (key: string, dir: string): void => {
+  /** A folder that cannot be listed: the published folder itself is refused (publishing it as empty would remove every file), any other is left out. */
+  const unreadable = (key: string, dir: string, err: unknown): void => {
+    if (key === '') throw EmbassyError.badInput(`cannot read ${dir}: ${errorCode(err)}`, { cause: err })
+    skip(key, `the folder cannot be read (${errorCode(err)})`)
+  }
+  /** Lists the folder `dir` (read as `at`); `listed` is its lstat, null for the published folder (which may be a link). */
+  const folder = (key: string, dir: string, at: string, listed: fs.Stats | null): void => {
+    opts.onFolder?.(key, dir)
+    if (byFd) folderByFd(key, dir, at, listed)
+    else folderByPath(key, dir, listed)
+  }
+  const folderByFd = (key: string, dir: string, at: string, listed: fs.Stats | null): void => {
+    let fd: number
+    try {
+      fd = openFolder(at, listed !== null)
+    } catch (err) {
+      // O_NOFOLLOW with O_DIRECTORY: a link put in the folder's place fails with ENOTDIR (or ELOOP).
+      const code = (err as NodeJS.ErrnoException).code
+      if (listed && (code === 'ENOTDIR' || code === 'ELOOP')) throw replaced(dir, err)
+      return unreadable(key, dir, err)
+    }
+    try {
+      if (listed && !sameFile(fs.fstatSync(fd), listed)) throw replaced(dir)
+      const here = `${FD_PATHS}/${fd}`
+      let names: string[]
+      try {
+        names = fs.readdirSync(here)
+      } catch (err) {
+        return unreadable(key, dir, err)
+      }
+      for (const name of names) visit(`${key}/${name}`, path.join(dir, name), `${here}/${name}`)
+    } finally {
+      fs.closeSync(fd)
+    }
+  }
+  const folderByPath = (key: string, dir: string, listed: fs.Stats | null): void => {
     let names: string[]
     try {
       names = fs.readdirSync(dir)
     } catch (err) {
-      // The published folder itself: refused (publishing it as empty would remove every file).
-      if (key === '') throw EmbassyError.badInput(`cannot read ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err })
-      return skip(key, `the folder cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+      return unreadable(key, dir, err)
     }
-    for (const name of names) visit(`${key}/${name}`, path.join(dir, name), null)
+    for (const name of names) visit(`${key}/${name}`, path.join(dir, name), path.join(dir, name))
+    // Listed by path: what was listed is this folder only if it still is the one found.
+    if (listed && !isStill(dir, listed)) throw replaced(dir)
   }
-  if (only === null) folder('', base)
-  else visit('/' + only, path.join(base, only), null)
+  if (only === null) folder('', base, base, null)
+  else visit('/' + only, path.join(base, only), path.join(base, only))
   const sorted = entries.map((e) => ({ e, k: Buffer.from(e.key) })).sort((a, b) => Buffer.compare(a.k, b.k))
   return { entries: sorted.map((x) => x.e), skipped }
+}
+
+/** Opens a folder to list it; `noFollow`: a link in its place is not followed (every folder but the published one). */
+function openFolder(at: string, noFollow: boolean): number {
+  const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW } = fs.constants
+  return fs.openSync(at, O_RDONLY | O_DIRECTORY | (noFollow ? O_NOFOLLOW : 0))
+}
+
+/** Whether `dir` (not followed if a link) is still the folder found as `listed`. */
+function isStill(dir: string, listed: fs.Stats): boolean {
+  try {
+    const st = fs.lstatSync(dir)
+    return st.isDirectory() && sameFile(st, listed)
+  } catch {
+    return false
+  }
+}
+
+function replaced(dir: string, cause?: unknown): EmbassyError {
+  return EmbassyError.badInput(`${dir} was replaced while it was listed (the folder is not the one found, say a link put in its place); nothing of this publish was published (publish again)`, { cause })
+}
+
+function errorCode(err: unknown): string {
+  return (err as NodeJS.ErrnoException).code ?? (err as Error).message
 }
