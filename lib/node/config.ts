@@ -490,8 +490,8 @@ export function readConfig(dir: string): NodeConfig {
 
 /**
  * Writes atomically (temp file + rename), so a crash never leaves half a config. Mode 0600 unless
- * told otherwise: everything in a node directory is its owner's only (config.json, keys.json,
- * custody.json).
+ * told otherwise: everything in a node directory is its owner's only (config.json, keys.json;
+ * the custody documents are written by lib/custody/json-file.ts).
  */
 export function writeJsonAtomic(file: string, value: unknown, mode = 0o600): void {
   writePrivateFile(file, JSON.stringify(value, null, 2) + '\n', mode)
