@@ -26,6 +26,9 @@ export async function shutdown(code = 0): Promise<never> {
     const timer = setTimeout(() => process.exit(code), graceMs)
     timer.unref()
     for (const c of closers.reverse()) await c().catch(() => {})
+    // stdout to a pipe is written asynchronously: exiting now would drop the end of a large last
+    // event (a 150 KiB core listing), which the runner then never sees.
+    await new Promise<void>((resolve) => process.stdout.write('', () => resolve()))
   }
   process.exit(code)
 }
