@@ -11,7 +11,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import test from 'brittle'
 import { EmbassyError } from '../lib/index.js'
-import { walkFolder, type LocalTree, type WalkOptions } from '../lib/data/local-folder.js'
+import { WALK_SLICE, walkFolder, type LocalTree, type WalkOptions } from '../lib/data/local-folder.js'
 import { APPEND_GROUP_BLOCKS } from '../lib/data/files-dataset.js'
 import { openAgency, readTree, type Test } from './helpers/index.js'
 import { pseudoRandom } from './helpers/files.js'
@@ -141,9 +141,9 @@ test('publish: more small files than one append group holds; export byte-identic
 
 test('publish: a folder that cannot be listed is refused (never published as empty, which would remove every file)', async (t) => {
   const missing = path.join(await t.tmp(), 'gone')
-  const err = (() => {
+  const err = await (async () => {
     try {
-      walkFolder(missing)
+      await walkFolder(missing)
       return null
     } catch (e) {
       return e
@@ -264,9 +264,9 @@ test('publish: a folder on a listed file\'s path swapped for a link that leads o
 })
 
 /** Runs `walk`, returning what it threw (or null). */
-function thrown(walk: () => unknown): unknown {
+async function thrown(walk: () => Promise<unknown>): Promise<unknown> {
   try {
-    walk()
+    await walk()
     return null
   } catch (e) {
     return e
@@ -301,8 +301,8 @@ for (const listing of ['fd', 'path', undefined] as Array<WalkOptions['listing']>
     if (listing === 'fd' && !fs.existsSync('/proc/self/fd')) return t.comment('no /proc/self/fd here: listing by descriptor not run')
     const { src, swap, leaked } = await swapScene(t)
     let tree: LocalTree | null = null
-    const err = thrown(() => {
-      tree = walkFolder(src, null, {
+    const err = await thrown(async () => {
+      tree = await walkFolder(src, null, {
         listing,
         onFolder: (key) => {
           if (key === '/sub') swap()
@@ -333,7 +333,7 @@ test('walk: listed through descriptors, a deep tree is listed as by path (links,
   const open = (): number => fs.readdirSync('/proc/self/fd').length
   const before = open()
   let most = 0
-  const byFd = walkFolder(src, null, {
+  const byFd = await walkFolder(src, null, {
     listing: 'fd',
     onFolder: (key) => {
       const depth = key === '' ? 0 : key.split('/').length - 1
@@ -342,16 +342,16 @@ test('walk: listed through descriptors, a deep tree is listed as by path (links,
   })
   t.is(most, 0, 'while a folder is found, only its parents are open (one descriptor per level)')
   t.is(open(), before, 'every descriptor closed')
-  const byPath = walkFolder(src, null, { listing: 'path' })
+  const byPath = await walkFolder(src, null, { listing: 'path' })
   t.alike(byFd, byPath, 'the same entries, in the same order, and the same skipped entries')
   t.is(byFd.entries.length, 2 + 12 + 11, 'every file and every link inside (level0/up is the published folder itself: it leaves)')
   t.is(byFd.skipped.length, 12 * 2 + 1, 'every backslash name and every link that leaves')
   t.ok(byFd.entries.find((e) => e.key === '/level0/f0.txt')?.executable, 'the executable bit')
   t.is(byFd.entries.find((e) => e.key === '/level0/level1/up')?.linkname, '..')
-  t.alike(walkFolder(src, 'a.txt', { listing: 'fd' }), walkFolder(src, 'a.txt', { listing: 'path' }), '`only` alike')
-  t.alike(walkFolder(src, 'a.txt').entries.map((e) => e.key), ['/a.txt'])
+  t.alike(await walkFolder(src, 'a.txt', { listing: 'fd' }), await walkFolder(src, 'a.txt', { listing: 'path' }), '`only` alike')
+  t.alike((await walkFolder(src, 'a.txt')).entries.map((e) => e.key), ['/a.txt'])
 
-  const err = thrown(() =>
+  const err = await thrown(() =>
     walkFolder(src, null, {
       listing: 'fd',
       onFolder: (key) => {
@@ -401,5 +401,26 @@ test('publish: a folder swapped for a link that leads outside between its lstat 
   for (const key of published) t.absent(/SECRET/.test((await ds.drive.get(key))?.toString() ?? ''), `${key} is not the secret`)
   t.absent(published.includes('/sub/secret.txt'), 'the secret is not published')
   // The walk on its own, with the folder still a link now: a link that leaves, left out.
-  t.absent(leaked(walkFolder(src)), 'nothing outside listed')
+  t.absent(leaked(await walkFolder(src)), 'nothing outside listed')
+})
+
+test('walk: a large folder is read in slices, the event loop running between them (a daemon keeps replicating while it publishes)', async (t) => {
+  const src = path.join(await t.tmp(), 'src')
+  const count = 3 * WALK_SLICE + 10
+  for (let d = 0; d < 4; d++) fs.mkdirSync(path.join(src, `d${d}`), { recursive: true })
+  for (let i = 0; i < count; i++) fs.writeFileSync(path.join(src, `d${i % 4}`, `f${i}.txt`), String(i))
+  // One tick per turn of the event loop (a check phase) for as long as the walk runs.
+  let turns = 0
+  let walking = true
+  const tick = (): void => {
+    if (!walking) return
+    turns++
+    setImmediate(tick)
+  }
+  const walk = walkFolder(src)
+  setImmediate(tick)
+  const tree = await walk
+  walking = false
+  t.is(tree.entries.length, count, 'every file listed')
+  t.ok(turns >= 3, `the event loop ran ${turns} times during the walk of ${count + 4} entries (slices of ${WALK_SLICE})`)
 })

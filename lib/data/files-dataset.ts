@@ -131,9 +131,9 @@ export class FilesDataset {
     const root = isDir ? source : path.dirname(source)
     const only = isDir ? null : '/' + path.basename(source)
 
-    // 1. Plan: the folder in one synchronous walk (the link and name policy applied), the published
-    // index in one range read, compared entry by entry; nothing is written.
-    const local = walkFolder(root, only === null ? null : only.slice(1))
+    // 1. Plan: the folder in one walk (the link and name policy applied), the published index in
+    // one range read, compared entry by entry; nothing is written.
+    const local = await walkFolder(root, only === null ? null : only.slice(1))
     const published = new Map<string, Hyperdrive.Entry>()
     for await (const entry of this.drive.list('/', { recursive: true })) published.set(entry.key, entry)
     const blobs = await this.drive.getBlobs()

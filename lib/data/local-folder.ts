@@ -54,9 +54,12 @@ export interface WalkOptions {
 /** Where this process's open descriptors can be named as paths (Linux): `${FD_PATHS}/${fd}/name` is `name` inside the opened folder, like openat. */
 const FD_PATHS = '/proc/self/fd'
 
+/** Entries read between two turns of the event loop. */
+export const WALK_SLICE = 512
+
 /**
- * Lists a folder to publish in one synchronous pass: one `readdir` per folder and one `lstat`
- * per entry, no link followed (a link to a folder is a link entry, never descended). Unsafe
+ * Lists a folder to publish: one `readdir` per folder and one `lstat` per entry (synchronous calls,
+ * WALK_SLICE entries at a time with a turn of the event loop between), no link followed (a link to a folder is a link entry, never descended). Unsafe
  * names and links that leave the folder are left out and
  * listed; a link to a place inside is kept as a relative link. Entries that are neither a
  * regular file, a folder nor a link (FIFOs, sockets, devices) are left out and listed too.
@@ -68,14 +71,22 @@ const FD_PATHS = '/proc/self/fd'
  * never listed through: the walk is refused (BAD_INPUT). One descriptor is open per level of
  * the folder being listed. `root` itself may be a link to a folder.
  */
-export function walkFolder(root: string, only: string | null = null, opts: WalkOptions = {}): LocalTree {
+export async function walkFolder(root: string, only: string | null = null, opts: WalkOptions = {}): Promise<LocalTree> {
   const base = path.resolve(root)
+  // A large folder is read in slices: the event loop (a daemon's replication and custody) runs between them.
+  let sinceYield = 0
+  const pace = async (): Promise<void> => {
+    if (++sinceYield < WALK_SLICE) return
+    sinceYield = 0
+    await new Promise<void>((resolve) => setImmediate(resolve))
+  }
   const byFd = (opts.listing ?? (fs.existsSync(FD_PATHS) ? 'fd' : 'path')) === 'fd'
   const entries: LocalEntry[] = []
   const skipped: SkippedEntry[] = []
   const skip = (key: string, reason: string): void => void skipped.push({ path: printable(key), reason })
   /** `file` is the entry's path; `at` names the same entry for reading (through its folder's descriptor when listed by descriptor). */
-  const visit = (key: string, file: string, at: string): void => {
+  const visit = async (key: string, file: string, at: string): Promise<void> => {
+    await pace()
     const safe = safeSegments(key)
     if ('reason' in safe) return skip(key, safe.reason)
     let st: fs.Stats
@@ -85,7 +96,7 @@ export function walkFolder(root: string, only: string | null = null, opts: WalkO
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return // gone since it was listed
       return skip(key, `cannot be read (${errorCode(err)})`)
     }
-    if (st.isDirectory()) return folder(key, file, at, st)
+    if (st.isDirectory()) return await folder(key, file, at, st)
     if (st.isFile()) {
       entries.push({ key, file, linkname: null, size: st.size, executable: !!(st.mode & fs.constants.S_IXUSR), dev: st.dev, ino: st.ino })
       return
@@ -111,12 +122,12 @@ export function walkFolder(root: string, only: string | null = null, opts: WalkO
     skip(key, `the folder cannot be read (${errorCode(err)})`)
   }
   /** Lists the folder `dir` (read as `at`); `listed` is its lstat, null for the published folder (which may be a link). */
-  const folder = (key: string, dir: string, at: string, listed: fs.Stats | null): void => {
+  const folder = async (key: string, dir: string, at: string, listed: fs.Stats | null): Promise<void> => {
     opts.onFolder?.(key, dir)
-    if (byFd) folderByFd(key, dir, at, listed)
-    else folderByPath(key, dir, listed)
+    if (byFd) await folderByFd(key, dir, at, listed)
+    else await folderByPath(key, dir, listed)
   }
-  const folderByFd = (key: string, dir: string, at: string, listed: fs.Stats | null): void => {
+  const folderByFd = async (key: string, dir: string, at: string, listed: fs.Stats | null): Promise<void> => {
     let fd: number
     try {
       fd = openFolder(at, listed !== null)
@@ -135,24 +146,24 @@ export function walkFolder(root: string, only: string | null = null, opts: WalkO
       } catch (err) {
         return unreadable(key, dir, err)
       }
-      for (const name of names) visit(`${key}/${name}`, path.join(dir, name), `${here}/${name}`)
+      for (const name of names) await visit(`${key}/${name}`, path.join(dir, name), `${here}/${name}`)
     } finally {
       fs.closeSync(fd)
     }
   }
-  const folderByPath = (key: string, dir: string, listed: fs.Stats | null): void => {
+  const folderByPath = async (key: string, dir: string, listed: fs.Stats | null): Promise<void> => {
     let names: string[]
     try {
       names = fs.readdirSync(dir)
     } catch (err) {
       return unreadable(key, dir, err)
     }
-    for (const name of names) visit(`${key}/${name}`, path.join(dir, name), path.join(dir, name))
+    for (const name of names) await visit(`${key}/${name}`, path.join(dir, name), path.join(dir, name))
     // Listed by path: what was listed is this folder only if it still is the one found.
     if (listed && !isStill(dir, listed)) throw replaced(dir)
   }
-  if (only === null) folder('', base, base, null)
-  else visit('/' + only, path.join(base, only), path.join(base, only))
+  if (only === null) await folder('', base, base, null)
+  else await visit('/' + only, path.join(base, only), path.join(base, only))
   const sorted = entries.map((e) => ({ e, k: Buffer.from(e.key) })).sort((a, b) => Buffer.compare(a.k, b.k))
   return { entries: sorted.map((x) => x.e), skipped }
 }
