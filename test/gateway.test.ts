@@ -428,6 +428,8 @@ test('metrics: Prometheus text format; status embeds the node status; ready() ga
   t.ok(lines.some((l) => /^embassy_dataset_length\{catalog="[^"]+",dataset="register",kind="log"\} 120$/.test(l)), 'dataset length')
   t.ok(lines.some((l) => /^embassy_dataset_bytes\{catalog="[^"]+",dataset="laws",kind="files"\} \d+$/.test(l)), 'dataset bytes')
   t.ok(lines.includes('embassy_peers 3'), 'peers')
+  const rss = Number(lines.find((l) => l.startsWith('process_resident_memory_bytes '))?.split(' ')[1])
+  t.ok(rss > 10 * 1024 * 1024 && rss < 64 * 1024 ** 3, `the process's resident memory (${rss} bytes)`)
   t.ok(lines.includes('embassy_gateway_ready 1'))
 
   const status = await request(gw, '/api/status')

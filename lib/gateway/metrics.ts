@@ -157,6 +157,8 @@ export async function metrics(ctx: Ctx): Promise<void> {
     metric('embassy_disk_free_bytes', 'gauge', 'Free bytes on the disk of the node directory.', [[{}, disk.free]])
     metric('embassy_disk_low', 'gauge', '1 when free space is below the low-space threshold (lowSpaceBytes / lowSpaceFraction), else 0.', [[{}, disk.low ? 1 : 0]])
   }
+  // The process's own memory (the gateway runs in the node's process): an embassy's grows with the cores it holds (README "Memory").
+  metric('process_resident_memory_bytes', 'gauge', 'Resident memory size in bytes.', [[{}, process.memoryUsage.rss()]])
   metric('embassy_gateway_ready', 'gauge', '1 when the gateway serves data, 0 while the node is starting.', [[{}, site.isReady() ? 1 : 0]])
   metric('embassy_gateway_streamed_bytes_total', 'counter', 'Body bytes of files and records streamed.', [[{}, site.stats.bytesStreamed]])
   metric('embassy_gateway_records_scanned_total', 'counter', 'Log records read and decoded for record lists and searches.', [[{}, site.stats.recordsScanned]])
