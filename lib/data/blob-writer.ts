@@ -5,6 +5,7 @@ import fs from 'node:fs'
 import type Hypercore from 'hypercore'
 import type Hyperdrive from 'hyperdrive'
 import { EmbassyError } from '../errors.js'
+import { sameFile, type FileIdentity } from './local-folder.js'
 
 /** Content blocks gathered before one append (whichever limit is reached first). */
 export const APPEND_GROUP_BYTES = 32 * 1024 * 1024
@@ -19,17 +20,6 @@ interface Chunk {
   identity: FileIdentity
   position: number
   length: number
-}
-
-/** A file's device and inode, as listed before the publish. */
-export interface FileIdentity {
-  dev: number
-  ino: number
-}
-
-/** Whether `st` is the file listed as `id` (not another one put in its place, or reached through a swapped folder). */
-export function sameFile(st: fs.Stats, id: FileIdentity): boolean {
-  return st.dev === id.dev && st.ino === id.ino
 }
 
 /**

@@ -7,8 +7,18 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { EmbassyError } from '../errors.js'
-import { sameFile } from './blob-writer.js'
 import { linkTarget, printable, safeSegments, type SkippedEntry } from './safe-paths.js'
+
+/** A file's device and inode, as listed before the publish. */
+export interface FileIdentity {
+  dev: number
+  ino: number
+}
+
+/** Whether `st` is the file listed as `id` (not another one put in its place, or reached through a swapped folder). */
+export function sameFile(st: fs.Stats, id: FileIdentity): boolean {
+  return st.dev === id.dev && st.ino === id.ino
+}
 
 /** One entry of a folder to publish, as `walkFolder` found it (the link and name policy applied). */
 export interface LocalEntry {
