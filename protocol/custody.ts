@@ -11,7 +11,7 @@ export const CUSTODY_PROTOCOL = 'data-embassy/custody/1'
 
 /** Major and minor version this build speaks. A peer with another major gets an error, then close. */
 export const CUSTODY_MAJOR = 1
-export const CUSTODY_MINOR = 4
+export const CUSTODY_MINOR = 5
 
 /** Largest message we accept on the channel (bytes). */
 export const MAX_CUSTODY_MESSAGE = 64 * 1024
@@ -609,6 +609,83 @@ export const laneOffer: Codec<LaneOffer> = {
   }
 }
 
+/** Most cores one `appended` notice lists (a sender splits a longer list into several notices). */
+export const MAX_APPENDED_CORES = 1024
+
+/** Bytes of the smallest entry of an `appended` notice: the core key and two one-byte uints. */
+const MIN_APPENDED_ENTRY = 32 + 1 + 1
+
+/** One core of an `appended` notice: the sender's head of it. */
+export interface AppendedCore {
+  core: Buffer
+  length: number
+  fork: number
+}
+
+/**
+ * An appended notice (agency → embassy): "these cores of my catalog now have these heads", so
+ * that a holder which closed an idle core knows to open it again. A hint only: whatever the
+ * holder fetches is verified against the writer's signature as always. (minor 5)
+ */
+export interface AppendedNotice {
+  catalog: Buffer
+  cores: AppendedCore[]
+}
+
+/** A decoded fixed32 as a Buffer (it already is one when the message came in a Buffer). */
+function asBuffer(b: Uint8Array): Buffer {
+  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)
+}
+
+function checkAppendedCount(n: number): void {
+  if (n > MAX_APPENDED_CORES) throw new Error(`${n} cores in one appended notice (at most ${MAX_APPENDED_CORES})`)
+}
+
+export const appendedNotice: Codec<AppendedNotice> = {
+  preencode(state, m) {
+    checkAppendedCount(m.cores.length) // never sent either
+    c.fixed32.preencode(state, m.catalog)
+    c.uint.preencode(state, m.cores.length)
+    for (const e of m.cores) {
+      c.fixed32.preencode(state, e.core)
+      c.uint.preencode(state, e.length)
+      c.uint.preencode(state, e.fork)
+    }
+  },
+  encode(state, m) {
+    c.fixed32.encode(state, m.catalog)
+    c.uint.encode(state, m.cores.length)
+    for (const e of m.cores) {
+      c.fixed32.encode(state, e.core)
+      c.uint.encode(state, e.length)
+      c.uint.encode(state, e.fork)
+    }
+  },
+  decode(state) {
+    let catalog: Buffer
+    let n: number
+    try {
+      catalog = asBuffer(c.fixed32.decode(state))
+      n = c.uint.decode(state)
+    } catch {
+      throw new Error('an appended notice shorter than its catalog key and count (truncated)')
+    }
+    // The count is checked against the limit and the bytes left before any entry is read.
+    checkAppendedCount(n)
+    if (state.end - state.start < n * MIN_APPENDED_ENTRY) throw new Error(`${n} cores of an appended notice do not fit in the message (truncated)`)
+    const cores: AppendedCore[] = []
+    for (let i = 0; i < n; i++) {
+      try {
+        cores.push({ core: asBuffer(c.fixed32.decode(state)), length: c.uint.decode(state), fork: c.uint.decode(state) })
+      } catch {
+        throw new Error(`core ${i + 1} of ${n} of an appended notice is truncated`)
+      }
+    }
+    state.start = state.end // fields of later minors
+    return { catalog, cores }
+  }
+}
+
 /** Every message of the custody channel, by name, with its value type. */
 export interface CustodyMessages {
   error: ErrorMessage
@@ -625,6 +702,8 @@ export interface CustodyMessages {
   answer: Answer
   /** minor 3 */
   lane: LaneOffer
+  /** minor 5 */
+  appended: AppendedNotice
 }
 export type CustodyMessageName = keyof CustodyMessages
 
@@ -643,7 +722,8 @@ export const CUSTODY_MESSAGES: readonly CustodyMessageSpec[] = [
   { name: 'holders', codec: holderList },
   { name: 'challenge', codec: challenge },
   { name: 'answer', codec: answer },
-  { name: 'lane', codec: laneOffer }
+  { name: 'lane', codec: laneOffer },
+  { name: 'appended', codec: appendedNotice }
 ]
 
 /** Message indices on the custody channel (positions in CUSTODY_MESSAGES). */
@@ -655,8 +735,9 @@ export const CustodyMessage = {
   HOLDERS: 4,
   CHALLENGE: 5,
   ANSWER: 6,
-  LANE: 7
+  LANE: 7,
+  APPENDED: 8
 } as const
 
 /** The first minor version that has each message (a peer on an older minor is not sent it). */
-export const MESSAGE_SINCE_MINOR: Record<CustodyMessageName, number> = { error: 0, receipt: 0, head: 1, alarm: 1, holders: 1, challenge: 2, answer: 2, lane: 3 }
+export const MESSAGE_SINCE_MINOR: Record<CustodyMessageName, number> = { error: 0, receipt: 0, head: 1, alarm: 1, holders: 1, challenge: 2, answer: 2, lane: 3, appended: 5 }

@@ -22,7 +22,7 @@ test('frozen v1.3 vectors (lane offer) decode forever and re-encode to the same 
   }
   // Minor 3 appends `lane` (7) at the end of the table; the earlier rows keep their numbers.
   t.alike(
-    CUSTODY_MESSAGES.map((m) => m.name),
+    CUSTODY_MESSAGES.map((m) => m.name).slice(0, 8),
     ['error', 'receipt', 'head', 'alarm', 'holders', 'challenge', 'answer', 'lane']
   )
   t.is(CustodyMessage.LANE, 7)

@@ -2,6 +2,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import test from 'brittle'
+import c from 'compact-encoding'
 import {
   CatalogType,
   DecodeError,
@@ -27,6 +28,10 @@ import {
   CUSTODY_MESSAGES,
   MESSAGE_SINCE_MINOR,
   MAX_CHALLENGE_INDICES,
+  MAX_APPENDED_CORES,
+  CUSTODY_MINOR,
+  CustodyMessage,
+  appendedNotice,
   PeerRole,
   peerRoleName,
   type CatalogBlock,
@@ -175,4 +180,53 @@ test('audit messages: bounds are checked before decoding', (t) => {
   bytes[1 + 1 + 64 + 1 + 1] = 100
   t.exception(() => decode(auditAnswer, bytes), /100 values in one answer do not fit/)
   t.exception(() => decode(auditAnswer, bytes.subarray(0, 40)), DecodeError, 'truncated')
+})
+
+test('frozen v1.5 vectors (appended notices) decode forever and re-encode to the same bytes', (t) => {
+  const vectors = JSON.parse(fs.readFileSync(path.join(fixtures, 'protocol-v1.5.json'), 'utf8')) as Array<{ name: string; codec: string; hex: string; decoded: unknown }>
+  t.ok(vectors.length >= 3, 'vectors present')
+  for (const v of vectors) {
+    t.is(v.codec, 'appendedNotice')
+    const decoded = decode(appendedNotice, Buffer.from(v.hex, 'hex'))
+    t.alike(plain(decoded), v.decoded, `${v.name} decodes`)
+    t.is(encode(appendedNotice, decoded).toString('hex'), v.hex, `${v.name} re-encodes`)
+    t.ok(decoded.cores.every((e) => Buffer.isBuffer(e.core)) && Buffer.isBuffer(decoded.catalog), 'keys decode as Buffers')
+  }
+  // Minor 5 appends `appended` (8) at the end of the table; the earlier rows keep their numbers.
+  t.alike(CUSTODY_MESSAGES.map((m) => m.name).slice(0, 9), ['error', 'receipt', 'head', 'alarm', 'holders', 'challenge', 'answer', 'lane', 'appended'])
+  t.is(CustodyMessage.APPENDED, 8)
+  t.is(CUSTODY_MESSAGES[CustodyMessage.APPENDED]!.name, 'appended')
+  t.is(MESSAGE_SINCE_MINOR.appended, 5)
+  t.ok(CUSTODY_MINOR >= 5, 'this build speaks minor 5')
+})
+
+test('appended notice: an oversized count and truncated entries are refused with a clear reason; a later minor is skipped', (t) => {
+  const catalog = Buffer.alloc(32, 0x11)
+  const uint = (n: number) => {
+    const state = c.state()
+    c.uint.preencode(state, n)
+    state.buffer = Buffer.alloc(state.end)
+    c.uint.encode(state, n)
+    return state.buffer as Buffer
+  }
+  // The count is checked before any entry is read: no 1025 entries need to follow.
+  t.exception(() => decode(appendedNotice, Buffer.concat([catalog, uint(MAX_APPENDED_CORES + 1)])), /1025 cores in one appended notice \(at most 1024\)/, 'oversized count')
+  t.exception(() => decode(appendedNotice, Buffer.concat([catalog, uint(2 ** 32)])), /4294967296 cores in one appended notice/, 'huge count')
+  const many = Array.from({ length: MAX_APPENDED_CORES + 1 }, (_, i) => ({ core: Buffer.alloc(32, i & 0xff), length: i, fork: 0 }))
+  t.exception(() => encode(appendedNotice, { catalog, cores: many }), /1025 cores in one appended notice/, 'never sent either')
+  const full = encode(appendedNotice, { catalog, cores: many.slice(0, MAX_APPENDED_CORES) })
+  t.is(decode(appendedNotice, full).cores.length, MAX_APPENDED_CORES, '1024 entries decode')
+  // Truncated: the count promises entries that the bytes cannot hold.
+  const one = encode(appendedNotice, { catalog, cores: [{ core: Buffer.alloc(32, 0x22), length: 70000, fork: 3 }] })
+  t.exception(() => decode(appendedNotice, Buffer.concat([catalog, uint(3), one.subarray(33)])), /3 cores of an appended notice do not fit in the message \(truncated\)/, 'count beyond the bytes')
+  // An entry cut inside its length (the prefix 0xfe says 4 bytes follow; 2 do).
+  t.exception(() => decode(appendedNotice, one.subarray(0, 33 + 32 + 3)), /core 1 of 1 of an appended notice is truncated/, 'entry cut short')
+  t.exception(() => decode(appendedNotice, catalog.subarray(0, 20)), /shorter than its catalog key and count/, 'catalog cut short')
+  t.exception(() => decode(appendedNotice, catalog), /shorter than its catalog key and count/, 'no count')
+  t.exception(() => decode(appendedNotice, one.subarray(0, one.byteLength - 1)), DecodeError, 'the last byte missing')
+  // Fields of a later minor after the entries are skipped.
+  const later = decode(appendedNotice, Buffer.concat([one, Buffer.from([1, 2, 3, 4])]))
+  t.alike(plain(later), plain(decode(appendedNotice, one)), 'trailing bytes of a later minor are skipped')
+  t.is(later.cores[0]!.length, 70000)
+  t.is(later.cores[0]!.fork, 3)
 })

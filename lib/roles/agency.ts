@@ -22,6 +22,7 @@ import type { Alarm, CustodyLedger, HeadBook } from '../custody/index.js'
 import { formatReadCapability } from '../data/read-capability.js'
 import { DATASET_ID_BYTES, INSTANCE_CAPABILITY, kindCode, type DatasetKindName, type Receipt } from '../../protocol/index.js'
 import { CustodyDesk, type CustodyStatus } from './agency-custody.js'
+import { AppendNotices } from './agency-notices.js'
 import { RestoreGate, type RestoreResult, type RestoreStatus } from './restore-plan.js'
 
 export { MAX_RECEIPT_SKEW_MS, MAX_DEFERRED_RECEIPTS, type CustodyStatus, type DatasetCustody, type EmbassyCustody } from './agency-custody.js'
@@ -58,6 +59,8 @@ export class Agency extends BaseRole {
   #desk: CustodyDesk | null = null
   #cores: { length: number; map: Map<string, { core: Hypercore; dataset: string | null }> } | null = null
   #gate: RestoreGate | null = null
+  /** Tells connected embassies which cores grew (custody message `appended`); null until attach. */
+  #notices: AppendNotices | null = null
 
   constructor(node: EmbassyNode) {
     super(node)
@@ -98,7 +101,10 @@ export class Agency extends BaseRole {
         alarm: (a) => this.desk.alarm(a),
         notice: (level, event, message, fields) => this.notice(level, event, message, fields),
         emit: (event, ...args) => this.emit(event, ...args),
-        restored: () => this.desk.replayDeferred()
+        restored: async () => {
+          await this.desk.replayDeferred()
+          await this.#notices?.restored().catch((err: Error) => this.notice('warn', 'appended-notices', `appended notices after the restore: ${err.message}`))
+        }
       },
       { quorum: settings.quorum, force: settings.force, backfillRate: settings.backfillRate }
     )
@@ -107,6 +113,7 @@ export class Agency extends BaseRole {
   }
 
   override async _close(): Promise<void> {
+    if (this.#notices) this.#notices.close()
     if (this.#gate) this.#gate.close()
     if (this.#desk) this.#desk.close()
     if (this.#datasets) await this.#datasets.close()
@@ -372,6 +379,9 @@ export class Agency extends BaseRole {
       if (peer.role === 'embassy') for (const p of network.peers.values()) if (p.role === 'mirror') this.#sendHoldersTo(p)
       if (peer.role === 'mirror') this.#sendHoldersTo(peer)
     })
+    // Embassies may close idle cores: tell them which of ours grew (on connect, after appends).
+    this.#notices = new AppendNotices(this, network)
+    this.#notices.start().catch((err: Error) => this.notice('warn', 'appended-notices', `appended notices could not start: ${err.message}`))
     // Dial the embassies we know too: after an outage on our side, we find them as soon as our
     // network is back, without waiting for their back-off.
     for (const key of this.node.config.allow) if (this.ledger.role(key) === 'embassy') network.joinPeer(parseKeyZ(key))
