@@ -141,7 +141,7 @@ test('hostile: a peer serving tampered blocks is caught by verification; nothing
 
   // The evil embassy rewrites blocks 10..14 and their leaves in its own storage (so its own
   // pre-serve check passes and it sends them); the signed roots above no longer match.
-  const evilCore = [...((await evil.host.embassy()) as Embassy).holders.values()][0]!.cores.get(logKey.toString('hex'))!.core
+  const evilCore = [...((await evil.host.embassy()) as Embassy).holders.values()][0]!.find(logKey)!
   for (let i = 10; i < 15; i++) await forgeBlock(evilCore, i)
 
   const mirrorD = await startDaemon(t, await initDir(t, 'mirror', 'mirror'), bootstrap)

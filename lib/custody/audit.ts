@@ -98,16 +98,24 @@ export function verifyAnswerSignature(a: Answer, holder: Uint8Array, challenger:
  * The holder's side: answers challenges for the cores `find` returns, from storage only, signed;
  * a replayed nonce is refused (REPLAYED), a flood is answered BUSY. Never throws on peer input.
  */
+/** How an answerer finds the core a challenge names (see ChallengeAnswerer). */
+export type AnswerLookup = (core: Uint8Array) => Hypercore | null | { core: Hypercore; release: () => void } | Promise<Hypercore | null | { core: Hypercore; release: () => void }>
+
 export class ChallengeAnswerer {
   readonly #keyPair: KeyPair
-  readonly #find: (core: Uint8Array) => Hypercore | null
+  readonly #find: AnswerLookup
   #nonces = new Set<string>()
   #inFlight = new Map<string, number>()
   readonly stats = { answered: 0, replayed: 0, busy: 0, notHeld: 0 }
   /** For tests: holds an answer back (a slow holder). */
   delay: ((ch: Challenge) => Promise<void>) | null = null
 
-  constructor(keyPair: KeyPair, find: (core: Uint8Array) => Hypercore | null) {
+  /**
+   * @param find the held core a challenge names, or null when not held; it may open the core
+   *   (a holder whose idle cores are closed) and may return `{ core, release }`, then release() is
+   *   called once the answer is made (a session of its own, closed after)
+   */
+  constructor(keyPair: KeyPair, find: AnswerLookup) {
     this.#keyPair = keyPair
     this.#find = find
   }
@@ -136,12 +144,20 @@ export class ChallengeAnswerer {
       return this.#sign(challenger, ch, AnswerStatus.BUSY, [])
     }
     this.#remember(nonce)
-    const core = this.#find(ch.core)
+    this.#inFlight.set(who, busy + 1)
+    let found: Awaited<ReturnType<AnswerLookup>> = null
+    try {
+      found = await this.#find(ch.core)
+    } catch {
+      found = null
+    }
+    const core = found && 'release' in found ? found.core : found
     if (!core || core.closing) {
+      this.#done(who)
+      if (found && 'release' in found) found.release()
       this.stats.notHeld++
       return this.#sign(challenger, ch, AnswerStatus.NOT_HELD, [])
     }
-    this.#inFlight.set(who, busy + 1)
     try {
       const values: Buffer[] = []
       for (const i of ch.indices) values.push(auditValue(ch.nonce, await storedBlock(core, i)))
@@ -149,10 +165,15 @@ export class ChallengeAnswerer {
       this.stats.answered++
       return this.#sign(challenger, ch, AnswerStatus.OK, values)
     } finally {
-      const n = (this.#inFlight.get(who) ?? 1) - 1
-      if (n <= 0) this.#inFlight.delete(who)
-      else this.#inFlight.set(who, n)
+      this.#done(who)
+      if (found && 'release' in found) found.release()
     }
+  }
+
+  #done(who: string): void {
+    const n = (this.#inFlight.get(who) ?? 1) - 1
+    if (n <= 0) this.#inFlight.delete(who)
+    else this.#inFlight.set(who, n)
   }
 
   #remember(nonce: string): void {

@@ -659,6 +659,28 @@ export class Network extends ReadyResource {
     }
   }
 
+  /**
+   * Called when a peer opens the channel of a core not offered now (a held core closed while
+   * idle?): the role opens and offers it if that peer may have it; the peer's open waits for the
+   * returned promise (then pairs with the offered core, or is rejected).
+   */
+  wanted: ((discoveryKey: Buffer, peer: Peer) => Promise<unknown> | void) | null = null
+
+  /**
+   * Stops replicating `core` (its holder closes it while idle): no longer offered, and forgotten
+   * by every connection, so that a later offer of the core (opened again) attaches it afresh.
+   * Its channels close with the core.
+   */
+  release(core: Hypercore): void {
+    const dk = core.discoveryKey?.toString('hex')
+    if (!dk) return
+    this.withdraw(core)
+    for (const c of [...this.#connections.values(), ...this.#lanes.values()]) {
+      c.repl.attached.delete(dk)
+      c.repl.uploads.delete(dk)
+    }
+  }
+
   /** Stops offering `core` to new connections (it closed); live ones keep what they have. */
   withdraw(core: Hypercore): void {
     const dk = core.discoveryKey?.toString('hex')
@@ -826,9 +848,15 @@ export class Network extends ReadyResource {
   }
 
   /** The peer opened a core we did not attach: attach it when it is in the connection's scope. */
-  #ondiscoverykey(c: Connection, dk: Buffer): void {
+  #ondiscoverykey(c: Connection, dk: Buffer): Promise<unknown> | void {
     const entry = this.#cores.get(Buffer.from(dk).toString('hex'))
-    if (!entry || entry.core.closing) return
+    if (!entry || entry.core.closing) {
+      // Not offered now: perhaps a held core closed while idle; its holder opens it again (and
+      // offers it, which attaches it within each connection's scope) if the peer may have it.
+      // Protomux keeps the peer's open pending until the returned promise settles.
+      if (!c.conn.destroyed && this.wanted) return this.wanted(Buffer.from(dk), c.peer)
+      return
+    }
     if (c.repl.catalogs.has(entry.catalog)) this.#attach(c, entry.core, true)
     else if (c.repl.downloadOnly.has(entry.catalog)) this.#attach(c, entry.core, false)
   }

@@ -137,6 +137,13 @@ export interface NodeConfig {
    */
   caughtUpLogSeconds?: number
   /**
+   * Embassy: held dataset cores kept open at once at most, over all followed agencies' holders
+   * each; beyond it idle ones that are caught up and receipted are closed (a record of their
+   * figures stays) and opened again when the agency says they grew, a peer asks for one, or an
+   * audit does. Each open core costs ~60 KiB of memory. @default DEFAULT_MAX_OPEN_CORES (1024)
+   */
+  maxOpenCores?: number
+  /**
    * Agency, auditor: how audits run (ms and counts, each optional; custody/audit.ts has the
    * defaults): intervalMs, samples, periodMs, deadlinePerBlockMs, minDeadlineMs, firstAuditMs.
    */
@@ -199,7 +206,7 @@ export function defaultConfig(role: RoleName, name = ''): NodeConfig {
   return { version: CONFIG_VERSION, role, name, bootstrap: [], allow: [], follow: [], sources: [], peers: [] }
 }
 
-const FIELDS = new Set(['version', 'role', 'name', 'bootstrap', 'allow', 'allowScopes', 'follow', 'sources', 'peers', 'restoring', 'restore', 'acceptRewrites', 'mirror', 'neverReachedAlarmSeconds', 'custodyBehindSeconds', 'custodySampleSeconds', 'caughtUpLogSeconds', 'audit', 'lowSpaceBytes', 'lowSpaceFraction', 'drill', 'lane'])
+const FIELDS = new Set(['version', 'role', 'name', 'bootstrap', 'allow', 'allowScopes', 'follow', 'sources', 'peers', 'restoring', 'restore', 'acceptRewrites', 'mirror', 'neverReachedAlarmSeconds', 'custodyBehindSeconds', 'custodySampleSeconds', 'caughtUpLogSeconds', 'maxOpenCores', 'audit', 'lowSpaceBytes', 'lowSpaceFraction', 'drill', 'lane'])
 
 /** Validates a parsed config object; throws BAD_CONFIG naming the field. */
 export function validateConfig(raw: unknown, file = CONFIG_FILE): NodeConfig {
@@ -354,6 +361,11 @@ export function validateConfig(raw: unknown, file = CONFIG_FILE): NodeConfig {
     const v = o.caughtUpLogSeconds
     if (typeof v !== 'number' || !(v >= 0) || !Number.isFinite(v)) return bad('"caughtUpLogSeconds" must be a number of seconds ≥ 0')
     config.caughtUpLogSeconds = v
+  }
+  if (o.maxOpenCores !== undefined) {
+    const v = o.maxOpenCores
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 1_000_000) return bad('"maxOpenCores" must be a whole number from 1 to 1000000')
+    config.maxOpenCores = v
   }
   if (o.drill !== undefined) {
     const d = o.drill as Record<string, unknown> | null

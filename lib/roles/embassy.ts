@@ -17,7 +17,8 @@ import { NEVER_REACHED_ALARM_SECONDS } from '../node/config.js'
 import { GUARD_TICK_MS, HistoryGuard } from './guard.js'
 import type { CustodyHandlers } from '../net/custody-channel.js'
 import { ChallengeAnswerer, type Alarm, type AlarmKind } from '../custody/index.js'
-import { AlarmCode, INSTANCE_CAPABILITY, type HolderList } from '../../protocol/index.js'
+import { AlarmCode, INSTANCE_CAPABILITY, type AppendedNotice, type HolderList, type Receipt } from '../../protocol/index.js'
+import { DEFAULT_MAX_OPEN_CORES, OpenCores } from './open-cores.js'
 
 /** How long after two instances of one agency alternated an embassy keeps telling each of them. */
 export const TWIN_REPORT_MS = 10 * 60_000
@@ -56,11 +57,18 @@ export class Embassy extends BaseRole {
   #dirty = new Map<string, { holder: Holder; core: Hypercore }>()
   #lastSent = new Map<string, number>()
   /**
-   * Cores picked up empty (hex key): a core just opened has length 0 until a peer's first sync,
-   * so the receipt of an empty core waits for a peer to confirm it (else every core would get a
-   * length-0 receipt on pick-up, a third of all receipts at scale). Checked by the one tick.
+   * Cores just opened (picked up, or opened again) whose receipt waits for a peer's first sync
+   * (hex key): a core just opened has length 0 until then, so an empty core's receipt waits for a
+   * peer to confirm it (else every core would get a length-0 receipt on pick-up, a third of all
+   * receipts at scale); a core complete here gets one once the agency confirms it has no more.
+   * Those that fetch blocks get theirs when the blocks arrive. Checked by the one tick.
    */
-  #emptyAtPickUp = new Map<string, { holder: Holder; core: Hypercore }>()
+  #awaitingSync = new Map<string, { holder: Holder; core: Hypercore }>()
+  /** The newest receipt sent per core (hex key): re-sent for a closed core when its agency reconnects. */
+  #receipts = new Map<string, Receipt>()
+  /** Catalogs (hex) whose agency sends no `appended` notices (minor < 5): their cores stay open. */
+  #noNotices = new Set<string>()
+  #bound: OpenCores | null = null
   /** The length each core last caught up at (hex key → length). */
   #caughtUpAt = new Map<string, number>()
   /** Per followed agency (z32): its recent instances (newest last), and when two alternated. */
@@ -83,6 +91,7 @@ export class Embassy extends BaseRole {
 
   override async _open(): Promise<void> {
     await this.openNode()
+    this.#bound = new OpenCores(this.node.config.maxOpenCores ?? DEFAULT_MAX_OPEN_CORES)
     this.#guard = new HistoryGuard({
       node: this.node,
       network: () => this.network,
@@ -98,6 +107,7 @@ export class Embassy extends BaseRole {
     this.#timer = null
     this.#guardTimer = null
     this.#quotas?.close() // first: no quota evaluation runs on cores being closed
+    this.#bound?.close() // pick-up waiting for a slot gives up
     for (const h of this.holders.values()) await h.close()
     this.holders.clear()
     this.#caughtUpLog.close()
@@ -165,10 +175,16 @@ export class Embassy extends BaseRole {
 
   /** Answers audit challenges from this embassy's own storage (custody/audit.ts). */
   get answerer(): ChallengeAnswerer {
-    this.#answerer ??= new ChallengeAnswerer(this.node.keyPair, (key) => {
+    // A held core closed while idle is opened again for the answer; the answer reads through a
+    // session of its own, so the bound never closes the core under it.
+    this.#answerer ??= new ChallengeAnswerer(this.node.keyPair, async (key) => {
       for (const h of this.holders.values()) {
-        const core = h.find(key)
-        if (core) return core
+        if (!h.holds(key)) continue
+        const core = h.find(key) ?? (await h.wake(key))
+        if (!core || core.closing) return null
+        const session = core.session()
+        await session.ready()
+        return { core: session, release: () => void session.close().catch(() => {}) }
       }
       return null
     })
@@ -179,8 +195,67 @@ export class Embassy extends BaseRole {
     return {
       ...this.guard.handlers(peer),
       challenge: (ch) => this.answerer.handle(peer, ch),
-      holders: (list) => this.#onHolders(peer, list)
+      holders: (list) => this.#onHolders(peer, list),
+      appended: (n) => this.#onAppended(peer, n)
     }
+  }
+
+  /**
+   * The agency says which of its cores grew (on connect, and after appends): a held core closed
+   * while idle is opened again when the agency has more than it held (waiting for a slot under
+   * the bound). Only the followed agency of that catalog is listened to; unknown cores are ignored.
+   * A notice is a hint: what is fetched is verified against the writer's signature as always.
+   */
+  #onAppended(peer: Peer, n: AppendedNotice): void {
+    if (peer.role !== 'agency') return
+    const agency = keyZ32(peer)
+    const f = this.node.config.follow.find((x) => x.nodeKey === agency)
+    if (!f?.catalogKey || !parseKey(f.catalogKey).equals(Buffer.from(n.catalog))) return
+    const holder = this.holders.get(Buffer.from(n.catalog).toString('hex'))
+    if (!holder) return
+    for (const c of n.cores) holder.announce(c.core, c.length, c.fork)
+  }
+
+  /**
+   * A peer opened the channel of a held core that is closed (the bound of open cores): open it
+   * again if that peer may replicate its catalog (the network attaches it within scope).
+   */
+  async #onCoreWanted(dk: Buffer, peer: Peer): Promise<void> {
+    const scope = this.network?.scopeOf(peer)
+    if (!scope) return
+    for (const holder of this.holders.values()) {
+      const key = holder.byDiscoveryKey(dk)
+      if (!key) continue
+      const entitled = scope.all || scope.catalogs.some((c) => c.equals(holder.key)) || scope.downloadOnly.some((c) => c.equals(holder.key))
+      if (!entitled) return
+      const conn = peer.conn as { destroyed?: boolean }
+      const core = await holder.wake(key, { for: { key: peer.key, gone: () => conn.destroyed === true } })
+      // Offered when it opened ('core-opened'); attached to this connection once ready.
+      if (core && !core.opened) await core.ready().catch(() => {})
+      return
+    }
+  }
+
+  /**
+   * Whether an open, caught-up core is settled, so the bound may close it: its agency sends
+   * notices, no quota measures it, the agency (when connected) confirmed it has no more, and the
+   * receipt for what is held went (re-sent from memory on reconnect). With the agency away, a core
+   * no connected peer has more of is settled too: the agency's notice on reconnect says what grew.
+   */
+  #settled(holder: Holder, agencyKey: string, core: Hypercore): boolean {
+    if (this.#noNotices.has(holder.key.toString('hex')) || this.quotas.limited(agencyKey)) return false
+    const hex = core.key!.toString('hex')
+    if (this.#dirty.has(hex)) return false
+    const agency = this.#agencyPeer(holder)
+    for (const p of core.peers) {
+      if (p.remoteFork === core.fork && p.remoteLength > core.length) return false // more is coming
+    }
+    if (!agency) return !this.#awaitingSync.has(hex) || core.peers.length === 0
+    if (this.#awaitingSync.has(hex)) return false
+    const own = core.peers.find((p) => agency.key.equals(Buffer.from(p.remotePublicKey)))
+    if (!own || (own as { remoteSynced?: boolean }).remoteSynced !== true) return false
+    const r = this.#receipts.get(hex)
+    return !!r && r.length === core.contiguousLength && r.fork === core.fork
   }
 
   /** The agency lists its embassies: admit them, dial them, cross-check heads with them. */
@@ -213,12 +288,30 @@ export class Embassy extends BaseRole {
   }
 
   async status(): Promise<Record<string, unknown>> {
-    return { agencies: this.holdings(), alarms: [...this.guard.alarms.alarms], alarmCounts: { ...this.guard.alarms.counts } as Record<AlarmKind, number> }
+    return { agencies: this.holdings(), openCores: this.openCores(), alarms: [...this.guard.alarms.alarms], alarmCounts: { ...this.guard.alarms.counts } as Record<AlarmKind, number> }
+  }
+
+  /**
+   * The bound of open held cores (`maxOpenCores`): how many are open now, how many are held in
+   * all, and how often cores were closed and opened again since start.
+   */
+  openCores(): OpenCoresStatus {
+    let held = 0
+    let closed = 0
+    let reopened = 0
+    for (const h of this.holders.values()) {
+      held += h.cores.size
+      closed += h.stats.closed
+      reopened += h.stats.reopened
+    }
+    return { max: this.#bound?.max ?? 0, open: this.#bound?.open ?? 0, held, closes: closed, reopens: reopened }
   }
 
   /** Every held core (ciphertext), labelled by its key. */
   async heldCores(): Promise<HeldCoreRef[]> {
-    return [...this.holders.values()].flatMap((h) => h.refs())
+    const out: HeldCoreRef[] = []
+    for (const h of this.holders.values()) out.push(...(await h.refs()))
+    return out
   }
 
   /** Goes online: dials followed agencies, announces every held catalog's topic. */
@@ -233,6 +326,7 @@ export class Embassy extends BaseRole {
       this.#onpeer(peer)
       this.guard.greet(peer)
     })
+    network.wanted = (dk, peer) => this.#onCoreWanted(dk, peer)
     this.#timer = setInterval(() => this.#tick(), RECEIPT_INTERVAL_MS / 4)
     this.#timer.unref?.()
     this.#guardTimer = setInterval(() => {
@@ -292,7 +386,10 @@ export class Embassy extends BaseRole {
     if (f.catalogKey === catalogKey) {
       // Reconnected: tell the agency at once what we hold.
       const holder = this.holders.get(Buffer.from(catalog).toString('hex'))
-      if (holder) void this.#sendAll(holder)
+      if (holder) {
+        this.#notices(holder, peer)
+        void this.#sendAll(holder)
+      }
       this.quotas.greet(z)
       return
     }
@@ -308,21 +405,42 @@ export class Embassy extends BaseRole {
     this.#hold(z, catalogKey).catch((err) => this.emit('error', err))
   }
 
+  /**
+   * An agency that sends no `appended` notices (minor < 5) would never say a closed core grew:
+   * its cores are all opened again and stay open (the bound closes none of them).
+   */
+  #notices(holder: Holder, peer: Peer): void {
+    const hex = holder.key.toString('hex')
+    if (peer.channel.supports('appended')) {
+      this.#noNotices.delete(hex)
+      return
+    }
+    if (this.#noNotices.has(hex)) return
+    this.#noNotices.add(hex)
+    for (const e of [...holder.cores.values()]) if (!e.core) void holder.wake(e.key)
+  }
+
   async #hold(agencyKey: string, catalogKey: string): Promise<Holder> {
     const key = parseKey(catalogKey, 'catalog key')
     const hex = key.toString('hex')
     const have = this.holders.get(hex)
     if (have) return have
-    const holder = new Holder(this.node.store, key, this.guard.accepted(), this.quotas.holderOptions(agencyKey, key))
+    const holder: Holder = new Holder(this.node.store, key, this.guard.accepted(), {
+      ...this.quotas.holderOptions(agencyKey, key),
+      ...(this.#bound ? { bound: this.#bound } : {}),
+      parkable: (core) => this.#settled(holder, agencyKey, core)
+    })
     this.quotas.attach(agencyKey, holder)
     this.holders.set(hex, holder)
     this.guard.watch(holder)
-    holder.on('core-added', (k) => {
-      this.emit('core-added', catalogKey, toZ32(k))
-      // An empty core never downloads anything: tell the agency that it is held once a peer
-      // confirmed it is empty (#tick). Others get their receipt when their blocks arrive.
-      const held = holder.cores.get(k.toString('hex'))
-      if (held && held.core.length === 0) this.#emptyAtPickUp.set(k.toString('hex'), { holder, core: held.core })
+    holder.on('core-added', (k) => this.emit('core-added', catalogKey, toZ32(k)))
+    // Its receipt goes once a peer's sync confirms what it holds (#tick), or when blocks arrive.
+    holder.on('core-opened', (k, core) => this.#awaitingSync.set(k.toString('hex'), { holder, core }))
+    holder.on('core-closing', (k, core) => {
+      this.network?.release(core)
+      const hex = k.toString('hex')
+      if (this.#awaitingSync.get(hex)?.core === core) this.#awaitingSync.delete(hex)
+      if (this.#dirty.get(hex)?.core === core) this.#dirty.delete(hex)
     })
     holder.on('caught-up', (core) => this.emit('caught-up', catalogKey, keyZ32(core), core.length))
     holder.on('progress', (core) => this.#onprogress(holder, core))
@@ -350,15 +468,19 @@ export class Embassy extends BaseRole {
 
   #tick(): void {
     const now = Date.now()
-    for (const [hex, { holder, core }] of this.#emptyAtPickUp) {
-      if (core.closing || core.length > 0) {
-        this.#emptyAtPickUp.delete(hex) // non-empty: its receipt goes when its blocks arrive
+    this.#bound?.poke() // pick-up waiting for a slot: a core may have become closable meanwhile
+    for (const [hex, { holder, core }] of this.#awaitingSync) {
+      if (core.closing || core.contiguousLength !== core.length) {
+        this.#awaitingSync.delete(hex) // fetching: its receipt goes when its blocks arrive
         continue
       }
-      // A peer's first sync says how long the core is: empty there too (a longer one is fetched first).
-      if (!core.peers.some((p) => (p as { remoteSynced?: boolean }).remoteSynced === true && p.remoteLength === 0)) continue
-      this.#emptyAtPickUp.delete(hex)
-      void this.#send(holder, core)
+      // A peer's first sync says how long the core is: no longer there (a longer one is fetched first).
+      const synced = core.peers.filter((p) => (p as { remoteSynced?: boolean }).remoteSynced === true)
+      if (synced.length === 0 || synced.some((p) => p.remoteFork === core.fork && p.remoteLength > core.length)) continue
+      this.#awaitingSync.delete(hex)
+      const r = this.#receipts.get(hex)
+      if (r && r.length === core.contiguousLength && r.fork === core.fork) holder.settle(core) // said already
+      else void this.#send(holder, core)
     }
     for (const [hex, { holder, core }] of this.#dirty) {
       if (now - (this.#lastSent.get(hex) ?? 0) < RECEIPT_INTERVAL_MS) continue
@@ -374,9 +496,24 @@ export class Embassy extends BaseRole {
     return f ? (this.network?.connectedTo(parseKey(f.nodeKey)) ?? null) : null
   }
 
+  /**
+   * Everything held, to the (re)connected agency: a fresh receipt per open core; for a closed one
+   * the newest receipt sent (still true: nothing held is ever dropped), or, without one for what
+   * it holds, the core is opened again (waiting for a slot) and receipted.
+   */
   async #sendAll(holder: Holder): Promise<void> {
     await this.#send(holder, holder.catalog.core)
-    for (const { core } of holder.cores.values()) await this.#send(holder, core)
+    for (const e of [...holder.cores.values()]) {
+      if (e.core) {
+        await this.#send(holder, e.core)
+        continue
+      }
+      const r = this.#receipts.get(e.key.toString('hex'))
+      const peer = this.#agencyPeer(holder)
+      if (!peer) return
+      if (r && r.length === e.contiguousLength && r.fork === e.fork) this.#sent(peer, r)
+      else if (!e.busy) void holder.wake(e.key, { queue: true })
+    }
   }
 
   /** Signs and sends a receipt for what we hold of `core`. */
@@ -391,12 +528,22 @@ export class Embassy extends BaseRole {
       return // closing, or the tree is not there yet: the next progress sends one
     }
     const r = signReceipt(this.node.keyPair, { core: core.key!, length, treeHash, fork: core.fork, time: Date.now() })
-    if (peer.channel.send('receipt', r)) {
+    if (this.#sent(peer, r)) {
       this.#lastSent.set(core.key!.toString('hex'), r.time)
-      const agency = keyZ32(peer)
-      const prev = this.#receiptsByAgency.get(agency)
-      this.#receiptsByAgency.set(agency, { at: r.time, count: (prev?.count ?? 0) + 1 })
+      if (core !== holder.catalog.core) {
+        this.#receipts.set(core.key!.toString('hex'), r)
+        holder.settle(core)
+      }
     }
+  }
+
+  /** Sends receipt `r` to the agency peer; counts it. */
+  #sent(peer: Peer, r: Receipt): boolean {
+    if (!peer.channel.send('receipt', r)) return false
+    const agency = keyZ32(peer)
+    const prev = this.#receiptsByAgency.get(agency)
+    this.#receiptsByAgency.set(agency, { at: Date.now(), count: (prev?.count ?? 0) + 1 })
+    return true
   }
 
   /** The catalog header must name the agency we follow; otherwise we record a problem. */
@@ -443,6 +590,20 @@ export class Embassy extends BaseRole {
       }
     })
   }
+}
+
+/** The bound of open held cores, as status shows it. */
+export interface OpenCoresStatus {
+  /** `maxOpenCores`. */
+  max: number
+  /** Held dataset cores open now. */
+  open: number
+  /** Held dataset cores in all (open or closed). */
+  held: number
+  /** Cores closed while idle since start. */
+  closes: number
+  /** Closed cores opened again since start (a notice, a peer, an audit). */
+  reopens: number
 }
 
 /** Quota changes `embassy follow` asks for: a number sets a limit, null removes it, undefined keeps it. */

@@ -153,6 +153,22 @@ export class HistoryGuard {
     return out
   }
 
+  /**
+   * A held core closed while idle (the bound of open cores) is opened again when a peer's head
+   * says more than it held, or another fork: then it syncs, and a rewrite is refused as ever.
+   */
+  async #reopenFor(h: WitnessedHead): Promise<{ holder: Holder; core: Hypercore } | null> {
+    const hex = Buffer.from(h.core).toString('hex')
+    for (const holder of this.#host.holders()) {
+      const e = holder.cores.get(hex)
+      if (!e) continue
+      if (e.core || (h.length <= e.length && h.fork === e.fork)) return null
+      const core = await holder.wake(h.core, { queue: true })
+      return core ? { holder, core } : null
+    }
+    return null
+  }
+
   #holderOf(coreKey: Uint8Array): { holder: Holder; core: Hypercore } | null {
     for (const holder of this.#host.holders()) {
       const core = holder.find(coreKey)
@@ -221,8 +237,8 @@ export class HistoryGuard {
   }
 
   async #onHead(peer: Peer, h: WitnessedHead): Promise<void> {
-    const held = this.#holderOf(h.core)
-    if (!held) return // not a core we hold: nothing to cross-check
+    const held = this.#holderOf(h.core) ?? (await this.#reopenFor(h))
+    if (!held) return // not a core we hold (or one closed while idle, at what it holds): nothing to cross-check
     const sender = keyZ32(peer)
     if (!verifyWitnessSignature(h) || !verifySignedHead(held.core, { ...h, signature: h.agencySignature })) {
       this.#raise({ time: Date.now(), kind: 'bad-signature', peer: sender, core: toZ32(h.core), detail: 'a witnessed head whose signatures do not verify' })

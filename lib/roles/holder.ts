@@ -8,13 +8,21 @@
  * verified history stays, and is still served. checkForks() (called by the role's single timer)
  * finds peers that offer a higher fork and reports each rewrite once; only acceptRewrite(), an
  * explicit operator act, lets one core take it.
+ *
+ * Bounded (`maxOpen`, an embassy's `maxOpenCores`): at most that many held cores are open at once.
+ * Beyond it the least recently used core that is caught up and settled (`parkable`: an embassy's
+ * receipt for it went) is closed — its channels with every peer closed, its Hypercore closed — and
+ * kept as a record of its figures (what status and quota read). It is opened again, append-only
+ * as ever, when the agency says it grew (the `appended` notice), a peer opens its channel, an
+ * audit asks for it, or wake() is called. Pick-up of new cores waits for a free slot.
  */
 import { EventEmitter } from 'node:events'
 import type Corestore from 'corestore'
 import type Hypercore from 'hypercore'
 import { Catalog, type DatasetInfo } from '../data/catalog.js'
-import { keyZ32 } from '../ids.js'
+import { keyZ32, toZ32 } from '../ids.js'
 import type { HeldCoreRef } from '../data/held-core.js'
+import type { Closable, OpenCores } from './open-cores.js'
 import { guardServedBlocks, type DamagedBlock } from '../data/checked-blocks.js'
 import type { HeadSummary } from '../custody/heads.js'
 import { repairBlock } from '../verify/repair.js'
@@ -24,6 +32,16 @@ import { repairBlock } from '../verify/repair.js'
  * so a catalog of thousands of datasets never opens them all in one go.
  */
 export const OPEN_BATCH = 64
+
+/**
+ * A held core unused this long (no blocks arriving, nobody asking for it) may close over the
+ * bound even when not settled — so a peer that keeps a core from settling (claiming a length it
+ * never sends) cannot pin it open.
+ */
+export const IDLE_CLOSE_MS = 60_000
+
+/** Announced lengths kept for cores not picked up yet (a catalog lists at most 8,192). */
+const MAX_ANNOUNCED = 16_384
 
 export interface HeldCore {
   key: string
@@ -39,6 +57,8 @@ export interface HeldCore {
   offered?: { length: number; fork: number }
   /** The newest writer-signed head known for the core and how many holders cosigned it. */
   head?: HeadSummary | null
+  /** Open now; false: closed while idle (the bound of open cores), its figures as it closed. */
+  open: boolean
 }
 
 /** A rewrite of a held core's history that this holder refused. */
@@ -54,6 +74,14 @@ export interface RewriteOffer {
   offeredBy: Buffer
 }
 
+/** Hypercore's core behind its sessions (internal): closed by the holder once its session is. */
+interface CoreInternals {
+  closing: Promise<void> | null
+  discoveryKey: Buffer
+  hasSession(): boolean
+  close(): Promise<void>
+}
+
 interface ReplicatorInternals {
   allowFork: boolean
   _updateFork?(peer: unknown): boolean
@@ -62,6 +90,10 @@ interface ReplicatorInternals {
 export interface HolderEvents {
   /** A core listed by the catalog is now held (opened with a live download range). */
   'core-added': [key: Buffer, dataset: string]
+  /** A held core is open (picked up, or opened again after it was closed): offer it to peers. */
+  'core-opened': [key: Buffer, core: Hypercore]
+  /** A held core is being closed (the bound of open cores): forget this session of it. */
+  'core-closing': [key: Buffer, core: Hypercore]
   /** Blocks arrived for a core. */
   progress: [core: Hypercore]
   /** A core's contiguous length reached its known length. */
@@ -90,12 +122,66 @@ export interface HolderOptions {
   admit?: (key: Buffer, dataset: DatasetInfo) => boolean
   /** Called after every pass over the catalog (an embassy's quota re-evaluates). */
   refreshed?: () => void
+  /**
+   * The bound of held cores open at once, shared with the node's other holders (open-cores.ts);
+   * beyond it idle, caught-up, settled ones are closed and opened again on demand.
+   * @default none: every held core stays open
+   */
+  bound?: OpenCores
+  /** Whether an open, caught-up core is settled and may be closed now (an embassy: its receipt went). */
+  parkable?: (core: Hypercore) => boolean
+}
+
+/** A peer that asked for a closed core (its channel opens once the core is open again). */
+export interface WakeFor {
+  /** Its node key (the remote public key of its channels). */
+  key: Uint8Array
+  /** True once its connection is gone (it no longer waits). */
+  gone: () => boolean
+}
+
+/** One held dataset core: its session while open, and its figures (kept while it is closed). */
+export interface HeldEntry {
+  key: Buffer
+  dataset: string
+  /** The holder's session while the core is open; null while it is closed. */
+  core: Hypercore | null
+  /** Figures when last seen open (status and quota read them while it is closed). */
+  length: number
+  contiguousLength: number
+  byteLength: number
+  fork: number
+  /** Use counter at the last use (opened, blocks arrived, asked for): least recent is closed first. */
+  used: number
+  /** When it was last used (ms since epoch). */
+  usedAt: number
+  /** A close or an open under way. */
+  busy: Promise<void> | null
+  /** Peers that asked for it while closed: it stays open until each has its channel (or is gone). */
+  waiting: WakeFor[] | null
+  /** The longest length the agency said it has (its `appended` notices): held below it, it is not settled. */
+  announced: number
+  /** The fork of that length (a notice of another fork replaces it). */
+  announcedFork: number
+  /** What the catalog says of its dataset (the download policy takes it when the core reopens). */
+  info: DatasetInfo
 }
 
 export class Holder extends EventEmitter<HolderEvents> {
   readonly store: Corestore
   readonly catalog: Catalog
-  readonly cores = new Map<string, { core: Hypercore; dataset: string }>()
+  /** Every held dataset core (hex key → entry), open or closed. */
+  readonly cores = new Map<string, HeldEntry>()
+  /** Discovery key (hex) → core key (hex), for peers that ask for a closed core by its channel. */
+  #byDiscoveryKey = new Map<string, string>()
+  /** Dataset cores open now. */
+  #openCount = 0
+  /** Entries whose core is open (what the bound looks over). */
+  #openEntries = new Set<HeldEntry>()
+  /** Lengths the agency announced for cores not picked up yet (hex key → length); bounded. */
+  #announced = new Map<string, { length: number; fork: number }>()
+  #bound: OpenCores | null
+  readonly stats = { closed: 0, reopened: 0 }
   #refreshing: Promise<void> | null = null
   #again = false
   #closed = false
@@ -116,6 +202,8 @@ export class Holder extends EventEmitter<HolderEvents> {
     this.#accepted = accepted
     this.#download = opts.download ?? null
     this.#opts = opts
+    this.#bound = opts.bound ?? null
+    this.#bound?.add(this)
     this.catalog = new Catalog(store.get({ key: Buffer.from(catalogKey), allowFork: false }))
   }
 
@@ -134,7 +222,10 @@ export class Holder extends EventEmitter<HolderEvents> {
       if (core.contiguousLength === core.length) this.emit('caught-up', core)
       void this.refresh()
     })
-    await this.refresh()
+    // Under a bound of open cores, pick-up waits for slots that free up only once cores settle
+    // (receipts, over the network attached after this): it goes on in the background then.
+    const first = this.refresh()
+    if (!this.#bound) await first
   }
 
   /** Picks up new catalog entries; coalesces concurrent calls. */
@@ -168,8 +259,18 @@ export class Holder extends EventEmitter<HolderEvents> {
         const hex = key.toString('hex')
         if (this.cores.has(hex)) continue
         if (this.#opts.admit && !this.#opts.admit(key, d)) continue
+        while (this.#bound?.full() && !this.#closed) {
+          // Bounded: open what is batched, then wait until a held core may close.
+          if (batch.length > 0) await this.#hold(batch)
+          batch = []
+          await this.#bound.slot()
+        }
+        if (this.#closed) return
+        if (this.cores.has(hex)) continue
         const core = this.store.get({ key, allowFork: false })
-        this.cores.set(hex, { core, dataset: d.id })
+        this.cores.set(hex, { key, dataset: d.id, core, length: 0, contiguousLength: 0, byteLength: 0, fork: 0, used: this.#use(), usedAt: Date.now(), busy: null, waiting: null, announced: this.#announced.get(hex)?.length ?? 0, announcedFork: this.#announced.get(hex)?.fork ?? 0, info: d })
+        this.#announced.delete(hex)
+        this.#opened(this.cores.get(hex)!)
         batch.push({ key, core, dataset: d })
         if (batch.length >= OPEN_BATCH) {
           await this.#hold(batch)
@@ -188,20 +289,235 @@ export class Holder extends EventEmitter<HolderEvents> {
     for (let i = 0; i < batch.length; i++) {
       if (this.#closed) return
       const { key, core, dataset } = batch[i]!
-      if (opened[i]!.status === 'rejected') continue
-      this.#appendOnly(core)
-      if (this.#download) this.#download(core, dataset)
-      else core.download({ start: 0, end: -1 })
-      core.on('download', this.#ondownload(core))
+      if (opened[i]!.status === 'rejected') {
+        // Kept as a closed core: asked for again (a peer, a notice, verify), it is opened again.
+        const e = this.cores.get(key.toString('hex'))
+        if (e && e.core === core) {
+          e.core = null
+          this.#closedEntry(e, false)
+        }
+        void core.close().catch(() => {})
+        continue
+      }
+      if (core.discoveryKey) this.#byDiscoveryKey.set(core.discoveryKey.toString('hex'), key.toString('hex'))
+      this.#activate(core, dataset)
       this.emit('core-added', key, dataset.id)
+      this.emit('core-opened', key, core)
     }
     if (failed) throw failed.reason
+  }
+
+  /** Holds an open session of a dataset core: append-only, its download policy, its listeners. */
+  #activate(core: Hypercore, dataset: DatasetInfo): void {
+    this.#appendOnly(core)
+    if (this.#download) this.#download(core, dataset)
+    else core.download({ start: 0, end: -1 })
+    const ondownload = this.#ondownload(core)
+    core.on('download', ondownload)
+    // Serving counts as use: the bound closes the least recently used first.
+    const hex = core.key!.toString('hex')
+    core.on('upload', () => {
+      const e = this.cores.get(hex)
+      if (e) {
+        e.used = this.#use()
+        e.usedAt = Date.now()
+      }
+    })
+  }
+
+  #use(): number {
+    return this.#bound ? this.#bound.use() : 0
+  }
+
+  #opened(e: HeldEntry): void {
+    this.#openCount++
+    this.#openEntries.add(e)
+    this.#bound?.opened()
+  }
+
+  #closedEntry(e: HeldEntry, wasClosing: boolean): void {
+    this.#openCount--
+    this.#openEntries.delete(e)
+    this.#bound?.closed(wasClosing)
+  }
+
+  /**
+   * `core` may have become settled (an embassy: its receipt went): under the bound's pressure it
+   * is queued to close. Nothing without a bound, or below it.
+   */
+  settle(core: Hypercore): void {
+    if (!this.#bound || this.#closed) return
+    const e = this.cores.get(core.key!.toString('hex'))
+    if (e && e.core === core && this.#closable(e)) this.#bound.settled(this.#candidate(e))
+  }
+
+  /** The open cores that may close now (the bound picks the least recently used). */
+  closable(): Closable[] {
+    const out: Closable[] = []
+    if (this.#closed) return out
+    for (const e of this.#openEntries) if (this.#closable(e)) out.push(this.#candidate(e))
+    return out
+  }
+
+  #candidate(e: HeldEntry): Closable {
+    return {
+      get used() {
+        return e.used
+      },
+      closable: () => !this.#closed && this.#closable(e),
+      close: () => void this.#park(e)
+    }
+  }
+
+  /** An open core nothing else uses, caught up, and settled (its receipt went). */
+  #closable(e: HeldEntry): boolean {
+    const core = e.core
+    if (!core || e.busy || core.closing || !core.opened) return false
+    if (core.contiguousLength !== core.length) return false
+    const inner = (core as unknown as { core?: { allSessions?(): unknown[] } }).core
+    if (!inner?.allSessions || inner.allSessions().length !== 1) return false // a verify, an audit, a read
+    // A peer that asked for it keeps it open until its channel is up (else its open is refused).
+    if (e.waiting) {
+      e.waiting = e.waiting.filter((w) => !w.gone() && !core.peers.some((p) => Buffer.from(p.remotePublicKey).equals(Buffer.from(w.key))))
+      if (e.waiting.length > 0) return false
+      e.waiting = null
+    }
+    // A peer that lacks blocks held here still fetches them (a mirror reading, a holder catching
+    // up): closing would close its channel, and it would not open it again by itself.
+    for (const p of core.peers) if ((p as unknown as { remoteContiguousLength: number }).remoteContiguousLength < core.length) return false
+    if ((core.fork !== e.announcedFork || core.length >= e.announced) && (!this.#opts.parkable || this.#opts.parkable(core))) return true
+    return Date.now() - e.usedAt >= IDLE_CLOSE_MS
+  }
+
+  /** Closes a held core, keeping its figures: its channels with every peer and its Hypercore. */
+  async #park(e: HeldEntry): Promise<void> {
+    const core = e.core!
+    this.#record(e, core)
+    e.core = null
+    this.stats.closed++
+    this.#bound?.closing()
+    const inner = (core as unknown as { core?: CoreInternals }).core
+    const closing = (async () => {
+      this.emit('core-closing', e.key, core)
+      await core.close().catch(() => {})
+      // Hypercore keeps a core with peers open after its last session; Corestore closes an idle
+      // one only on its timer. Close it now (every channel with it), and let Corestore forget it.
+      if (inner && !inner.closing && !inner.hasSession()) {
+        await inner.close().catch(() => {})
+        forget(this.store, inner)
+      }
+    })()
+    e.busy = closing
+    await closing
+    if (e.busy === closing) e.busy = null
+    this.#closedEntry(e, true)
+    // Closed below what the agency said it has (it was idle that long): open it again to fetch.
+    if (e.fork === e.announcedFork && e.announced > e.length && !this.#closed) void this.wake(e.key, { queue: true })
+  }
+
+  /**
+   * The agency says core `key` has `length` blocks on `fork` (its `appended` notice): a closed
+   * core that holds less (or another fork) is opened again, waiting for a slot; an open one is
+   * not settled below that length. Remembered for a core not picked up yet (bounded). A notice is
+   * a hint: nothing beyond the writer's signed length is ever fetched.
+   */
+  announce(key: Uint8Array, length: number, fork: number): void {
+    if (this.#closed) return
+    const hex = Buffer.from(key).toString('hex')
+    const e = this.cores.get(hex)
+    if (!e) {
+      if (this.catalog.key.toString('hex') === hex) return
+      const had = this.#announced.get(hex)
+      if (this.#announced.size < MAX_ANNOUNCED || had) this.#announced.set(hex, had && had.fork === fork ? { length: Math.max(length, had.length), fork } : { length, fork })
+      return
+    }
+    if (fork !== e.announcedFork) {
+      e.announced = length
+      e.announcedFork = fork
+    } else if (length > e.announced) e.announced = length
+    if (e.core && !e.busy) return // open: it hears of the append itself
+    if (length > e.length || fork !== e.fork) void this.wake(key, { queue: true })
+  }
+
+  /** Keeps `core`'s figures in its entry. */
+  #record(e: HeldEntry, core: Hypercore): void {
+    e.length = core.length
+    e.contiguousLength = core.contiguousLength
+    e.byteLength = core.byteLength
+    e.fork = core.fork
+  }
+
+  /**
+   * The open session of held core `key`, opening it again if it was closed (append-only, with its
+   * download policy, offered to peers); null when not a core this holder holds. Marks it used.
+   */
+  async wake(key: Uint8Array, opts: { queue?: boolean; for?: WakeFor } = {}): Promise<Hypercore | null> {
+    const hex = Buffer.from(key).toString('hex')
+    if (this.catalog.key.toString('hex') === hex) return this.catalog.core
+    const e = this.cores.get(hex)
+    if (!e || this.#closed) return null
+    e.used = this.#use()
+    e.usedAt = Date.now()
+    if (opts.for) (e.waiting ??= []).push(opts.for)
+    while (e.busy) await e.busy
+    if (e.core) return e.core
+    // `queue` (a notice that a core grew): waits for a free slot like pick-up does; a peer or an
+    // audit asking for the core opens it at once (the bound closes another one after).
+    while (opts.queue && this.#bound?.full() && !this.#closed && !e.core && !e.busy) await this.#bound.slot()
+    while (e.busy) await e.busy
+    if (e.core) return e.core
+    if (this.#closed) return null
+    const core = this.store.get({ key: e.key, allowFork: false })
+    const opening = core.ready().then(
+      () => {
+        if (this.#closed) {
+          void core.close().catch(() => {})
+          return
+        }
+        e.core = core
+        this.#opened(e)
+        this.stats.reopened++
+        this.#activate(core, e.info)
+        this.emit('core-opened', e.key, core)
+      },
+      (err: Error) => {
+        void core.close().catch(() => {})
+        this.emit('error', err)
+      }
+    )
+    e.busy = opening
+    await opening
+    if (e.busy === opening) e.busy = null
+    return e.core
+  }
+
+  /** The held core (hex key) whose channel has discovery key `dk`, if any (open or closed). */
+  byDiscoveryKey(dk: Uint8Array): Buffer | null {
+    const hex = this.#byDiscoveryKey.get(Buffer.from(dk).toString('hex'))
+    return hex ? Buffer.from(hex, 'hex') : null
+  }
+
+  /** True when `key` is a core this holder holds (open or closed), the catalog included. */
+  holds(key: Uint8Array): boolean {
+    const hex = Buffer.from(key).toString('hex')
+    return this.catalog.key.toString('hex') === hex || this.cores.has(hex)
+  }
+
+  /** Held dataset cores open now (at most `maxOpen` once settled). */
+  get openCount(): number {
+    return this.#openCount
   }
 
   /** A held core's `download` listener: progress, and `caught-up` once per length. */
   #ondownload(core: Hypercore): () => void {
     let caughtUpAt = -1
+    const hex = core.key!.toString('hex')
     return () => {
+      const e = this.cores.get(hex)
+      if (e) {
+        e.used = this.#use()
+        e.usedAt = Date.now()
+      }
       this.emit('progress', core)
       if (core.contiguousLength === core.length && core.length !== caughtUpAt) {
         caughtUpAt = core.length
@@ -210,9 +526,11 @@ export class Holder extends EventEmitter<HolderEvents> {
     }
   }
 
-  /** Every held core, the catalog first. */
+  /** Every held core open now, the catalog first (a closed one has no session, no peers). */
   allCores(): Hypercore[] {
-    return [this.catalog.core, ...[...this.cores.values()].map((c) => c.core)]
+    const out = [this.catalog.core]
+    for (const e of this.cores.values()) if (e.core) out.push(e.core)
+    return out
   }
 
   /**
@@ -290,19 +608,27 @@ export class Holder extends EventEmitter<HolderEvents> {
     return this.cores.get(hex)?.core ?? null
   }
 
-  /** Every held core as a reference (for verification), labelled by its key. */
-  refs(): HeldCoreRef[] {
+  /**
+   * Every held core as a reference (for verification), labelled by its key. Closed cores are
+   * opened again first (a verification reads every block; the bound closes them again).
+   */
+  async refs(): Promise<HeldCoreRef[]> {
     const catalog = this.key
-    return [
-      { catalog, dataset: null, name: 'catalog', core: this.catalog.core },
-      ...[...this.cores.values()].map(({ core, dataset }) => ({ catalog, dataset, name: keyZ32(core), core }))
-    ]
+    const out: HeldCoreRef[] = [{ catalog, dataset: null, name: 'catalog', core: this.catalog.core }]
+    for (const e of [...this.cores.values()]) {
+      const core = e.core ?? (await this.wake(e.key))
+      if (core) out.push({ catalog, dataset: e.dataset, name: keyZ32(core), core })
+    }
+    return out
   }
 
-  /** Every held core, the catalog first. */
+  /** Every held core, the catalog first; a closed one with the figures it had when it closed. */
   held(): HeldCore[] {
     const out: HeldCore[] = [describe(this.catalog.core, 'catalog')]
-    for (const { core, dataset } of this.cores.values()) out.push(describe(core, dataset))
+    for (const e of this.cores.values()) {
+      if (e.core) out.push(describe(e.core, e.dataset))
+      else out.push({ key: toZ32(e.key), dataset: e.dataset, length: e.length, contiguousLength: e.contiguousLength, byteLength: e.byteLength, peers: 0, fork: e.fork, open: false })
+    }
     return out
   }
 
@@ -313,8 +639,15 @@ export class Holder extends EventEmitter<HolderEvents> {
 
   async close(): Promise<void> {
     this.#closed = true
+    this.#bound?.remove(this)
     await this.#refreshing
-    for (const { core } of this.cores.values()) await core.close()
+    for (const e of this.cores.values()) {
+      while (e.busy) await e.busy
+      if (!e.core) continue
+      await e.core.close()
+      e.core = null
+      this.#closedEntry(e, false)
+    }
     this.cores.clear()
     await this.catalog.core.close()
   }
@@ -328,7 +661,8 @@ function describe(core: Hypercore, dataset: string): HeldCore {
     contiguousLength: core.contiguousLength,
     byteLength: core.byteLength,
     peers: core.peers.length,
-    fork: core.fork
+    fork: core.fork,
+    open: true
   }
   let offered: { length: number; fork: number } | null = null
   for (const p of core.peers) if (p.remoteFork > core.fork && (!offered || p.remoteFork > offered.fork)) offered = { length: p.remoteLength, fork: p.remoteFork }
@@ -340,4 +674,16 @@ function describe(core: Hypercore, dataset: string): HeldCore {
 function replicator(core: Hypercore): ReplicatorInternals | null {
   const r = (core as unknown as { core?: { replicator?: ReplicatorInternals } }).core?.replicator
   return r && typeof r.allowFork === 'boolean' ? r : null
+}
+
+/**
+ * Corestore forgets a closed core on its idle timer (every 2 s, four strikes); a held core the
+ * holder closed is forgotten now, so its memory goes with it (internal: `cores.map`, keyed by the
+ * discovery key in hex). A core opened again since is a new object and stays.
+ */
+function forget(store: Corestore, inner: CoreInternals): void {
+  const cores = (store as unknown as { cores?: { map?: Map<string, unknown>; _gcing?: Set<unknown> } }).cores
+  const id = inner.discoveryKey?.toString('hex')
+  if (cores?.map && id && cores.map.get(id) === inner) cores.map.delete(id)
+  cores?._gcing?.delete(inner) // its last peer leaving marked it idle: nothing left to collect
 }

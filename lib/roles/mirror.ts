@@ -223,7 +223,9 @@ export class Mirror extends BaseRole implements DatasetReader {
 
   /** Every held core (a full copy), labelled by its key. */
   async heldCores(): Promise<HeldCoreRef[]> {
-    return [...this.sources.values()].flatMap((s) => s.holder.refs())
+    const out: HeldCoreRef[] = []
+    for (const s of this.sources.values()) out.push(...(await s.holder.refs()))
+    return out
   }
 
   async attach(network: Network): Promise<void> {

@@ -127,6 +127,16 @@ export class AgencyQuota {
 
   attach(holder: Holder): void {
     this.#holder = holder
+    // A core closed while idle (the bound of open cores) is tracked again when it opens again.
+    holder.on('core-closing', (_key, core) => {
+      this.#fetching.get(core)?.range?.destroy()
+      this.#fetching.delete(core)
+    })
+  }
+
+  /** True while a byte or core limit is set (usage is measured over open cores: none is closed). */
+  get limited(): boolean {
+    return hasLimits(this.#limits)
   }
 
   get limits(): QuotaLimits {
@@ -370,6 +380,11 @@ export class QuotaDesk {
   async update(agencyNodeKey: string): Promise<QuotaStatus | UnlimitedStatus | null> {
     const q = this.#quotas.get(agencyNodeKey)
     return q ? q.quota.update(this.#limits(agencyNodeKey)) : null
+  }
+
+  /** True while the agency has a byte or core limit (its cores stay open: usage is measured on them). */
+  limited(agencyNodeKey: string): boolean {
+    return this.#quotas.get(agencyNodeKey)?.quota.limited ?? hasLimits(this.#limits(agencyNodeKey))
   }
 
   /** What status shows for one agency: its limits, and the newest evaluation once its catalog is held. */

@@ -231,10 +231,7 @@ export abstract class BaseRole extends ReadyResource implements Role {
     if (!network || this.#offered.has(holder)) return
     this.#offered.add(holder)
     for (const core of holder.allCores()) network.offer(holder.key, core)
-    holder.on('core-added', (key) => {
-      const core = holder.find(key)
-      if (core) this.network?.offer(holder.key, core)
-    })
+    holder.on('core-opened', (_key, core) => this.network?.offer(holder.key, core))
     network.rescope()
   }
 

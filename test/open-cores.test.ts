@@ -1,0 +1,242 @@
+/**
+ * The bound of open held cores (`maxOpenCores`): an embassy holding more cores than the bound
+ * keeps at most that many open; the others are closed once caught up and receipted, kept as a
+ * record of their figures, and opened again when the agency appends (its `appended` notice), a
+ * mirror asks for one, an audit samples one, or the writer's stolen key offers a rewrite — which
+ * is refused as ever. Notices from anyone but the followed agency change nothing.
+ */
+import test from 'brittle'
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import { toZ32, type Agency, type Daemon, type Embassy, type Mirror } from '../lib/index.js'
+import type { Holder } from '../lib/roles/holder.js'
+import { CONFIG_FILE, defaultConfig, validateConfig } from '../lib/node/config.js'
+import type { Peer } from '../lib/net/network.js'
+import { eventually, initDir, pair, startDaemon, testnet, type Test } from './helpers/index.js'
+
+const DATASETS = 8
+const BOUND = 3
+
+async function embassyDir(t: Test, maxOpenCores: number): Promise<string> {
+  const dir = await initDir(t, 'embassy')
+  const file = path.join(dir, CONFIG_FILE)
+  const config = JSON.parse(await fs.readFile(file, 'utf8')) as Record<string, unknown>
+  config.maxOpenCores = maxOpenCores
+  await fs.writeFile(file, JSON.stringify(config, null, 2))
+  return dir
+}
+
+interface Cluster {
+  bootstrap: string[]
+  agencyD: Daemon
+  agency: Agency
+  embD: Daemon
+  embassy: Embassy
+  holder: Holder
+  /** The most held cores ever open at once, sampled at every open. */
+  peak: () => number
+}
+
+async function cluster(t: Test): Promise<Cluster> {
+  const bootstrap = await testnet(t)
+  const agencyD = await startDaemon(t, await initDir(t, 'agency'), bootstrap)
+  const agency = (await agencyD.host.agency()) as Agency
+  for (let i = 0; i < DATASETS; i++) {
+    await agency.createDataset(`ds-${i}`)
+    await agency.append(`ds-${i}`, [{ i }, { i, second: true }])
+  }
+  const embD = await startDaemon(t, await embassyDir(t, BOUND), bootstrap)
+  const embassy = (await embD.host.embassy()) as Embassy
+  let peak = 0
+  let holder: Holder | null = null
+  const watch = () => {
+    for (const h of embassy.holders.values()) {
+      if (h === holder) continue
+      holder = h
+      h.on('core-opened', () => {
+        peak = Math.max(peak, h.openCount)
+      })
+    }
+  }
+  watch()
+  await pair(agencyD, embD)
+  const held = await eventually('the embassy holds every dataset, receipted', async () => {
+    watch()
+    const h = [...embassy.holders.values()][0]
+    if (!h || h.cores.size !== DATASETS) return null
+    const custody = await agency.custody()
+    const all = custody.datasets.every((d) => d.embassies.some((e) => e.heldLength === d.length && e.behindBlocks === 0))
+    return all && h.complete ? h : null
+  }, 120_000)
+  return { bootstrap, agencyD, agency, embD, embassy, holder: held, peak: () => peak }
+}
+
+/** A dataset whose core the embassy holds closed, and that entry. */
+async function closedDataset(c: Cluster): Promise<{ name: string; key: Buffer }> {
+  return eventually('a held core closed', async () => {
+    for (const d of await c.agency.list()) {
+      const log = await c.agency.datasets.openLog(d.name)
+      const e = c.holder.cores.get(log.core.key!.toString('hex'))
+      if (e && !e.core && !e.busy) return { name: d.name, key: log.core.key! }
+    }
+    return null
+  })
+}
+
+test('open cores: an embassy bound to 3 open cores holds 8 datasets whole; closed ones keep their figures in status', { timeout: 180_000 }, async (t) => {
+  const c = await cluster(t)
+  t.ok(c.peak() <= BOUND, `never more than ${BOUND} dataset cores open at once (peak ${c.peak()})`)
+  await eventually('settled down to the bound', () => c.holder.openCount <= BOUND)
+  t.ok(c.holder.stats.closed >= DATASETS - BOUND, `cores closed to stay within the bound (${c.holder.stats.closed})`)
+  const rows = c.embassy.holdings()[0]!.cores.filter((r) => r.dataset !== 'catalog')
+  t.is(rows.length, DATASETS, 'status lists every held core, open or closed')
+  t.ok(rows.some((r) => !r.open), 'some are shown closed')
+  for (const d of await c.agency.list()) {
+    const log = await c.agency.datasets.openLog(d.name)
+    const row = rows.find((r) => r.key === toZ32(log.core.key!))!
+    t.ok(row.length === log.core.length && row.contiguousLength === log.core.length, `${d.name}: length as the agency's (${row.open ? 'open' : 'closed'})`)
+    if (row.open) continue
+    // The recorded figures are the core's own: open it again and compare (ciphertext bytes included).
+    const core = (await c.holder.wake(log.core.key!))!
+    t.alike([row.length, row.contiguousLength, row.byteLength, row.fork], [core.length, core.contiguousLength, core.byteLength, core.fork], `${d.name}: closed, its record matches the core`)
+  }
+})
+
+test('open cores: the agency appends to a closed core — the embassy opens it again, fetches, receipts', { timeout: 180_000 }, async (t) => {
+  const c = await cluster(t)
+  const { name, key } = await closedDataset(c)
+  const before = c.holder.stats.reopened
+  await c.agency.append(name, [{ late: 1 }, { late: 2 }, { late: 3 }])
+  const log = await c.agency.datasets.openLog(name)
+  t.is(log.core.length, 5)
+  await eventually('the agency sees the embassy hold the new records', async () => {
+    const d = (await c.agency.custody()).datasets.find((x) => x.name === name)
+    return d && d.embassies.some((e) => e.heldLength === 5 && e.behindBlocks === 0)
+  }, 60_000)
+  t.ok(c.holder.stats.reopened > before, 'the closed core was opened again')
+  const e = c.holder.cores.get(key.toString('hex'))!
+  const length = e.core ? e.core.contiguousLength : e.contiguousLength
+  t.is(length, 5, 'the embassy holds all five blocks')
+})
+
+test('open cores: a mirror reads a dataset whose core the embassy closed, the agency gone', { timeout: 180_000 }, async (t) => {
+  const c = await cluster(t)
+  const { name, key } = await closedDataset(c)
+  const capability = c.agency.capability()
+  await c.agencyD.close()
+  const mirrorD = await startDaemon(t, await initDir(t, 'mirror'), c.bootstrap)
+  await pair(c.embD, mirrorD, { capability })
+  const mirror = (await mirrorD.host.mirror()) as Mirror
+  const log = await eventually('the mirror opens the dataset', async () => mirror.openLog(name).catch(() => null), 60_000)
+  const records = await eventually('both records read', async () => {
+    const out: Array<{ i: number }> = []
+    try {
+      for await (const r of log.read({ start: 0, end: 2, wait: true, timeout: 5000 })) out.push(JSON.parse(r.text) as { i: number })
+    } catch {
+      return null
+    }
+    return out.length === 2 ? out : null
+  }, 60_000)
+  t.alike(records.map((r) => r.i), [Number(name.slice(3)), Number(name.slice(3))], 'the records, decrypted and verified')
+  t.ok(c.holder.stats.reopened >= 1 && c.holder.cores.get(key.toString('hex')), 'served by opening the closed core again')
+})
+
+test('open cores: an audit of a closed core is answered from the embassy’s storage', { timeout: 180_000 }, async (t) => {
+  const c = await cluster(t)
+  const { key } = await closedDataset(c)
+  const results = await c.agency.desk.audits.auditNow({ cores: new Set([toZ32(key)]), blocks: 2 })
+  t.is(results.length, 1, 'one audit')
+  t.is(results[0]!.error, undefined, 'no error')
+  t.ok(results[0]!.sampled > 0 && results[0]!.passed === results[0]!.sampled && results[0]!.failed === 0, `every sampled block proven (${results[0]!.passed}/${results[0]!.sampled})`)
+})
+
+test('open cores: a rewrite by the writer’s key, offered while the core is closed, is refused and alarmed', { timeout: 180_000 }, async (t) => {
+  const c = await cluster(t)
+  const { name, key } = await closedDataset(c)
+  const log = await c.agency.datasets.openLog(name)
+  await log.core.truncate(1)
+  await c.agency.append(name, [{ rewritten: true }, { rewritten: 2 }])
+  t.is(log.core.fork, 1)
+  const coreZ = toZ32(key)
+  await eventually('history-rewrite alarm on the embassy', () => c.embassy.alarms.find((a) => a.kind === 'history-rewrite' && a.core === coreZ), 60_000)
+  const e = c.holder.cores.get(key.toString('hex'))!
+  const held = e.core ?? (await c.holder.wake(key))
+  t.is(held!.fork, 0, 'the embassy keeps fork 0')
+  t.is(held!.length, 2, 'and both original blocks')
+  t.ok(!!(await held!.get(1, { wait: false })), 'the original second block is still there')
+})
+
+test('open cores: appended notices from anyone but the followed agency, or about what is held, open nothing', { timeout: 180_000 }, async (t) => {
+  const c = await cluster(t)
+  const { key } = await closedDataset(c)
+  const agencyPeer = c.embD.network!.connectedTo(c.agencyD.host.node.nodeKey)!
+  const before = c.holder.stats.reopened
+  const catalog = c.agency.catalogKey
+  const grew = { catalog, cores: [{ core: key, length: 1000, fork: 0 }] }
+  const fakeMirror = { ...agencyPeer, role: 'mirror' } as unknown as Peer
+  c.embassy.handlers(fakeMirror).appended!(grew)
+  const stranger = { ...agencyPeer, key: Buffer.alloc(32, 7), id: Buffer.alloc(32, 7).toString('hex') } as unknown as Peer
+  c.embassy.handlers(stranger).appended!(grew)
+  c.embassy.handlers(agencyPeer).appended!({ catalog: Buffer.alloc(32, 9), cores: [{ core: key, length: 1000, fork: 0 }] })
+  c.embassy.handlers(agencyPeer).appended!({ catalog, cores: [{ core: Buffer.alloc(32, 3), length: 5, fork: 0 }] })
+  c.embassy.handlers(agencyPeer).appended!({ catalog, cores: [{ core: key, length: 2, fork: 0 }] })
+  t.is(c.holder.stats.reopened, before, 'a mirror, a stranger, another catalog, an unknown core, a length already held: nothing opened')
+  t.absent(c.holder.cores.get(key.toString('hex'))!.core, 'the core stays closed')
+  // Positive control: the agency saying the core grew opens it (the length is a hint; nothing
+  // beyond the writer's signed length is fetched).
+  c.embassy.handlers(agencyPeer).appended!(grew)
+  await eventually('the core opened', () => c.holder.stats.reopened > before)
+  t.pass('the followed agency’s notice opens it')
+})
+
+test('open cores: 40 datasets through a bound of 4 — every one held and receipted; after a restart the agency’s appends still arrive', { timeout: 300_000 }, async (t) => {
+  const bootstrap = await testnet(t)
+  const agencyD = await startDaemon(t, await initDir(t, 'agency'), bootstrap)
+  const agency = (await agencyD.host.agency()) as Agency
+  const count = 40
+  for (let i = 0; i < count; i++) {
+    await agency.createDataset(`ds-${i}`)
+    await agency.append(`ds-${i}`, [{ i }])
+  }
+  const dir = await embassyDir(t, 4)
+  let embD = await startDaemon(t, dir, bootstrap)
+  let embassy = (await embD.host.embassy()) as Embassy
+  await pair(agencyD, embD)
+  const heldAt = (names: Map<string, number>) =>
+    eventually('the agency sees every dataset held', async () => {
+      const custody = await agency.custody()
+      return custody.datasets.length === count && custody.datasets.every((d) => d.embassies.some((e) => e.heldLength === (names.get(d.name) ?? 1) && e.behindBlocks === 0))
+    }, 120_000)
+  await heldAt(new Map())
+  t.comment('held')
+  const first = embassy.openCores()
+  t.is(first.held, count, 'every dataset core held')
+  t.ok(first.open <= 4 && first.closes >= count - 4, `at most 4 open (${first.open}), ${first.closes} closed on the way`)
+
+  // Restart: the embassy opens its cores again within the bound; later appends to any dataset
+  // (closed ones included) reach it and are receipted.
+  await embD.close()
+  t.comment('closed')
+  embD = await startDaemon(t, dir, bootstrap)
+  t.comment('restarted')
+  embassy = (await embD.host.embassy()) as Embassy
+  const grown = new Map<string, number>()
+  for (const i of [0, 13, 27, 39]) {
+    await agency.append(`ds-${i}`, [{ i, again: true }])
+    grown.set(`ds-${i}`, 2)
+  }
+  await heldAt(grown)
+  t.comment('held again')
+  const after = embassy.openCores()
+  t.is(after.held, count, 'every dataset core held after the restart')
+  await eventually('settled to the bound', () => embassy.openCores().open <= 4)
+})
+
+test('open cores: maxOpenCores must be a whole number from 1', async (t) => {
+  const base = { ...defaultConfig('embassy') }
+  for (const bad of [0, -1, 1.5, '12', null, 2_000_000]) {
+    t.exception(() => validateConfig({ ...base, maxOpenCores: bad }), /maxOpenCores/, `refused: ${JSON.stringify(bad)}`)
+  }
+  t.is(validateConfig({ ...base, maxOpenCores: 64 }).maxOpenCores, 64, 'a whole number is kept')
+  t.is(validateConfig(base).maxOpenCores, undefined, 'absent: the default (DEFAULT_MAX_OPEN_CORES)')
+})
