@@ -55,6 +55,13 @@ function statusMetrics(metric: (name: string, type: string, help: string, sample
   const receiptAge: Sample[] = []
   const auditFailed: Sample[] = []
   const connected: Sample[] = []
+  if (s.openCores !== null && typeof s.openCores === 'object') {
+    const o = s.openCores as Record<string, unknown>
+    metric('embassy_held_cores', 'gauge', 'Dataset cores this embassy holds, by state: open now, or closed while idle (embassy).', [[{ state: 'open' }, num(o.open)], [{ state: 'closed' }, Math.max(0, num(o.held) - num(o.open))]])
+    metric('embassy_held_cores_open_max', 'gauge', 'The bound of held cores open at once (maxOpenCores; embassy).', [[{}, num(o.max)]])
+    metric('embassy_held_core_closes_total', 'counter', 'Held cores closed while idle since start (embassy).', [[{}, num(o.closes)]])
+    metric('embassy_held_core_reopens_total', 'counter', 'Closed held cores opened again since start: a notice, a peer or an audit asked (embassy).', [[{}, num(o.reopens)]])
+  }
   for (const d of arr(s.datasets)) {
     for (const e of arr(d?.embassies)) {
       const labels = { dataset: String(d?.name ?? ''), embassy: String(e?.nodeKey ?? '') }

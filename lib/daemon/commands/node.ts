@@ -17,7 +17,7 @@ import type { Alarm } from '../../custody/index.js'
 import type { ListedAlarm } from '../../custody/alarms.js'
 import type { SeriesSummary } from '../../custody/timeseries.js'
 import { EmbassyError } from '../../errors.js'
-import type { AgencyHolding } from '../../roles/embassy.js'
+import type { AgencyHolding, OpenCoresStatus } from '../../roles/embassy.js'
 import type { SourceStatus } from '../../roles/mirror.js'
 import type { HeldCore } from '../../roles/holder.js'
 import type { DrillStatus } from '../../roles/drill-schedule.js'
@@ -137,7 +137,7 @@ export type AgencyView = AgencyHolding & {
 /** What `embassy status` shows: the node, its peers and, per role, what it holds. */
 export type NodeStatus =
   | (StatusBase & { role: 'agency'; datasets: DatasetCustodyView[]; restore?: RestoreStatus } & Omit<CustodyStatus, 'alarms' | 'datasets'> & AlarmView)
-  | (StatusBase & { role: 'embassy'; agencies: AgencyView[] } & Omit<HolderAlarms, 'alarms'> & AlarmView)
+  | (StatusBase & { role: 'embassy'; agencies: AgencyView[]; openCores?: OpenCoresStatus } & Omit<HolderAlarms, 'alarms'> & AlarmView)
   | (StatusBase & { role: 'mirror'; sources: Array<SourceStatus & Contact & SourcePeers>; fetch?: FetchStatus } & Omit<HolderAlarms, 'alarms'> & AlarmView)
   | (StatusBase & { role: 'auditor'; sources: Array<{ agencyNodeKey: string; catalogKey: string }>; embassies: AuditedEmbassy[] } & Omit<HolderAlarms, 'alarms'> & AlarmView)
 
@@ -341,6 +341,10 @@ export function formatStatus(s: NodeStatus, view: FormatView): string {
   if (s.role === 'embassy') {
     if (s.agencies.length === 0) return head + '\nfollowing no agency yet: embassy follow AGENCY_NODE_KEY\n'
     let out = head
+    if (s.openCores && s.openCores.held > 0) {
+      const o = s.openCores
+      out += `\nheld cores open: ${o.open} of at most ${o.max} (${o.held} held; closed while idle ${o.closes} times, opened again ${o.reopens} times since start)\n`
+    }
     for (const a of s.agencies) {
       out += `\nagency ${a.nodeKey} (${a.connected ? 'connected' : 'offline'}, last contact ${contactText(a.lastContact, now)})\n  catalog ${a.catalogKey ?? '(not learnt yet)'}\n`
       if (a.reached) out += noPeersText(a, now)
@@ -355,7 +359,7 @@ export function formatStatus(s: NodeStatus, view: FormatView): string {
       out += formatQuota(a.quota)
       out += table([
         ['  CORE', 'LENGTH', 'HELD', 'SIZE', 'PEERS', 'HISTORY', ...(view.tty ? [''] : [])],
-        ...a.cores.map((c) => [`  ${c.dataset === 'catalog' ? 'catalog' : short(c.key)}`, String(c.length), String(c.contiguousLength), fmtBytes(c.byteLength), String(c.peers), history(c), ...(view.tty ? [bar(view, c.contiguousLength, c.length)] : [])])
+        ...a.cores.map((c) => [`  ${c.dataset === 'catalog' ? 'catalog' : short(c.key)}`, String(c.length), String(c.contiguousLength), fmtBytes(c.byteLength), c.open === false ? 'closed' : String(c.peers), history(c), ...(view.tty ? [bar(view, c.contiguousLength, c.length)] : [])])
       ])
       for (const p of a.problems) out += `  problem: ${escapeText(p)}\n`
     }
