@@ -181,6 +181,8 @@ export class Holder extends EventEmitter<HolderEvents> {
   /** Lengths the agency announced for cores not picked up yet (hex key → length); bounded. */
   #announced = new Map<string, { length: number; fork: number }>()
   #bound: OpenCores | null
+  /** open() waits for the first pick-up unless it waits for a slot: this tells it so. */
+  #onBlocked: (() => void) | null = null
   readonly stats = { closed: 0, reopened: 0 }
   #refreshing: Promise<void> | null = null
   #again = false
@@ -224,8 +226,10 @@ export class Holder extends EventEmitter<HolderEvents> {
     })
     // Under a bound of open cores, pick-up waits for slots that free up only once cores settle
     // (receipts, over the network attached after this): it goes on in the background then.
-    const first = this.refresh()
-    if (!this.#bound) await first
+    // Otherwise (and below the bound) open() resolves once every listed core is picked up.
+    const blocked = new Promise<void>((resolve) => (this.#onBlocked = resolve))
+    await Promise.race([this.refresh(), blocked])
+    this.#onBlocked = null
   }
 
   /** Picks up new catalog entries; coalesces concurrent calls. */
@@ -263,6 +267,7 @@ export class Holder extends EventEmitter<HolderEvents> {
           // Bounded: open what is batched, then wait until a held core may close.
           if (batch.length > 0) await this.#hold(batch)
           batch = []
+          this.#onBlocked?.()
           await this.#bound.slot()
         }
         if (this.#closed) return
