@@ -201,7 +201,8 @@ test('/metrics: alarms by kind, custody and restore from the status document; ga
       alarmCounts: { equivocation: 3, 'quota-near': 'lots' },
       datasets: [{ name: 'reg', embassies: [{ nodeKey: 'lux', behindBlocks: 7, behindBytes: 700, receiptAge: null, audit: { state: 'failed' }, connected: false }, null] }],
       dht: { nodes: 0 },
-      restore: { state: 'backfilling', heldBlocks: 5, totalBlocks: 10, secondLiveNode: true }
+      restore: { state: 'backfilling', heldBlocks: 5, totalBlocks: 10, secondLiveNode: true },
+      openCores: { max: 1024, open: 3, held: 10, closes: 7, reopens: 2 }
     },
     { alarms: 'nope', alarmCounts: null, datasets: [{ embassies: 'x' }, 7], dht: 'x', restore: 3 }
   ]
@@ -231,6 +232,11 @@ test('/metrics: alarms by kind, custody and restore from the status document; ga
   t.is(sample(r.text, 'embassy_second_live_node'), 1)
   t.is(sample(r.text, 'embassy_writes_accepted'), 0, 'no writable field: not taking writes')
   t.is(sample(r.text, 'embassy_heads_unconfirmed'), 0, 'no core counts: 0, not NaN')
+  t.is(sample(r.text, 'embassy_held_cores', 'state="open"'), 3, 'held cores open now')
+  t.is(sample(r.text, 'embassy_held_cores', 'state="closed"'), 7, 'held cores closed while idle: held − open')
+  t.is(sample(r.text, 'embassy_held_cores_open_max'), 1024)
+  t.is(sample(r.text, 'embassy_held_core_closes_total'), 7)
+  t.is(sample(r.text, 'embassy_held_core_reopens_total'), 2)
   if (run('sh', ['-c', 'command -v promtool']).status === 0) {
     const lint = run('promtool', ['check', 'metrics'], { input: r.text })
     t.is(lint.status, 0, `promtool check metrics accepts it: ${show(lint)}`)
