@@ -100,6 +100,19 @@ test('open cores: an embassy bound to 3 open cores holds 8 datasets whole; close
     const core = (await c.holder.wake(log.core.key!))!
     t.alike([row.length, row.contiguousLength, row.byteLength, row.fork], [core.length, core.contiguousLength, core.byteLength, core.fork], `${d.name}: closed, its record matches the core`)
   }
+  // A verification opens every held core and none closes under it; the bound closes them after.
+  const { verifyCores } = await import('../lib/verify/index.js')
+  const report = await c.embD.host.useHeldCores(async (refs) => {
+    t.is(refs.length, DATASETS + 1, 'verify gets every core (the catalog too)')
+    t.is(c.holder.openCount, DATASETS, 'all open for it')
+    // Held open while in use, whatever the bound's tick does meanwhile.
+    await new Promise((resolve) => setTimeout(resolve, 600))
+    t.ok(refs.every((r) => !r.core.closing), 'none closed while in use')
+    return verifyCores(refs)
+  })
+  t.ok(report.ok && report.cores.length === DATASETS + 1, `every block verifies (${report.totals.checked} blocks)`)
+  await eventually('closed again down to the bound', () => c.holder.openCount <= BOUND)
+  t.pass(`back to ${c.holder.openCount} open`)
 })
 
 test('open cores: the agency appends to a closed core — the embassy opens it again, fetches, receipts', { timeout: 180_000 }, async (t) => {

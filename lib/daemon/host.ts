@@ -33,6 +33,8 @@ export interface Host {
   drills: DrillSchedule | null
   /** Every core this node holds (catalogs and dataset cores), on every role. */
   heldCores(): Promise<HeldCoreRef[]>
+  /** Runs `fn` over every held core, kept open until it resolves (an embassy closes idle cores). */
+  useHeldCores<T>(fn: (refs: HeldCoreRef[]) => Promise<T>): Promise<T>
 }
 
 export class NodeHost extends ReadyResource implements Host {
@@ -94,6 +96,12 @@ export class NodeHost extends ReadyResource implements Host {
 
   async heldCores(): Promise<HeldCoreRef[]> {
     return (await this.role()).heldCores()
+  }
+
+  async useHeldCores<T>(fn: (refs: HeldCoreRef[]) => Promise<T>): Promise<T> {
+    const role = await this.role()
+    if ('useHeldCores' in role) return role.useHeldCores(fn)
+    return fn(await role.heldCores())
   }
 
   async reader(): Promise<DatasetReader> {

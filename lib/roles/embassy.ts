@@ -307,7 +307,20 @@ export class Embassy extends BaseRole {
     return { max: this.#bound?.max ?? 0, open: this.#bound?.open ?? 0, held, closes: closed, reopens: reopened }
   }
 
-  /** Every held core (ciphertext), labelled by its key. */
+  /**
+   * Runs `fn` over every held core (closed ones opened again), none of them closed until it
+   * resolves: a verification or a repair reads them all.
+   */
+  async useHeldCores<T>(fn: (refs: HeldCoreRef[]) => Promise<T>): Promise<T> {
+    const release = this.#bound?.pin()
+    try {
+      return await fn(await this.heldCores())
+    } finally {
+      release?.()
+    }
+  }
+
+  /** Every held core (ciphertext), labelled by its key (closed ones opened again). */
   async heldCores(): Promise<HeldCoreRef[]> {
     const out: HeldCoreRef[] = []
     for (const h of this.holders.values()) out.push(...(await h.refs()))

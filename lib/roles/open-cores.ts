@@ -40,6 +40,8 @@ export class OpenCores {
   #waiters: Array<() => void> = []
   /** Cores reported settled while over (or at) the bound, in that order, with their use stamp then. */
   #ready: Array<{ c: Closable; used: number }> = []
+  /** Holds (a verification reading every core): nothing closes while any is held. */
+  #pins = 0
   #closed = false
 
   constructor(max: number = DEFAULT_MAX_OPEN_CORES) {
@@ -113,8 +115,25 @@ export class OpenCores {
     this.#relieve(this.#need(), false)
   }
 
+  /**
+   * Keeps every open core open until the returned release is called (a verification or repair
+   * reads the cores it was given): pick-up waits meanwhile. Released once, then the bound closes
+   * what is over it.
+   */
+  pin(): () => void {
+    this.#pins++
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      this.#pins--
+      this.poke()
+    }
+  }
+
   /** Closes `need` cores: from the settled queue, and (`scan`) else the least recently used closable. */
   #relieve(need: number, scan: boolean): void {
+    if (this.#pins > 0) return
     while (need > 0 && this.#ready.length > 0) {
       const { c, used } = this.#ready.shift()!
       if (c.used !== used || !c.closable()) continue // used since, or no longer closable
@@ -129,13 +148,15 @@ export class OpenCores {
   }
 
   /**
-   * Pick-up waits and nothing is closing: look over the open cores again (one that became
-   * closable without a receipt — unused long enough — frees a slot). The role's tick calls it.
+   * Over the bound (cores opened for a verify, a burst of peers) or with pick-up waiting, and
+   * nothing closing: look over the open cores again (one may have become closable without a
+   * receipt — unused long enough). The role's tick calls it; nothing to do costs O(1).
    */
   poke(): void {
-    if (this.#closed || this.#waiters.length === 0 || this.#closing > 0) return
-    if (this.#open < this.max) this.#wake()
-    else this.#relieve(this.#need(), true)
+    if (this.#closed || this.#closing > 0) return
+    if (this.#waiters.length > 0 && this.#open < this.max) this.#wake()
+    const need = this.#need()
+    if (need > 0) this.#relieve(need, true)
   }
 
   #wake(): void {

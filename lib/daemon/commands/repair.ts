@@ -53,12 +53,15 @@ export const repair = defineCommand({
     return { dataset: strOpt(line, 'dataset'), timeoutMs }
   },
   async handler(host, { dataset, timeoutMs }, io): Promise<RepairReport> {
-    const refs = await host.heldCores()
-    const selected = dataset ? selectRefs(host, refs, dataset) : refs
-    io.progress('repair', 0, selected.length)
     const { REPAIR_TIMEOUT_MS, repairCores } = await import('../../verify/index.js')
-    const report = await repairCores(selected, { online: host.online, timeoutMs: timeoutMs ?? REPAIR_TIMEOUT_MS })
-    io.progress('repair', selected.length, selected.length)
+    // Every held core stays open while it is repaired (an embassy closes idle cores otherwise).
+    const report = await host.useHeldCores(async (refs) => {
+      const selected = dataset ? selectRefs(host, refs, dataset) : refs
+      io.progress('repair', 0, selected.length)
+      const r = await repairCores(selected, { online: host.online, timeoutMs: timeoutMs ?? REPAIR_TIMEOUT_MS })
+      io.progress('repair', selected.length, selected.length)
+      return r
+    })
     if (report.ok) return report
     const { failed, unrepairable, unreachable } = report.totals
     const named = namedBlocks(report.cores)

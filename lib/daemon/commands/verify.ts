@@ -29,10 +29,13 @@ export const verify = defineCommand({
   },
   input: (line) => ({ name: line.args[0] || undefined }),
   async handler(host, { name }, io): Promise<VerifyReport> {
-    const refs = await labelled(host, await host.heldCores())
-    const selected = name ? await select(host, refs, name) : refs
     const { verifyCores } = await import('../../verify/index.js')
-    const report = await verifyCores(selected, { onProgress: (done, total) => io.progress('verify', done, total) })
+    // Every held core stays open while it is read (an embassy closes idle cores otherwise).
+    const report = await host.useHeldCores(async (held) => {
+      const refs = await labelled(host, held)
+      const selected = name ? await select(host, refs, name) : refs
+      return verifyCores(selected, { onProgress: (done, total) => io.progress('verify', done, total) })
+    })
     if (!report.ok) {
       const bad = report.cores.filter((c) => c.failures.length > 0)
       const first = bad[0]!.failures[0]!
