@@ -8,6 +8,7 @@
  * the command runs (import()), not when the CLI loads the command table.
  */
 import path from 'node:path'
+import v8 from 'node:v8'
 import { EmbassyError } from '../../errors.js'
 import { defineLocalCommand, noInput, parseBootstrap, parsePort, strOpt, usageError } from '../command.js'
 import { callControl } from '../control.js'
@@ -94,7 +95,10 @@ export const run = defineLocalCommand({
     const bootstrap = parseBootstrap(input.bootstrap, 'run')
     const port = parsePort(input.port, 'run')
     // Drills: the flags, else config.json "drill". The kit is opened once, here (its passphrase never reaches the node's files).
-    const configured = readConfig(dir).drill
+    const runConfig = readConfig(dir)
+    // This process is the node: an embassy tunes its heap for holding (see EMBASSY_HEAP_GROWING_PERCENT).
+    if (runConfig.role === 'embassy') v8.setFlagsFromString(`--heap-growing-percent=${EMBASSY_HEAP_GROWING_PERCENT}`)
+    const configured = runConfig.drill
     const drill = drillFlags ?? (configured ? { intervalMs: parseInterval(configured.schedule, 'config.json "drill.schedule"'), kit: configured.kit, capability: configured.capability } : undefined)
     const drillSource = drill ? await loadDrillSource(drill.kit, drill.capability, caller) : undefined
     const daemon = new Daemon({
@@ -117,6 +121,15 @@ export const run = defineLocalCommand({
   },
   format: (r) => JSON.stringify(r, null, 2) + '\n'
 })
+
+/**
+ * How much an embassy's V8 heap may grow past what its last full GC kept, in percent. An embassy
+ * holding thousands of cores opens and closes them continually (the bound of open cores): with
+ * V8's own growth (up to 4×) ~100 MiB of dead objects stayed resident at 10,010 held cores; with
+ * this, the heap stays near what is live, for some more GC work (BENCHMARKS.md, "Holding
+ * thousands of cores"). Set by `embassy run` only — the process it owns — never by the library.
+ */
+export const EMBASSY_HEAP_GROWING_PERCENT = 50
 
 export interface BootstrapInfo {
   bootstrap: string[]
