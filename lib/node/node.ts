@@ -7,7 +7,6 @@ import os from 'node:os'
 import path from 'node:path'
 import ReadyResource from 'ready-resource'
 import Corestore from 'corestore'
-import CoreStorage from 'hypercore-storage'
 import { CATALOG_CORE_NAME, SWARM_KEY_NAME, randomKey } from './caps.js'
 import {
   CONFIG_FILE,
@@ -118,7 +117,7 @@ export class EmbassyNode extends ReadyResource {
     if (!fs.existsSync(path.join(this.dir, STORE_DIR))) {
       throw EmbassyError.badConfig(`${this.dir} has a config but no ${STORE_DIR}/ directory; restore it from a recovery kit`)
     }
-    this.#store = await openStore(this.dir, null, false, this.#config.role === 'embassy' ? EMBASSY_WRITE_BUFFER_BYTES : undefined)
+    this.#store = await openStore(this.dir, null, false)
     this.#keyPair = (await this.#store.createKeyPair(SWARM_KEY_NAME)) as KeyPair
   }
 
@@ -247,20 +246,11 @@ export function checkDirIdentity(dir: string): void {
   throw EmbassyError.nodeMoved(dir, how, id.path)
 }
 
-/**
- * An embassy's RocksDB write buffer (memtable), in bytes (two at most): holding 10,000 small cores
- * it writes mostly small values (tree nodes, bitfields, headers), and RocksDB's default of 64 MiB
- * kept ~50 MiB more resident memory (BENCHMARKS.md, "Holding thousands of cores"). Blocks of
- * 4 KiB and more go to blob files either way. Other roles keep the default.
- */
-export const EMBASSY_WRITE_BUFFER_BYTES = 8 * 1024 * 1024
-
-async function openStore(dir: string, primaryKey: Uint8Array | null, creating: boolean, writeBufferSize?: number): Promise<Corestore> {
+async function openStore(dir: string, primaryKey: Uint8Array | null, creating: boolean): Promise<Corestore> {
   const storeDir = path.join(dir, STORE_DIR)
-  const storage = writeBufferSize ? new CoreStorage(storeDir, { writeBufferSize }) : storeDir
   const store = primaryKey
-    ? new Corestore(storage, { primaryKey: Buffer.from(primaryKey), unsafe: true })
-    : new Corestore(storage)
+    ? new Corestore(storeDir, { primaryKey: Buffer.from(primaryKey), unsafe: true })
+    : new Corestore(storeDir)
   try {
     await store.ready()
   } catch (err) {
