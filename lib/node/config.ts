@@ -140,7 +140,7 @@ export interface NodeConfig {
    * Embassy: held dataset cores kept open at once at most, over all followed agencies' holders
    * each; beyond it idle ones that are caught up and receipted are closed (a record of their
    * figures stays) and opened again when the agency says they grew, a peer asks for one, or an
-   * audit does. Each open core costs ~60 KiB of memory. @default DEFAULT_MAX_OPEN_CORES (1024)
+   * audit does. Each open core costs ~60–70 KiB of memory. @default DEFAULT_MAX_OPEN_CORES (512)
    */
   maxOpenCores?: number
   /**

@@ -11,7 +11,7 @@
  */
 
 /** Held cores open at once at most unless configured (`maxOpenCores`). */
-export const DEFAULT_MAX_OPEN_CORES = 1024
+export const DEFAULT_MAX_OPEN_CORES = 512
 
 /** Slots freed at once for pick-up waiting at the bound (one storage round trip opens them). */
 export const FREE_BATCH = 64
