@@ -49,7 +49,10 @@ export {
   type Progress,
   type FileInfo,
   type PublishResult,
-  type HeldCoreRef
+  type HeldCoreRef,
+  type HeldCoreEntry,
+  type UnopenedCore,
+  type WindowRef
 } from './data/index.js'
 
 // The network

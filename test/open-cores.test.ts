@@ -3,19 +3,28 @@
  * keeps at most that many open; the others are closed once caught up and receipted, kept as a
  * record of their figures, and opened again when the agency appends (its `appended` notice), a
  * mirror asks for one, an audit samples one, or the writer's stolen key offers a rewrite — which
- * is refused as ever. Notices from anyone but the followed agency change nothing.
+ * is refused as ever. Notices from anyone but the followed agency change nothing. Verify and
+ * repair read the held cores a window at a time: at most the bound plus one window open.
  */
 import test from 'brittle'
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import { toZ32, type Agency, type Daemon, type Embassy, type Mirror } from '../lib/index.js'
+import type Hypercore from 'hypercore'
+import { EmbassyError, toZ32, type Agency, type Daemon, type Embassy, type Mirror } from '../lib/index.js'
 import type { Holder } from '../lib/roles/holder.js'
+import { readerWindow } from '../lib/roles/open-cores.js'
+import { verifyHandler } from '../lib/daemon/commands/verify.js'
+import { repairHandler } from '../lib/daemon/commands/repair.js'
+import { mergeVerifyReports, verifyCores, type RepairReport, type VerifyReport } from '../lib/verify/index.js'
 import { CONFIG_FILE, defaultConfig, validateConfig } from '../lib/node/config.js'
 import type { Peer } from '../lib/net/network.js'
-import { eventually, initDir, pair, startDaemon, testnet, type Test } from './helpers/index.js'
+import { corruptBlock, eventually, initDir, pair, rawStorage, startDaemon, testnet, type Test } from './helpers/index.js'
 
 const DATASETS = 8
 const BOUND = 3
+/** Held cores a verify or repair opens at once under that bound. */
+const WINDOW = readerWindow(BOUND)
+const io = { json: true, progress() {}, line() {} }
 
 async function embassyDir(t: Test, maxOpenCores: number): Promise<string> {
   const dir = await initDir(t, 'embassy')
@@ -28,6 +37,7 @@ async function embassyDir(t: Test, maxOpenCores: number): Promise<string> {
 
 interface Cluster {
   bootstrap: string[]
+  agencyDir: string
   agencyD: Daemon
   agency: Agency
   embD: Daemon
@@ -52,7 +62,8 @@ async function agencyDir(t: Test): Promise<string> {
 
 async function cluster(t: Test): Promise<Cluster> {
   const bootstrap = await testnet(t)
-  const agencyD = await startDaemon(t, await agencyDir(t), bootstrap)
+  const aDir = await agencyDir(t)
+  const agencyD = await startDaemon(t, aDir, bootstrap)
   const agency = (await agencyD.host.agency()) as Agency
   for (let i = 0; i < DATASETS; i++) {
     await agency.createDataset(`ds-${i}`)
@@ -81,7 +92,23 @@ async function cluster(t: Test): Promise<Cluster> {
     const all = custody.datasets.every((d) => d.embassies.some((e) => e.heldLength === d.length && e.behindBlocks === 0))
     return all && h.complete ? h : null
   }, 120_000)
-  return { bootstrap, agencyD, agency, embD, embassy, holder: held, peak: () => peak }
+  return { bootstrap, agencyDir: aDir, agencyD, agency, embD, embassy, holder: held, peak: () => peak }
+}
+
+/** Flips a byte of block `index` of held core `key` in the embassy's storage; the holder keeps it closed. */
+async function damageAtRest(c: Cluster, key: Buffer, index: number): Promise<void> {
+  const session = c.embD.host.node.store.get({ key })
+  await session.ready()
+  await corruptBlock(session, index)
+  await session.close()
+}
+
+/** Block `index` of `core` as stored. */
+async function storedBlock(core: Hypercore, index: number): Promise<Buffer | null> {
+  const rx = rawStorage(core).read()
+  const p = rx.getBlock(index)
+  rx.tryFlush()
+  return p
 }
 
 /** A dataset whose core the embassy holds closed, and that entry. */
@@ -113,19 +140,150 @@ test('open cores: an embassy bound to 3 open cores holds 8 datasets whole; close
     const core = (await c.holder.wake(log.core.key!))!
     t.alike([row.length, row.contiguousLength, row.byteLength, row.fork], [core.length, core.contiguousLength, core.byteLength, core.fork], `${d.name}: closed, its record matches the core`)
   }
-  // A verification opens every held core and none closes under it; the bound closes them after.
-  const { verifyCores } = await import('../lib/verify/index.js')
-  const report = await c.embD.host.useHeldCores(async (refs) => {
-    t.is(refs.length, DATASETS + 1, 'verify gets every core (the catalog too)')
-    t.is(c.holder.openCount, DATASETS, 'all open for it')
-    // Held open while in use, whatever the bound's tick does meanwhile.
-    await new Promise((resolve) => setTimeout(resolve, 600))
-    t.ok(refs.every((r) => !r.core.closing), 'none closed while in use')
-    return verifyCores(refs)
-  })
+  // A verification reads the held cores a window at a time: never more open than the bound plus
+  // one window, and a window's cores open (not closing) while it reads them.
+  await eventually('the cores opened to compare closed again down to the bound', () => c.holder.openCount <= BOUND)
+  let listed = 0
+  let most = 0
+  let windows = 0
+  const reports = await c.embD.host.forHeldCores(
+    (all) => {
+      listed = all.length
+      return all
+    },
+    async (refs) => {
+      windows++
+      most = Math.max(most, c.holder.openCount, c.embassy.openCores().open)
+      const cores = refs.map((r) => ('core' in r ? r.core : null))
+      t.ok(refs.length <= WINDOW && cores.every((core) => core && core.opened && !core.closing), `window ${windows}: ${refs.length} core(s), open`)
+      const report = await verifyCores(refs)
+      t.ok(cores.every((core) => core && !core.closing), `window ${windows}: none closing while it reads`)
+      return report
+    }
+  )
+  t.is(listed, DATASETS + 1, 'every held core to choose from (the catalog too)')
+  t.is(windows, Math.ceil((DATASETS + 1) / WINDOW), `${windows} windows of at most ${WINDOW}`)
+  t.ok(most <= BOUND + WINDOW, `at most the bound plus one window open at once (${most})`)
+  const report = mergeVerifyReports(reports)
   t.ok(report.ok && report.cores.length === DATASETS + 1, `every block verifies (${report.totals.checked} blocks)`)
+  t.is(report.totals.cores, DATASETS + 1)
+  t.ok(report.cores.every((r) => r.checked === r.length && r.length > 0), 'every block of every core checked')
   await eventually('closed again down to the bound', () => c.holder.openCount <= BOUND)
   t.pass(`back to ${c.holder.openCount} open`)
+})
+
+test('open cores: a window keeps its cores open whatever the bound may close; released when its reader throws or a core cannot be opened', { timeout: 180_000 }, async (t) => {
+  const c = await cluster(t)
+  const { key } = await closedDataset(c)
+  const hex = key.toString('hex')
+  // No peer: a core opened again is settled at once, so only its window keeps it from closing.
+  await c.agencyD.close()
+  const err = await c.embD.host
+    .forHeldCores(
+      (all) => all.filter((e) => e.key.equals(key)),
+      async (refs) => {
+        const ref = refs[0]!
+        t.ok('core' in ref && ref.core.opened && ref.reopened, 'the closed core, opened again for the window')
+        throw new Error('the reader failed')
+      }
+    )
+    .then(
+      () => null,
+      (e: unknown) => e as Error
+    )
+  t.is(err?.message, 'the reader failed', 'the reader’s error is the caller’s')
+  t.is(c.holder.cores.get(hex)!.using, 0, 'not marked in use any more')
+  t.absent(c.holder.cores.get(hex)!.core, 'closed again, as it was')
+
+  // A core whose storage cannot be opened: verify names it with why, and nothing stays in use.
+  const store = c.embD.host.node.store
+  const get = store.get.bind(store)
+  store.get = ((opts: Parameters<typeof get>[0]) => {
+    const core = get(opts)
+    const k = typeof opts === 'object' && 'key' in opts ? opts.key : null
+    if (k && Buffer.from(k).equals(key)) core.ready = () => Promise.reject(new Error('the storage failed'))
+    return core
+  }) as typeof store.get
+  const unopened = await verifyHandler(c.embD.host, { args: [toZ32(key)], opts: {} }, io).then(
+    () => null,
+    (e: unknown) => e as EmbassyError
+  )
+  store.get = get
+  t.is(unopened?.code, 'VERIFY_FAILED', 'verify fails, naming the core')
+  const unopenedReport = unopened!.details as unknown as VerifyReport
+  t.alike(unopenedReport.cores.map((r) => [r.key, r.failures.map((f) => f.error)]), [[toZ32(key), ['could not verify: the storage failed']]], 'with why')
+  t.is(c.holder.cores.get(hex)!.using, 0, 'not marked in use')
+  t.absent(c.holder.cores.get(hex)!.core, 'still closed')
+
+  let seen = 0
+  const reports = await c.embD.host.forHeldCores(
+    (all) => all,
+    async (refs) => {
+      // Everything the bound may close, closed now: none of this window's cores is among it.
+      for (const x of c.holder.closable()) x.close()
+      for (const r of refs) {
+        t.ok('core' in r && !r.core.closing, `${r.name}: not closing while its window reads it`)
+        seen++
+      }
+      return verifyCores(refs)
+    }
+  )
+  t.is(seen, DATASETS + 1, 'every core read')
+  t.ok(mergeVerifyReports(reports).ok, 'and verified')
+  t.ok([...c.holder.cores.values()].every((e) => e.using === 0), 'none left in use')
+  await eventually('closed again down to the bound', () => c.holder.openCount <= BOUND)
+  t.pass(`back to ${c.holder.openCount} open`)
+})
+
+test('open cores: a block damaged at rest in a closed core — verify names it, repair fetches it again from the agency', { timeout: 180_000 }, async (t) => {
+  const c = await cluster(t)
+  const { name, key } = await closedDataset(c)
+  const hex = key.toString('hex')
+  await damageAtRest(c, key, 1)
+  t.absent(c.holder.cores.get(hex)!.core, 'the damaged core is closed when verify starts')
+
+  const failed = await verifyHandler(c.embD.host, { args: [], opts: {} }, io).then(
+    () => null,
+    (e: unknown) => e as EmbassyError
+  )
+  t.is(failed?.code, 'VERIFY_FAILED', 'verify fails')
+  const report = failed!.details as unknown as VerifyReport
+  t.is(report.cores.length, DATASETS + 1, 'every held core in the report')
+  const bad = report.cores.filter((r) => r.failures.length > 0)
+  t.alike(bad.map((r) => [r.key, r.failures.map((f) => f.index)]), [[toZ32(key), [1]]], 'block 1 of that core named, nothing else')
+  t.absent(c.holder.cores.get(hex)!.core, 'closed again after its window')
+
+  const repaired = (await repairHandler(c.embD.host, { args: [], opts: {} }, io)) as RepairReport
+  t.ok(repaired.ok, 'repair succeeds')
+  t.alike(repaired.cores.map((r) => [r.key, r.blocks.map((b) => [b.index, b.outcome])]), [[toZ32(key), [[1, 'repaired']]]], 'block 1 repaired')
+  const agencyCore = (await c.agency.datasets.openLog(name)).core
+  const core = (await c.holder.wake(key))!
+  t.alike(await storedBlock(core, 1), await storedBlock(agencyCore, 1), 'the stored bytes are the agency’s again')
+  const again = await verifyHandler(c.embD.host, { args: [toZ32(key)], opts: {} }, io)
+  t.ok((again as VerifyReport).ok, 'and verify')
+})
+
+test('open cores: repair of a core it opened again waits for a holder to attach — the agency, back after the repair began', { timeout: 180_000 }, async (t) => {
+  const c = await cluster(t)
+  const { name, key } = await closedDataset(c)
+  const hex = key.toString('hex')
+  const good = await storedBlock((await c.agency.datasets.openLog(name)).core, 1)
+  await c.agencyD.close()
+  await damageAtRest(c, key, 1)
+  const repairing = repairHandler(c.embD.host, { args: [toZ32(key)], opts: { timeout: '120' } }, io).then(
+    (r) => r as RepairReport,
+    (e: unknown) => e as EmbassyError
+  )
+  // Its window opened the core (it reads it until the repair ends); no holder is connected.
+  await Promise.race([eventually('the repair holds the damaged core', () => (c.holder.cores.get(hex)!.using > 0 ? true : null)), repairing])
+  const agencyD = await startDaemon(t, c.agencyDir, c.bootstrap)
+  t.ok(agencyD.host.online, 'the agency is back')
+  const report = await repairing
+  t.absent(report instanceof EmbassyError, report instanceof EmbassyError ? report.message : 'repaired')
+  const r = report as RepairReport
+  t.alike(r.cores.map((x) => [x.key, x.peers, x.blocks.map((b) => [b.index, b.outcome])]), [[toZ32(key), 1, [[1, 'repaired']]]], 'block 1 repaired from the agency once it attached')
+  const core = (await c.holder.wake(key))!
+  t.alike(await storedBlock(core, 1), good, 'the stored bytes are the agency’s again')
 })
 
 test('open cores: the agency appends to a closed core — the embassy opens it again, fetches, receipts', { timeout: 180_000 }, async (t) => {

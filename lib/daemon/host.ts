@@ -4,7 +4,7 @@
  */
 import ReadyResource from 'ready-resource'
 import { EmbassyError } from '../errors.js'
-import type { HeldCoreRef } from '../data/held-core.js'
+import type { HeldCoreEntry, HeldCoreRef, WindowRef } from '../data/held-core.js'
 import type { DatasetReader } from '../data/datasets.js'
 import type { Network } from '../net/network.js'
 import { EmbassyNode } from '../node/node.js'
@@ -33,8 +33,14 @@ export interface Host {
   drills: DrillSchedule | null
   /** Every core this node holds (catalogs and dataset cores), on every role. */
   heldCores(): Promise<HeldCoreRef[]>
-  /** Runs `fn` over every held core, kept open until it resolves (an embassy closes idle cores). */
-  useHeldCores<T>(fn: (refs: HeldCoreRef[]) => Promise<T>): Promise<T>
+  /**
+   * Runs `fn` over the held cores `select` picks from every held core (described, not opened),
+   * in windows, each window's cores kept open while its `fn` runs: on an embassy a bounded number
+   * at a time (it keeps at most `maxOpenCores` open, plus one window), elsewhere one window of
+   * every selected core. A core that cannot be opened reaches `fn` described, with why. Returns
+   * each window's result, in order (at least one).
+   */
+  forHeldCores<T>(select: (entries: HeldCoreEntry[]) => HeldCoreEntry[], fn: (refs: WindowRef[]) => Promise<T>): Promise<T[]>
 }
 
 export class NodeHost extends ReadyResource implements Host {
@@ -98,10 +104,18 @@ export class NodeHost extends ReadyResource implements Host {
     return (await this.role()).heldCores()
   }
 
-  async useHeldCores<T>(fn: (refs: HeldCoreRef[]) => Promise<T>): Promise<T> {
+  async forHeldCores<T>(select: (entries: HeldCoreEntry[]) => HeldCoreEntry[], fn: (refs: WindowRef[]) => Promise<T>): Promise<T[]> {
     const role = await this.role()
-    if ('useHeldCores' in role) return role.useHeldCores(fn)
-    return fn(await role.heldCores())
+    if ('forHeldCores' in role) return role.forHeldCores(select, fn)
+    // Every core is open already (agency, mirror): one window, labelled as the selection says.
+    const cores = new Map<string, HeldCoreRef['core']>()
+    const entries: HeldCoreEntry[] = []
+    for (const { catalog, dataset, name, core } of await role.heldCores()) {
+      cores.set(core.key!.toString('hex'), core)
+      entries.push({ catalog, dataset, name, key: core.key!, length: core.length })
+    }
+    const refs = select(entries).map(({ catalog, dataset, name, key }) => ({ catalog, dataset, name, core: cores.get(key.toString('hex'))! }))
+    return [await fn(refs)]
   }
 
   async reader(): Promise<DatasetReader> {

@@ -4,13 +4,13 @@
  */
 import { agencyTopic } from '../node/caps.js'
 import { EmbassyError } from '../errors.js'
-import { Holder, type HeldCore } from './holder.js'
+import { Holder, type HeldCore, type HeldCoreUse } from './holder.js'
 import { parseKey, keyZ32, toZ32 } from '../ids.js'
 import type { Network, Peer } from '../net/network.js'
 import type { EmbassyNode } from '../node/node.js'
 import type Hypercore from 'hypercore'
 import { signReceipt } from '../custody/receipts.js'
-import type { HeldCoreRef } from '../data/held-core.js'
+import type { HeldCoreEntry, HeldCoreRef, WindowRef } from '../data/held-core.js'
 import { BaseRole } from './role.js'
 import { CAUGHT_UP_LOG_MS, CaughtUpLog } from './milestones.js'
 import { NEVER_REACHED_ALARM_SECONDS } from '../node/config.js'
@@ -18,7 +18,7 @@ import { GUARD_TICK_MS, HistoryGuard } from './guard.js'
 import type { CustodyHandlers } from '../net/custody-channel.js'
 import { ChallengeAnswerer, type Alarm, type AlarmKind } from '../custody/index.js'
 import { AlarmCode, INSTANCE_CAPABILITY, type AppendedNotice, type HolderList, type Receipt } from '../../protocol/index.js'
-import { DEFAULT_MAX_OPEN_CORES, OpenCores } from './open-cores.js'
+import { DEFAULT_MAX_OPEN_CORES, OpenCores, readerWindow } from './open-cores.js'
 
 /** How long after two instances of one agency alternated an embassy keeps telling each of them. */
 export const TWIN_REPORT_MS = 10 * 60_000
@@ -308,15 +308,43 @@ export class Embassy extends BaseRole {
   }
 
   /**
-   * Runs `fn` over every held core (closed ones opened again), none of them closed until it
-   * resolves: a verification or a repair reads them all.
+   * Runs `fn` over the held cores `select` picks (from every held core, described without
+   * opening it), a window at a time (readerWindow of the bound: at most the bound plus one window
+   * of cores are open): each window's cores are opened (closed ones at once), kept open while its
+   * `fn` runs, then released — those opened for it closed again, the bound closing what else is
+   * over it. A core that cannot be opened reaches `fn` described, with why. At least one window
+   * (an empty one when nothing is selected). Returns each window's result, in order.
    */
-  async useHeldCores<T>(fn: (refs: HeldCoreRef[]) => Promise<T>): Promise<T> {
-    const release = this.#bound?.pin()
+  async forHeldCores<T>(select: (entries: HeldCoreEntry[]) => HeldCoreEntry[], fn: (refs: WindowRef[]) => Promise<T>): Promise<T[]> {
+    const all: HeldCoreEntry[] = []
+    for (const h of this.holders.values()) all.push(...h.entries())
+    const chosen = select(all)
+    const size = readerWindow(this.#bound?.max ?? DEFAULT_MAX_OPEN_CORES)
+    const out: T[] = []
+    let at = 0
+    do {
+      out.push(await this.#window(chosen.slice(at, at + size), fn))
+      at += size
+    } while (at < chosen.length)
+    return out
+  }
+
+  /** One window of forHeldCores: its cores taken from their holders, `fn` run, each released (also on error). */
+  async #window<T>(entries: HeldCoreEntry[], fn: (refs: WindowRef[]) => Promise<T>): Promise<T> {
+    const taken = await Promise.allSettled(
+      entries.map((e): Promise<HeldCoreUse> => {
+        const holder = this.holders.get(e.catalog.toString('hex'))
+        return holder ? holder.use(e) : Promise.resolve({ ref: { ...e, error: EmbassyError.closed() }, release: async () => {} })
+      })
+    )
+    const uses = taken.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))
     try {
-      return await fn(await this.heldCores())
+      const failed = taken.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+      if (failed) throw failed.reason
+      return await fn(uses.map((u) => u.ref))
     } finally {
-      release?.()
+      await Promise.all(uses.map((u) => u.release()))
+      this.#bound?.poke()
     }
   }
 

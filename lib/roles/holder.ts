@@ -14,14 +14,18 @@
  * receipt for it went) is closed — its channels with every peer closed, its Hypercore closed — and
  * kept as a record of its figures (what status and quota read). It is opened again, append-only
  * as ever, when the agency says it grew (the `appended` notice), a peer opens its channel, an
- * audit asks for it, or wake() is called. Pick-up of new cores waits for a free slot.
+ * audit asks for it, or wake() is called. Pick-up of new cores waits for a free slot. A reader of
+ * every block (verify, repair) takes a window of cores at a time with use(): those stay open
+ * until it releases them, and those it opened are closed again then (entries() describes every
+ * held core without opening it, for the reader to choose from).
  */
 import { EventEmitter } from 'node:events'
 import type Corestore from 'corestore'
 import type Hypercore from 'hypercore'
 import { Catalog, type DatasetInfo } from '../data/catalog.js'
 import { keyZ32, toZ32 } from '../ids.js'
-import type { HeldCoreRef } from '../data/held-core.js'
+import { EmbassyError } from '../errors.js'
+import type { HeldCoreEntry, HeldCoreRef, WindowRef } from '../data/held-core.js'
 import type { Closable, OpenCores } from './open-cores.js'
 import { guardServedBlocks, type DamagedBlock } from '../data/checked-blocks.js'
 import type { HeadSummary } from '../custody/heads.js'
@@ -140,6 +144,13 @@ export interface WakeFor {
   gone: () => boolean
 }
 
+/** A held core a reader took with use(): its reference, kept open until release() resolves. */
+export interface HeldCoreUse {
+  ref: WindowRef
+  /** Lets it close again (one the reader opened is closed by then, unless used meanwhile); once. */
+  release(): Promise<void>
+}
+
 /** One held dataset core: its session while open, and its figures (kept while it is closed). */
 export interface HeldEntry {
   key: Buffer
@@ -159,6 +170,8 @@ export interface HeldEntry {
   busy: Promise<void> | null
   /** Peers that asked for it while closed: it stays open until each has its channel (or is gone). */
   waiting: WakeFor[] | null
+  /** Readers' windows (use()) reading it now: it does not close while any does. */
+  using: number
   /** The longest length the agency said it has (its `appended` notices): held below it, it is not settled. */
   announced: number
   /** The fork of that length (a notice of another fork replaces it). */
@@ -273,7 +286,7 @@ export class Holder extends EventEmitter<HolderEvents> {
         if (this.#closed) return
         if (this.cores.has(hex)) continue
         const core = this.store.get({ key, allowFork: false })
-        this.cores.set(hex, { key, dataset: d.id, core, length: 0, contiguousLength: 0, byteLength: 0, fork: 0, used: this.#use(), usedAt: Date.now(), busy: null, waiting: null, announced: this.#announced.get(hex)?.length ?? 0, announcedFork: this.#announced.get(hex)?.fork ?? 0, info: d })
+        this.cores.set(hex, { key, dataset: d.id, core, length: 0, contiguousLength: 0, byteLength: 0, fork: 0, used: this.#use(), usedAt: Date.now(), busy: null, waiting: null, using: 0, announced: this.#announced.get(hex)?.length ?? 0, announcedFork: this.#announced.get(hex)?.fork ?? 0, info: d })
         this.#announced.delete(hex)
         this.#opened(this.cores.get(hex)!)
         batch.push({ key, core, dataset: d })
@@ -376,22 +389,37 @@ export class Holder extends EventEmitter<HolderEvents> {
 
   /** An open core nothing else uses, caught up, and settled (its receipt went). */
   #closable(e: HeldEntry): boolean {
+    if (!this.#unused(e)) return false
+    const core = e.core!
+    // A peer that lacks blocks held here still fetches them (a mirror reading, a holder catching
+    // up): closing would close its channel, and it would not open it again by itself.
+    for (const p of core.peers) if ((p as unknown as { remoteContiguousLength: number }).remoteContiguousLength < core.length) return false
+    if (this.#holdsAnnounced(e, core) && (!this.#opts.parkable || this.#opts.parkable(core))) return true
+    return Date.now() - e.usedAt >= IDLE_CLOSE_MS
+  }
+
+  /**
+   * Open and caught up, and nothing else uses it: no opening or closing under way, no reader's
+   * window, no other session (an audit, a read), no peer waiting for its channel.
+   */
+  #unused(e: HeldEntry): boolean {
     const core = e.core
-    if (!core || e.busy || core.closing || !core.opened) return false
+    if (!core || e.busy || e.using > 0 || core.closing || !core.opened) return false
     if (core.contiguousLength !== core.length) return false
     const inner = (core as unknown as { core?: { allSessions?(): unknown[] } }).core
-    if (!inner?.allSessions || inner.allSessions().length !== 1) return false // a verify, an audit, a read
+    if (!inner?.allSessions || inner.allSessions().length !== 1) return false // an audit, a read
     // A peer that asked for it keeps it open until its channel is up (else its open is refused).
     if (e.waiting) {
       e.waiting = e.waiting.filter((w) => !w.gone() && !core.peers.some((p) => Buffer.from(p.remotePublicKey).equals(Buffer.from(w.key))))
       if (e.waiting.length > 0) return false
       e.waiting = null
     }
-    // A peer that lacks blocks held here still fetches them (a mirror reading, a holder catching
-    // up): closing would close its channel, and it would not open it again by itself.
-    for (const p of core.peers) if ((p as unknown as { remoteContiguousLength: number }).remoteContiguousLength < core.length) return false
-    if ((core.fork !== e.announcedFork || core.length >= e.announced) && (!this.#opts.parkable || this.#opts.parkable(core))) return true
-    return Date.now() - e.usedAt >= IDLE_CLOSE_MS
+    return true
+  }
+
+  /** It holds the length the agency announced (or that was of another fork): nothing to fetch. */
+  #holdsAnnounced(e: HeldEntry, core: Hypercore): boolean {
+    return core.fork !== e.announcedFork || core.length >= e.announced
   }
 
   /** Closes a held core, keeping its figures: its channels with every peer and its Hypercore. */
@@ -464,11 +492,20 @@ export class Holder extends EventEmitter<HolderEvents> {
     e.used = this.#use()
     e.usedAt = Date.now()
     if (opts.for) (e.waiting ??= []).push(opts.for)
+    const core = await this.#open(e, opts.queue === true)
+    return core instanceof Error ? null : core
+  }
+
+  /**
+   * The open session of entry `e`, opening it again if it was closed; why not when it cannot be
+   * opened, null once the holder closed. Not a use: its use stamp stays.
+   */
+  async #open(e: HeldEntry, queue: boolean): Promise<Hypercore | Error | null> {
     while (e.busy) await e.busy
     if (e.core) return e.core
-    // `queue` (a notice that a core grew): waits for a free slot like pick-up does; a peer or an
-    // audit asking for the core opens it at once (the bound closes another one after).
-    while (opts.queue && this.#bound?.full() && !this.#closed && !e.core && !e.busy) await this.#bound.slot()
+    // `queue` (a notice that a core grew): waits for a free slot like pick-up does; a peer, an
+    // audit or a reader asking for the core opens it at once (the bound closes another one after).
+    while (queue && this.#bound?.full() && !this.#closed && !e.core && !e.busy) await this.#bound.slot()
     while (e.busy) await e.busy
     if (e.core) return e.core
     if (this.#closed) return null
@@ -477,23 +514,64 @@ export class Holder extends EventEmitter<HolderEvents> {
       () => {
         if (this.#closed) {
           void core.close().catch(() => {})
-          return
+          return null
         }
         e.core = core
         this.#opened(e)
         this.stats.reopened++
         this.#activate(core, e.info)
         this.emit('core-opened', e.key, core)
+        return null
       },
       (err: Error) => {
         void core.close().catch(() => {})
         this.emit('error', err)
+        return err
       }
     )
-    e.busy = opening
-    await opening
-    if (e.busy === opening) e.busy = null
-    return e.core
+    const busy = opening.then(() => {})
+    e.busy = busy
+    const failed = await opening
+    if (e.busy === busy) e.busy = null
+    return e.core ?? failed
+  }
+
+  /**
+   * Held core `entry` for a reader of its blocks (a verify or repair window), kept open until
+   * its release() resolves: the bound closes none while in use. A closed one is opened again at
+   * once, without waiting for a slot (the window's own cores may fill the bound: it goes over it
+   * by at most one window), and closed again on release unless something else used it meanwhile
+   * (blocks arrived, a peer or an audit asked for it, another window holds it) — so a reading
+   * leaves the cores open as it found them. Never rejects: a core that cannot be opened comes
+   * back described, with why.
+   */
+  async use(entry: HeldCoreEntry): Promise<HeldCoreUse> {
+    const label = { catalog: this.key, dataset: entry.dataset, name: entry.name }
+    if (entry.key.equals(this.key)) return { ref: { ...label, core: this.catalog.core }, release: async () => {} }
+    const e = this.cores.get(entry.key.toString('hex'))
+    if (!e || this.#closed) {
+      const error = this.#closed ? EmbassyError.closed() : EmbassyError.notFound(`core ${toZ32(entry.key)} is not held here`)
+      return { ref: { ...entry, error }, release: async () => {} }
+    }
+    e.using++
+    // Closed, nothing opening or closing it: opened for this reader only (its use stamp as it was).
+    const lent = !e.core && !e.busy ? e.used : null
+    let released = false
+    const release = async (): Promise<void> => {
+      if (released) return
+      released = true
+      e.using--
+      if (lent === null || e.using > 0 || e.used !== lent || this.#closed) return
+      if (this.#unused(e) && this.#holdsAnnounced(e, e.core!)) await this.#park(e)
+    }
+    let core: Hypercore | Error | null
+    try {
+      core = await this.#open(e, false)
+    } catch (err) {
+      core = err instanceof Error ? err : new Error(String(err))
+    }
+    if (!core || core instanceof Error) return { ref: { ...entry, error: core ?? EmbassyError.closed() }, release }
+    return { ref: { ...label, core, ...(lent !== null ? { reopened: true } : {}) }, release }
   }
 
   /** The held core (hex key) whose channel has discovery key `dk`, if any (open or closed). */
@@ -624,6 +702,14 @@ export class Holder extends EventEmitter<HolderEvents> {
       const core = e.core ?? (await this.wake(e.key))
       if (core) out.push({ catalog, dataset: e.dataset, name: keyZ32(core), core })
     }
+    return out
+  }
+
+  /** Every held core described without opening it, the catalog first (what a reader selects from). */
+  entries(): HeldCoreEntry[] {
+    const catalog = this.key
+    const out: HeldCoreEntry[] = [{ catalog, dataset: null, name: 'catalog', key: catalog, length: this.catalog.core.length }]
+    for (const e of this.cores.values()) out.push({ catalog, dataset: e.dataset, name: toZ32(e.key), key: e.key, length: e.core ? e.core.length : e.length })
     return out
   }
 

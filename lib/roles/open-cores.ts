@@ -16,6 +16,14 @@ export const DEFAULT_MAX_OPEN_CORES = 512
 /** Slots freed at once for pick-up waiting at the bound (one storage round trip opens them). */
 export const FREE_BATCH = 64
 
+/**
+ * Held cores a reader of every block (a verification, a repair) opens at once under a bound of
+ * `max`: half the bound, at most FREE_BATCH, at least one. It may go over the bound by that many.
+ */
+export function readerWindow(max: number): number {
+  return Math.max(1, Math.min(FREE_BATCH, Math.floor(max / 2)))
+}
+
 /** A held core that may close (a holder's entry). */
 export interface Closable {
   /** Its last use (a stamp from use()): a core used since it was reported is not closed for it. */
@@ -40,8 +48,6 @@ export class OpenCores {
   #waiters: Array<() => void> = []
   /** Cores reported settled while over (or at) the bound, in that order, with their use stamp then. */
   #ready: Array<{ c: Closable; used: number }> = []
-  /** Holds (a verification reading every core): nothing closes while any is held. */
-  #pins = 0
   #closed = false
 
   constructor(max: number = DEFAULT_MAX_OPEN_CORES) {
@@ -115,25 +121,8 @@ export class OpenCores {
     this.#relieve(this.#need(), false)
   }
 
-  /**
-   * Keeps every open core open until the returned release is called (a verification or repair
-   * reads the cores it was given): pick-up waits meanwhile. Released once, then the bound closes
-   * what is over it.
-   */
-  pin(): () => void {
-    this.#pins++
-    let released = false
-    return () => {
-      if (released) return
-      released = true
-      this.#pins--
-      this.poke()
-    }
-  }
-
   /** Closes `need` cores: from the settled queue, and (`scan`) else the least recently used closable. */
   #relieve(need: number, scan: boolean): void {
-    if (this.#pins > 0) return
     while (need > 0 && this.#ready.length > 0) {
       const { c, used } = this.#ready.shift()!
       if (c.used !== used || !c.closable()) continue // used since, or no longer closable
@@ -148,7 +137,7 @@ export class OpenCores {
   }
 
   /**
-   * Over the bound (cores opened for a verify, a burst of peers) or with pick-up waiting, and
+   * Over the bound (a verify's window of cores, a burst of peers) or with pick-up waiting, and
    * nothing closing: look over the open cores again (one may have become closable without a
    * receipt — unused long enough). The role's tick calls it; nothing to do costs O(1).
    */

@@ -21,3 +21,4 @@ export {
   type RepairReport,
   type RepairOptions
 } from './repair.js'
+export { mergeVerifyReports, mergeRepairReports } from './merge.js'

@@ -10,12 +10,14 @@
  * above a range of blocks, a bad signature — is listed as such, never cleared.
  *
  * Outcomes per block: `repaired`; `failed` (no holder that answered had a good copy in time);
- * `unreachable` (no holder of the core was connected: nothing was cleared).
+ * `unreachable` (no holder of the core was connected: nothing was cleared). A core opened again
+ * for this repair (it was closed while idle) meets its holders over the next round trips: it is
+ * given up to the block timeout for the first one to attach before it counts as unreachable.
  *
  * Owns repairCores, repairBlock and the report types. May import: verify/verify, data/, errors, ids.
  */
 import type Hypercore from 'hypercore'
-import type { HeldCoreRef } from '../data/held-core.js'
+import type { HeldCoreRef, WindowRef } from '../data/held-core.js'
 import { toZ32 } from '../ids.js'
 import { verifyCores, type CoreVerifyReport, type VerifyFailure, type VerifyReport } from './verify.js'
 
@@ -101,6 +103,25 @@ export async function repairBlock(core: Hypercore, index: number, timeoutMs = RE
   }
 }
 
+/** Resolves true once `core` has a peer; false after `timeoutMs` or when it closes. */
+function firstPeer(core: Hypercore, timeoutMs: number): Promise<boolean> {
+  if (core.peers.length > 0) return Promise.resolve(true)
+  if (core.closing) return Promise.resolve(false)
+  return new Promise((resolve) => {
+    const done = (ok: boolean): void => {
+      clearTimeout(timer)
+      core.off('peer-add', onpeer)
+      core.off('close', onclose)
+      resolve(ok)
+    }
+    const onpeer = (): void => done(true)
+    const onclose = (): void => done(false)
+    const timer = setTimeout(() => done(false), timeoutMs)
+    core.on('peer-add', onpeer)
+    core.on('close', onclose)
+  })
+}
+
 /** The single damaged blocks of a verified core, and the failures that are not single blocks. */
 function split(c: CoreVerifyReport): { blocks: Array<{ index: number; damage: string }>; unrepairable: VerifyFailure[] } {
   const blocks: Array<{ index: number; damage: string }> = []
@@ -114,9 +135,10 @@ function split(c: CoreVerifyReport): { blocks: Array<{ index: number; damage: st
 
 /**
  * Verifies `refs`, repairs every damaged block of every core that has a connected holder, and
- * verifies the repaired cores again. Never throws for a bad core: its outcome is in the report.
+ * verifies the repaired cores again. Never throws for a bad core: its outcome is in the report
+ * (a core that could not be opened: its error, not repairable by fetching blocks).
  */
-export async function repairCores(refs: readonly HeldCoreRef[], opts: RepairOptions = {}): Promise<RepairReport> {
+export async function repairCores(refs: readonly WindowRef[], opts: RepairOptions = {}): Promise<RepairReport> {
   const started = Date.now()
   const timeoutMs = opts.timeoutMs ?? REPAIR_TIMEOUT_MS
   const online = opts.online ?? true
@@ -125,8 +147,9 @@ export async function repairCores(refs: readonly HeldCoreRef[], opts: RepairOpti
   const touched: Array<{ ref: HeldCoreRef; report: CoreRepairReport }> = []
   for (const c of before.cores) {
     if (c.failures.length === 0) continue
-    const ref = refs.find((r) => r.core.key && toZ32(r.core.key) === c.key)
+    const ref = refs.find((r): r is HeldCoreRef => 'core' in r && !!r.core.key && toZ32(r.core.key) === c.key)
     const { blocks, unrepairable } = split(c)
+    if (ref?.reopened && online && blocks.length > 0 && !ref.core.closing) await firstPeer(ref.core, timeoutMs)
     const peers = ref && !ref.core.closing ? ref.core.peers.length : 0
     const report: CoreRepairReport = { catalog: c.catalog, dataset: c.dataset, name: c.name, key: c.key, peers, blocks: [], unrepairable }
     out.push(report)

@@ -21,7 +21,7 @@
 import { createRequire } from 'node:module'
 import crypto from 'hypercore-crypto'
 import type Hypercore from 'hypercore'
-import type { HeldCoreRef } from '../data/held-core.js'
+import type { HeldCoreRef, WindowRef } from '../data/held-core.js'
 import { EmbassyError } from '../errors.js'
 import { toZ32 } from '../ids.js'
 import { children, depth, fullRoots, leftSpan, rightSpan } from './flat-tree.js'
@@ -380,12 +380,20 @@ function checkParent(index: number, parent: TreeNode | null, left: TreeNode | nu
   return null
 }
 
-/** Verifies every given core; never throws for a bad core (its failures are in the report). */
-export async function verifyCores(refs: readonly HeldCoreRef[], opts: VerifyOptions = {}): Promise<VerifyReport> {
+/**
+ * Verifies every given core; never throws for a bad core (its failures are in the report, as
+ * are those of a core that could not be opened).
+ */
+export async function verifyCores(refs: readonly WindowRef[], opts: VerifyOptions = {}): Promise<VerifyReport> {
   const started = Date.now()
   const heads: Array<StoredHead | null> = []
   const errors: Array<Error | null> = []
   for (const ref of refs) {
+    if ('error' in ref) {
+      heads.push(null)
+      errors.push(ref.error)
+      continue
+    }
     try {
       await ref.core.ready()
       const rx = internals(ref.core).state.storage.read()
@@ -408,8 +416,8 @@ export async function verifyCores(refs: readonly HeldCoreRef[], opts: VerifyOpti
   for (let i = 0; i < refs.length; i++) {
     const ref = refs[i]!
     const error = errors[i]
-    if (error) {
-      cores.push(errored(ref, error))
+    if (error || 'error' in ref) {
+      cores.push(errored(ref, error!)) // a core not opened has its error here too
       continue
     }
     try {
@@ -429,16 +437,18 @@ export async function verifyCores(refs: readonly HeldCoreRef[], opts: VerifyOpti
   return { ok: totals.coresFailed === 0, cores, totals, elapsed: Date.now() - started }
 }
 
-/** A report for `ref` with nothing checked yet. */
-function emptyReport(ref: HeldCoreRef, length: number): CoreVerifyReport {
+/** A report for `ref` with nothing checked yet (one that could not be opened: nothing held known). */
+function emptyReport(ref: WindowRef, length: number): CoreVerifyReport {
+  const core = 'core' in ref ? ref.core : null
+  const key = 'core' in ref ? ref.core.key : ref.key
   return {
     catalog: toZ32(ref.catalog),
     dataset: ref.dataset,
     name: ref.name,
-    key: ref.core.key ? toZ32(ref.core.key) : '',
+    key: key ? toZ32(key) : '',
     length,
     fork: 0,
-    contiguousLength: ref.core.contiguousLength,
+    contiguousLength: core ? core.contiguousLength : 0,
     signed: false,
     held: 0,
     checked: 0,
@@ -448,6 +458,6 @@ function emptyReport(ref: HeldCoreRef, length: number): CoreVerifyReport {
   }
 }
 
-function errored(ref: HeldCoreRef, err: Error): CoreVerifyReport {
-  return { ...emptyReport(ref, ref.core.length), failures: [{ index: null, error: `could not verify: ${err.message}` }] }
+function errored(ref: WindowRef, err: Error): CoreVerifyReport {
+  return { ...emptyReport(ref, 'core' in ref ? ref.core.length : ref.length), failures: [{ index: null, error: `could not verify: ${err.message}` }] }
 }

@@ -14,7 +14,7 @@
  *
  * Owns: the repair record. May import: command, host, text, ids, data/ (types), verify/.
  */
-import type { HeldCoreRef } from '../../data/index.js'
+import type { HeldCoreEntry } from '../../data/held-core.js'
 import { EmbassyError, type ErrorDetails } from '../../errors.js'
 import { toZ32 } from '../../ids.js'
 import type { CoreRepairReport, RepairReport } from '../../verify/index.js'
@@ -53,15 +53,21 @@ export const repair = defineCommand({
     return { dataset: strOpt(line, 'dataset'), timeoutMs }
   },
   async handler(host, { dataset, timeoutMs }, io): Promise<RepairReport> {
-    const { REPAIR_TIMEOUT_MS, repairCores } = await import('../../verify/index.js')
-    // Every held core stays open while it is repaired (an embassy closes idle cores otherwise).
-    const report = await host.useHeldCores(async (refs) => {
-      const selected = dataset ? selectRefs(host, refs, dataset) : refs
-      io.progress('repair', 0, selected.length)
-      const r = await repairCores(selected, { online: host.online, timeoutMs: timeoutMs ?? REPAIR_TIMEOUT_MS })
-      io.progress('repair', selected.length, selected.length)
-      return r
-    })
+    const { REPAIR_TIMEOUT_MS, repairCores, mergeRepairReports } = await import('../../verify/index.js')
+    const started = Date.now()
+    // A window of cores at a time (an embassy keeps a bounded number open).
+    let count = 0
+    const reports = await host.forHeldCores(
+      (held) => {
+        const selected = dataset ? select(host, held, dataset) : held
+        count = selected.length
+        io.progress('repair', 0, count)
+        return selected
+      },
+      (refs) => repairCores(refs, { online: host.online, timeoutMs: timeoutMs ?? REPAIR_TIMEOUT_MS })
+    )
+    io.progress('repair', count, count)
+    const report = mergeRepairReports(reports, started)
     if (report.ok) return report
     const { failed, unrepairable, unreachable } = report.totals
     const named = namedBlocks(report.cores)
@@ -110,13 +116,13 @@ export function formatRepairFailures(details: ErrorDetails): string {
   return out
 }
 
-/** The refs NAME selects: a label (dataset name, `name/…`), a core or catalog key (z32 or hex), or `catalog`. */
-function selectRefs(host: Host, refs: HeldCoreRef[], name: string): HeldCoreRef[] {
+/** The cores NAME selects: a label (dataset name, `name/…`), a core or catalog key (z32 or hex), or `catalog`. */
+function select(host: Host, entries: HeldCoreEntry[], name: string): HeldCoreEntry[] {
   const text = name.trim()
   const wanted = /^[0-9a-f]{64}$/i.test(text) ? toZ32(Buffer.from(text, 'hex')) : text
-  const out = refs.filter((r) => {
-    const key = r.core.key ? toZ32(r.core.key) : ''
-    return (text === 'catalog' && r.dataset === null) || r.name === text || r.name.startsWith(`${text}/`) || key === wanted || toZ32(r.catalog) === wanted
+  const out = entries.filter((e) => {
+    const key = toZ32(e.key)
+    return (text === 'catalog' && e.dataset === null) || e.name === text || e.name.startsWith(`${text}/`) || key === wanted || toZ32(e.catalog) === wanted
   })
   if (out.length === 0) {
     if (host.node.role === 'embassy') throw EmbassyError.notFound(`no held core or catalog has the key "${text.slice(0, 80)}"`, { name: text.slice(0, 80) })

@@ -5,7 +5,7 @@
  *
  * Owns: the verify record. May import: command, host, text, ids, data/ (types), verify/.
  */
-import type { HeldCoreRef } from '../../data/index.js'
+import type { HeldCoreEntry } from '../../data/held-core.js'
 import { EmbassyError, type ErrorDetails } from '../../errors.js'
 import { toZ32 } from '../../ids.js'
 import type { CoreVerifyReport, VerifyReport } from '../../verify/index.js'
@@ -29,13 +29,32 @@ export const verify = defineCommand({
   },
   input: (line) => ({ name: line.args[0] || undefined }),
   async handler(host, { name }, io): Promise<VerifyReport> {
-    const { verifyCores } = await import('../../verify/index.js')
-    // Every held core stays open while it is read (an embassy closes idle cores otherwise).
-    const report = await host.useHeldCores(async (held) => {
-      const refs = await labelled(host, held)
-      const selected = name ? await select(host, refs, name) : refs
-      return verifyCores(selected, { onProgress: (done, total) => io.progress('verify', done, total) })
-    })
+    const { verifyCores, mergeVerifyReports } = await import('../../verify/index.js')
+    const started = Date.now()
+    const names = name || host.node.role === 'mirror' ? await coreNames(host) : new Map<string, string>()
+    // A window of cores at a time (an embassy keeps a bounded number open); progress over all.
+    let total = 0
+    let before = 0
+    const reports = await host.forHeldCores(
+      (held) => {
+        const entries = labelled(host, held, names)
+        const selected = name ? select(host, entries, names, name) : entries
+        total = selected.reduce((n, e) => n + e.length, 0)
+        return selected
+      },
+      async (refs) => {
+        let done = 0
+        const r = await verifyCores(refs, {
+          onProgress: (blocks) => {
+            done = blocks
+            io.progress('verify', before + done, Math.max(total, before + done))
+          }
+        })
+        before += done
+        return r
+      }
+    )
+    const report = mergeVerifyReports(reports, started)
     if (!report.ok) {
       const bad = report.cores.filter((c) => c.failures.length > 0)
       const first = bad[0]!.failures[0]!
@@ -88,11 +107,10 @@ export function formatVerifyFailures(details: ErrorDetails): string {
   return out
 }
 
-/** Dataset names for a mirror's cores (heldCores labels them by key); agencies are labelled already. */
-async function labelled(host: Host, refs: HeldCoreRef[]): Promise<HeldCoreRef[]> {
-  if (host.node.role !== 'mirror') return refs
-  const names = await coreNames(host)
-  return refs.map((r) => ({ ...r, name: names.get(toZ32(r.core.key!)) ?? r.name }))
+/** Dataset names for a mirror's cores (its holders label them by key); agencies are labelled already. */
+function labelled(host: Host, entries: HeldCoreEntry[], names: Map<string, string>): HeldCoreEntry[] {
+  if (host.node.role !== 'mirror') return entries
+  return entries.map((e) => ({ ...e, name: names.get(toZ32(e.key)) ?? e.name }))
 }
 
 /** Core key (z32) → dataset label, from the catalog(s) this node can read (local only, never waits). */
@@ -118,14 +136,13 @@ async function coreNames(host: Host): Promise<Map<string, string>> {
   return out
 }
 
-async function select(host: Host, refs: HeldCoreRef[], name: string): Promise<HeldCoreRef[]> {
-  const names = await coreNames(host)
+function select(host: Host, entries: HeldCoreEntry[], names: Map<string, string>, name: string): HeldCoreEntry[] {
   const byName = new Set([...names].filter(([, label]) => label === name || label.startsWith(`${name}/`)).map(([key]) => key))
   const text = name.trim()
   const wanted = /^[0-9a-f]{64}$/i.test(text) ? toZ32(Buffer.from(text, 'hex')) : text
-  const out = refs.filter((r) => {
-    const key = toZ32(r.core.key!)
-    return (name === 'catalog' && r.dataset === null) || byName.has(key) || r.name === name || key === wanted || toZ32(r.catalog) === wanted
+  const out = entries.filter((e) => {
+    const key = toZ32(e.key)
+    return (name === 'catalog' && e.dataset === null) || byName.has(key) || e.name === name || key === wanted || toZ32(e.catalog) === wanted
   })
   if (out.length === 0) {
     if (host.node.role === 'embassy') throw EmbassyError.notFound(`no held core or catalog has the key "${name.slice(0, 80)}"`, { name })
