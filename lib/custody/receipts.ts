@@ -7,6 +7,7 @@
  */
 import crypto from 'hypercore-crypto'
 import type Hypercore from 'hypercore'
+import unslab from 'unslab'
 import { toZ32 } from '../ids.js'
 import type { KeyPair } from '../node/node.js'
 import { receiptSignable, type Receipt } from '../../protocol/index.js'
@@ -94,6 +95,16 @@ export interface StoredReceipt {
 
 export function signReceipt(keyPair: KeyPair, r: Omit<Receipt, 'signature'>): Receipt {
   return { ...r, signature: crypto.sign(receiptSignable(r), keyPair.secretKey) }
+}
+
+/**
+ * `r` with its byte fields copied together into one small allocation of their own, for a receipt
+ * kept while its core is held (an embassy's newest receipt per core): as signed, its tree hash and
+ * signature are views of Node's shared 8 KiB Buffer pool, and keeping them keeps the slab alive.
+ */
+export function compactReceipt(r: Receipt): Receipt {
+  const [core, treeHash, signature] = unslab.all([r.core, r.treeHash, r.signature])
+  return { ...r, core: core!, treeHash: treeHash!, signature: signature! }
 }
 
 export function verifyReceiptSignature(r: Receipt, publicKey: Uint8Array): boolean {

@@ -9,7 +9,7 @@ import { parseKey, keyZ32, toZ32 } from '../ids.js'
 import type { Network, Peer } from '../net/network.js'
 import type { EmbassyNode } from '../node/node.js'
 import type Hypercore from 'hypercore'
-import { signReceipt } from '../custody/receipts.js'
+import { compactReceipt, signReceipt } from '../custody/receipts.js'
 import type { HeldCoreEntry, HeldCoreRef, WindowRef } from '../data/held-core.js'
 import { BaseRole } from './role.js'
 import { CAUGHT_UP_LOG_MS, CaughtUpLog } from './milestones.js'
@@ -572,7 +572,7 @@ export class Embassy extends BaseRole {
     if (this.#sent(peer, r)) {
       this.#lastSent.set(core.key!.toString('hex'), r.time)
       if (core !== holder.catalog.core) {
-        this.#receipts.set(core.key!.toString('hex'), r)
+        this.#receipts.set(core.key!.toString('hex'), compactReceipt(r)) // kept while held: no pool slab with it
         holder.settle(core)
       }
     }

@@ -17,7 +17,7 @@ import { EmbassyError } from '../errors.js'
 import { parseKey, keyZ32, toZ32 } from '../ids.js'
 import { signedHead, verifySignedHead } from '../data/tree.js'
 import type { DamagedBlock } from '../data/checked-blocks.js'
-import { AlarmLog, HeadBook, headEvidence, signWitnessedHead, verifyWitnessSignature, type Alarm } from '../custody/index.js'
+import { AlarmLog, HeadBook, compactHead, headEvidence, signWitnessedHead, verifyWitnessSignature, type Alarm } from '../custody/index.js'
 import type { CustodyHandlers } from '../net/custody-channel.js'
 import type { Network, Peer } from '../net/network.js'
 import type { EmbassyNode } from '../node/node.js'
@@ -124,7 +124,8 @@ export class HistoryGuard {
     const head = await signedHead(core).catch(() => null)
     if (!head) return
     const node = this.#host.node
-    const h = signWitnessedHead(node.keyPair, { core: core.key!, length: head.length, fork: head.fork, treeHash: head.treeHash, agencySignature: head.signature, time: Date.now() })
+    // Kept while the core is held: compact, so it keeps no pool slab alive.
+    const h = compactHead(signWitnessedHead(node.keyPair, { core: core.key!, length: head.length, fork: head.fork, treeHash: head.treeHash, agencySignature: head.signature, time: Date.now() }))
     this.#mine.set(hex, h)
     this.heads.add(h)
     for (const peer of this.#peersOf(holder)) peer.channel.send('head', h)
