@@ -196,7 +196,8 @@ export class Catalog {
     const includeRetired = !!opts.includeRetired
     let list = view.lists.get(includeRetired)
     if (!list) {
-      list = [...view.byId.values()].filter((d) => includeRetired || !d.retired).map((d) => ({ ...d }))
+      // The view's own entries (a fold clears the lists before it changes one); callers get copies.
+      list = [...view.byId.values()].filter((d) => includeRetired || !d.retired)
       view.lists.set(includeRetired, list)
     }
     return list.map((d) => ({ ...d }))
