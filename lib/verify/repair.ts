@@ -145,11 +145,12 @@ export async function repairCores(refs: readonly WindowRef[], opts: RepairOption
   const before = opts.verified ?? (await verifyCores(refs))
   const out: CoreRepairReport[] = []
   const touched: Array<{ ref: HeldCoreRef; report: CoreRepairReport }> = []
-  for (const c of before.cores) {
-    if (c.failures.length === 0) continue
-    const ref = refs.find((r): r is HeldCoreRef => 'core' in r && !!r.core.key && toZ32(r.core.key) === c.key)
-    const { blocks, unrepairable } = split(c)
-    if (ref?.reopened && online && blocks.length > 0 && !ref.core.closing) await firstPeer(ref.core, timeoutMs)
+  const refOf = (key: string): HeldCoreRef | undefined => refs.find((r): r is HeldCoreRef => 'core' in r && !!r.core.key && toZ32(r.core.key) === key)
+  const damaged = before.cores.filter((c) => c.failures.length > 0).map((c) => ({ c, ref: refOf(c.key), ...split(c) }))
+  // Cores opened again for this repair wait for their first holder all at once (one timeout at
+  // most, not one per core when no holder is reachable).
+  if (online) await Promise.all(damaged.filter((d) => d.ref?.reopened && d.blocks.length > 0 && !d.ref.core.closing).map((d) => firstPeer(d.ref!.core, timeoutMs)))
+  for (const { c, ref, blocks, unrepairable } of damaged) {
     const peers = ref && !ref.core.closing ? ref.core.peers.length : 0
     const report: CoreRepairReport = { catalog: c.catalog, dataset: c.dataset, name: c.name, key: c.key, peers, blocks: [], unrepairable }
     out.push(report)
