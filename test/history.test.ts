@@ -8,6 +8,7 @@ import path from 'node:path'
 import test from 'brittle'
 import Corestore from 'corestore'
 import { datasetCoreName } from '../lib/data/datasets.js'
+import { signedHead, verifySignedHead } from '../lib/data/tree.js'
 import { EmbassyNode, toZ32, type Agency, type Daemon, type Embassy, type Mirror } from '../lib/index.js'
 import { eventually, initDir, pair, startDaemon, testnet } from './helpers/index.js'
 
@@ -175,4 +176,35 @@ test('history: an equivocating writer (two different blocks at one length, one t
   }
   t.is(heldCore(e1, log.core.key!)?.length, 11, 'E1 keeps what it verified')
   t.is(heldCore(e2b, log.core.key!)?.length, 11, 'E2 keeps what it verified')
+})
+
+test('history: a holder’s signed head needs no block — the writer gone before its last block arrived, it is still witnessed at once', async (t) => {
+  const dirs = [fs.mkdtempSync(path.join(os.tmpdir(), 'head-w-')), fs.mkdtempSync(path.join(os.tmpdir(), 'head-r-'))]
+  t.teardown(() => {
+    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true })
+  })
+  const ws = new Corestore(dirs[0]!)
+  const rs = new Corestore(dirs[1]!)
+  t.teardown(async () => {
+    await rs.close()
+    await ws.close()
+  })
+  const w = ws.get({ name: 'log' })
+  await w.append([Buffer.from('a'), Buffer.from('b'), Buffer.from('c')])
+  const r = rs.get({ key: w.key! })
+  await r.ready()
+  const s1 = ws.replicate(true)
+  const s2 = rs.replicate(false)
+  s1.pipe(s2).pipe(s1)
+  // The signed length arrives (an upgrade), none of the blocks: nothing asks for them.
+  await r.update({ wait: true })
+  s1.destroy()
+  s2.destroy()
+  t.is(r.length, 3, 'the holder verified the writer’s length 3')
+  t.absent(await r.has(2), 'without its last block, and no peer left to fetch it from')
+  const head = await signedHead(r)
+  t.ok(head, 'a head to witness')
+  t.is(head!.length, 3)
+  t.alike(head!.treeHash, Buffer.from(await w.treeHash()), 'the writer’s tree hash at that length')
+  t.ok(verifySignedHead(r, { ...head! }), 'with the writer’s signature over it')
 })

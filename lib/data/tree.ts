@@ -1,6 +1,7 @@
 /** Merkle-tree and signature facts Hypercore keeps but does not expose publicly (pinned by tests). */
 import type Hypercore from 'hypercore'
 import { createRequire } from 'node:module'
+import crypto from 'hypercore-crypto'
 
 const require = createRequire(import.meta.url)
 
@@ -60,16 +61,37 @@ try {
   caps = null
 }
 
+/** Blocks under flat-tree node `index`: 2^depth, its depth being its number of trailing one bits. */
+function blocksUnder(index: number): number {
+  let blocks = 1
+  while (index % 2 === 1) {
+    blocks *= 2
+    index = (index - 1) / 2
+  }
+  return blocks
+}
+
 /**
  * The newest head this node verified for `core` (what it can witness), with the writer's signature
  * from Hypercore's own state; null for an empty core or when Hypercore's internals moved.
+ *
+ * Never waits for the network: the tree hash is that of the roots Hypercore keeps in memory for
+ * its signed length. (`core.treeHash()` first fetches the last block, and with no peer that has
+ * it — the writer went offline between the signed length and its last block — it waits until one
+ * does: whoever awaited it, the history guard's tick, stood still that long.)
  */
 export async function signedHead(core: Hypercore): Promise<SignedHead | null> {
-  const state = (core as unknown as { state?: { length: number; fork: number; signature: Buffer | null } }).state
+  const state = (core as unknown as { state?: { length: number; fork: number; signature: Buffer | null; roots?: Array<{ index: number; size: number; hash: Buffer }> } }).state
   if (!state || !state.signature || state.length === 0) return null
   const length = state.length
   const fork = state.fork
   const signature = Buffer.from(state.signature)
+  const roots = state.roots
+  if (roots && roots.length > 0 && roots.reduce((n, r) => n + blocksUnder(r.index), 0) === length) {
+    return { length, fork, treeHash: Buffer.from(crypto.tree(roots)), signature }
+  }
+  // Hypercore's state moved: ask the core, but only when that cannot wait for a peer.
+  if (!(await core.has(length - 1))) return null
   const treeHash = Buffer.from(await core.treeHash(length))
   // A concurrent append moved the head while we hashed: the caller asks again later.
   if (state.length !== length || state.fork !== fork) return null
