@@ -8,7 +8,10 @@
  */
 import test from 'brittle'
 import fs from 'node:fs/promises'
+import os from 'node:os'
 import path from 'node:path'
+import Corestore from 'corestore'
+import crypto from 'hypercore-crypto'
 import type Hypercore from 'hypercore'
 import { EmbassyError, toZ32, type Agency, type Daemon, type Embassy, type Mirror } from '../lib/index.js'
 import type { Holder } from '../lib/roles/holder.js'
@@ -18,6 +21,10 @@ import { repairHandler } from '../lib/daemon/commands/repair.js'
 import { mergeVerifyReports, verifyCores, type RepairReport, type VerifyReport } from '../lib/verify/index.js'
 import { CONFIG_FILE, defaultConfig, validateConfig } from '../lib/node/config.js'
 import type { Peer } from '../lib/net/network.js'
+import { datasetCoreName } from '../lib/data/datasets.js'
+import { signedHead } from '../lib/data/tree.js'
+import { signWitnessedHead } from '../lib/custody/index.js'
+import { AlarmCode } from '../protocol/index.js'
 import { corruptBlock, eventually, initDir, pair, rawStorage, startDaemon, testnet, type Test } from './helpers/index.js'
 
 const DATASETS = 8
@@ -423,4 +430,75 @@ test('open cores: maxOpenCores must be a whole number from 1', async (t) => {
   }
   t.is(validateConfig({ ...base, maxOpenCores: 64 }).maxOpenCores, 64, 'a whole number is kept')
   t.is(validateConfig(base).maxOpenCores, undefined, 'absent: the default (DEFAULT_MAX_OPEN_CORES)')
+})
+
+/**
+ * A head of dataset `name` at its held length, signed with the agency's key (stolen) over other
+ * blocks: a second writer of the same core, in a store of its own.
+ */
+async function forgedHead(t: Test, c: Cluster, name: string, length: number) {
+  const info = (await c.agency.datasets.infos()).find((d) => d.name === name)!
+  const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'forge-'))
+  const writer = new Corestore(tmp, { primaryKey: Buffer.from(c.agencyD.host.node.store.primaryKey!), unsafe: true })
+  t.teardown(async () => {
+    await writer.close()
+    await fs.rm(tmp, { recursive: true, force: true })
+  })
+  const w = writer.get({ name: datasetCoreName(info.id) })
+  await w.ready()
+  for (let i = 0; i < length; i++) await w.append(Buffer.from(`forged ${i}`))
+  return (await signedHead(w))!
+}
+
+test('open cores: heads peers send for a closed core are checked — a known one opens nothing and counts its cosigner; one of another history (the writer’s stolen key) is an equivocation, reported or sent', { timeout: 180_000 }, async (t) => {
+  const c = await cluster(t)
+  const guard = c.embassy.guard
+  const { name, key } = await closedDataset(c)
+  const e = c.holder.cores.get(key.toString('hex'))!
+  const own = guard.heads.at(key, e.length, e.fork)
+  t.ok(own, `the head it held (length ${e.length}) was witnessed as it closed`)
+  const peer = c.embD.network!.connectedTo(c.agencyD.host.node.nodeKey)!
+  const other = crypto.keyPair()
+  const reopened = c.holder.stats.reopened
+
+  // Another holder cosigns the same head: counted, and the core stays closed.
+  guard.handlers(peer).head!(signWitnessedHead(other, { core: key, length: own!.length, fork: own!.fork, treeHash: own!.treeHash, agencySignature: own!.agencySignature, time: Date.now() }))
+  await eventually('the cosigner counted', () => guard.heads.newest(key)?.cosigners === 2)
+  t.is(c.holder.stats.reopened, reopened, 'nothing was opened to check it')
+  t.absent(e.core, 'the core is still closed')
+
+  // The writer's stolen key signs another history at the same length, and a peer passes it on.
+  const forged = await forgedHead(t, c, name, e.length)
+  t.is(forged.length, e.length)
+  t.not(forged.treeHash.toString('hex'), Buffer.from(own!.treeHash).toString('hex'), 'another tree at that length')
+  guard.handlers(peer).head!(signWitnessedHead(other, { core: key, length: forged.length, fork: forged.fork, treeHash: forged.treeHash, agencySignature: forged.signature, time: Date.now() }))
+  const alarm = await eventually('equivocation on the embassy', () => c.embassy.alarms.find((a) => a.kind === 'equivocation' && a.core === toZ32(key)))
+  t.is(alarm.evidence?.length, 2, 'both heads kept as evidence')
+  t.alike(new Set(alarm.evidence!.map((h) => h.treeHash)), new Set([Buffer.from(own!.treeHash).toString('hex'), forged.treeHash.toString('hex')]), 'its own head and the forged one')
+
+  // Another holder reports an equivocation of a second closed core, both heads attached: checked
+  // against the writer's key (the core opened for it) and alarmed here too.
+  const second = await eventually('a second closed core', async () => {
+    for (const d of await c.agency.list()) {
+      const log = await c.agency.datasets.openLog(d.name)
+      const x = c.holder.cores.get(log.core.key!.toString('hex'))
+      if (d.name !== name && x && !x.core && !x.busy && guard.heads.at(log.core.key!, x.length, x.fork)) return { name: d.name, key: log.core.key!, entry: x }
+    }
+    return null
+  })
+  const held = guard.heads.at(second.key, second.entry.length, second.entry.fork)!
+  const forged2 = await forgedHead(t, c, second.name, second.entry.length)
+  const b = signWitnessedHead(other, { core: second.key, length: forged2.length, fork: forged2.fork, treeHash: forged2.treeHash, agencySignature: forged2.signature, time: Date.now() })
+  guard.handlers(peer).alarm!({ code: AlarmCode.EQUIVOCATION, core: second.key, length: held.length, fork: held.fork, offeredLength: b.length, offeredFork: b.fork, offeredBy: Buffer.alloc(32), time: Date.now(), heads: [held, b] })
+  const reported = await eventually('the reported equivocation on the embassy', () => c.embassy.alarms.find((a) => a.kind === 'equivocation' && a.core === toZ32(second.key)))
+  t.is(reported.reportedBy, toZ32(c.agencyD.host.node.nodeKey), 'as reported by that peer')
+
+  // Nothing of what the embassy verified changed.
+  for (const k of [key, second.key]) {
+    const core = (await c.holder.wake(k))!
+    const log = await c.agency.datasets.openLog((await c.agency.list()).find((d) => d.name === (k === key ? name : second.name))!.name)
+    t.is(core.fork, 0)
+    t.is(core.length, log.core.length, 'the length it held')
+    t.alike(Buffer.from(await core.treeHash()), Buffer.from(await log.core.treeHash()), 'the agency’s history')
+  }
 })

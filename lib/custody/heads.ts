@@ -109,6 +109,12 @@ export class HeadBook {
     return { kind: 'ok', isNew: true }
   }
 
+  /** The known head of `core` at `length` on `fork` (one writer-signed copy of it), if any. */
+  at(core: Uint8Array, length: number, fork: number): WitnessedHead | null {
+    const list = this.#cores.get(Buffer.from(core).toString('hex'))
+    return list?.find((k) => k.length === length && k.fork === fork)?.head ?? null
+  }
+
   /** Forgets what is known of `core` (after an accepted rewrite, its old heads are history). */
   forget(core: Uint8Array): void {
     this.#cores.delete(Buffer.from(core).toString('hex'))

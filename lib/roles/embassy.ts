@@ -469,7 +469,8 @@ export class Embassy extends BaseRole {
     const holder: Holder = new Holder(this.node.store, key, this.guard.accepted(), {
       ...this.quotas.holderOptions(agencyKey, key),
       ...(this.#bound ? { bound: this.#bound } : {}),
-      parkable: (core) => this.#settled(holder, agencyKey, core)
+      parkable: (core) => this.#settled(holder, agencyKey, core),
+      beforePark: (core) => this.guard.witness(holder, core)
     })
     this.quotas.attach(agencyKey, holder)
     this.holders.set(hex, holder)

@@ -108,15 +108,19 @@ export class HistoryGuard {
     try {
       for (const holder of this.#host.holders()) {
         await holder.checkForks()
-        for (const core of holder.allCores()) await this.#witness(holder, core)
+        for (const core of holder.allCores()) await this.witness(holder, core)
       }
     } finally {
       this.#ticking = false
     }
   }
 
-  /** Cosigns and gossips the newest head of `core` when it changed since we last did. */
-  async #witness(holder: Holder, core: Hypercore): Promise<void> {
+  /**
+   * Cosigns and gossips the newest head of `core` when it changed since we last did. The tick
+   * does it for open cores; the holder, for a core about to close while idle (its head is then
+   * what the heads peers send for it are checked against while it is closed).
+   */
+  async witness(holder: Holder, core: Hypercore): Promise<void> {
     if (core.closing || !core.opened || core.length === 0) return
     const hex = core.key!.toString('hex')
     const last = this.#mine.get(hex)
@@ -155,16 +159,44 @@ export class HistoryGuard {
   }
 
   /**
-   * A held core closed while idle (the bound of open cores) is opened again when a peer's head
-   * says more than it held, or another fork: then it syncs, and a rewrite is refused as ever.
+   * A peer's head of a held core closed while idle (the bound of open cores). At or below the
+   * length it held, on its fork, a head that matches the head known at that length (ours,
+   * witnessed as it closed, or a peer's) is consistent: its witness is counted, nothing opens. Any
+   * other head — longer, of another fork, or one we cannot match without our own tree — opens the
+   * core again (waiting for a slot): then it syncs, a rewrite is refused as ever, and the head is
+   * compared with the tree we verified.
    */
   async #reopenFor(h: WitnessedHead): Promise<{ holder: Holder; core: Hypercore } | null> {
     const hex = Buffer.from(h.core).toString('hex')
     for (const holder of this.#host.holders()) {
       const e = holder.cores.get(hex)
       if (!e) continue
-      if (e.core || (h.length <= e.length && h.fork === e.fork)) return null
+      if (e.core) return null
+      if (h.length <= e.length && h.fork === e.fork && this.#matchesKnown(h)) return null
       const core = await holder.wake(h.core, { queue: true })
+      return core ? { holder, core } : null
+    }
+    return null
+  }
+
+  /**
+   * True when `h` is a head already known (same length, fork, tree and writer's signature as one
+   * whose signatures were checked): its witness, when its own signature holds, is counted.
+   */
+  #matchesKnown(h: WitnessedHead): boolean {
+    const known = this.heads.at(h.core, h.length, h.fork)
+    if (!known || !Buffer.from(known.treeHash).equals(Buffer.from(h.treeHash)) || !Buffer.from(known.agencySignature).equals(Buffer.from(h.agencySignature))) return false
+    if (verifyWitnessSignature(h)) this.heads.add(h)
+    return true
+  }
+
+  /** The holder of a held core (open, or opened again for this: waiting for a slot), if held here. */
+  async #heldOrReopened(coreKey: Uint8Array): Promise<{ holder: Holder; core: Hypercore } | null> {
+    const open = this.#holderOf(coreKey)
+    if (open) return open
+    for (const holder of this.#host.holders()) {
+      if (!holder.cores.has(Buffer.from(coreKey).toString('hex'))) continue
+      const core = await holder.wake(coreKey, { queue: true })
       return core ? { holder, core } : null
     }
     return null
@@ -233,7 +265,9 @@ export class HistoryGuard {
       head: (h) => {
         this.#onHead(peer, h).catch((err) => this.#host.notice('error', 'error', `head from ${keyZ32(peer)}: ${(err as Error).message}`))
       },
-      alarm: (r) => this.#onReport(peer, r)
+      alarm: (r) => {
+        this.#onReport(peer, r).catch((err) => this.#host.notice('error', 'error', `alarm from ${keyZ32(peer)}: ${(err as Error).message}`))
+      }
     }
   }
 
@@ -291,10 +325,12 @@ export class HistoryGuard {
   }
 
   /** An alarm another node reports: equivocations are checked (their heads are evidence). */
-  #onReport(peer: Peer, r: AlarmReport): void {
+  async #onReport(peer: Peer, r: AlarmReport): Promise<void> {
     const sender = keyZ32(peer)
-    const held = this.#holderOf(r.core)
-    if (r.code === AlarmCode.EQUIVOCATION && held && r.heads.length >= 2) {
+    if (r.code === AlarmCode.EQUIVOCATION && r.heads.length >= 2) {
+      // Checked against the writer's key in the core's manifest: a closed core is opened for it.
+      const held = await this.#heldOrReopened(r.core)
+      if (!held) return
       const [a, b] = r.heads as [WitnessedHead, WitnessedHead]
       const valid = [a, b].every((h) => verifySignedHead(held.core, { ...h, signature: h.agencySignature }))
       if (valid && a.length === b.length && a.fork === b.fork && !Buffer.from(a.treeHash).equals(Buffer.from(b.treeHash))) {

@@ -134,6 +134,12 @@ export interface HolderOptions {
   bound?: OpenCores
   /** Whether an open, caught-up core is settled and may be closed now (an embassy: its receipt went). */
   parkable?: (core: Hypercore) => boolean
+  /**
+   * Runs on an open core about to be closed while idle, before it closes (the history guard
+   * witnesses its head: a closed core's head is what heads from peers are checked against).
+   * Must not wait for the network; its failure does not keep the core open.
+   */
+  beforePark?: (core: Hypercore) => Promise<void>
 }
 
 /** A peer that asked for a closed core (its channel opens once the core is open again). */
@@ -431,6 +437,7 @@ export class Holder extends EventEmitter<HolderEvents> {
     this.#bound?.closing()
     const inner = (core as unknown as { core?: CoreInternals }).core
     const closing = (async () => {
+      if (this.#opts.beforePark) await this.#opts.beforePark(core).catch(() => {})
       this.emit('core-closing', e.key, core)
       await core.close().catch(() => {})
       // Hypercore keeps a core with peers open after its last session; Corestore closes an idle
