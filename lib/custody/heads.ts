@@ -60,12 +60,17 @@ export function headEvidence(h: WitnessedHead | { length: number; fork: number; 
 interface KnownHead {
   length: number
   fork: number
-  treeHash: Buffer
-  /** One writer-signed copy of it (its evidence). */
+  /** One writer-signed copy of it (its evidence), compact. */
   head: WitnessedHead
-  /** Witnesses (hex node key) that cosigned it. */
-  witnesses: Set<string>
+  /** Witnesses (hex node key, interned) that cosigned it: a handful, the holders of its agency. */
+  witnesses: string[]
 }
+
+/** Cosigners counted per head (the holders of one agency are far fewer). */
+export const MAX_WITNESSES_PER_HEAD = 256
+
+/** Witness keys interned per book (a key is one string however many heads it cosigned), at most. */
+const MAX_INTERNED_WITNESSES = 4096
 
 export type HeadVerdict =
   | { kind: 'ok'; isNew: boolean }
@@ -81,6 +86,7 @@ export interface HeadSummary {
 
 export class HeadBook {
   #cores = new Map<string, KnownHead[]>()
+  #witnesses = new Map<string, string>()
 
   /**
    * Adds a head whose witness and writer signatures the caller checked. Returns whether it is
@@ -89,24 +95,31 @@ export class HeadBook {
   add(h: WitnessedHead): HeadVerdict {
     const id = Buffer.from(h.core).toString('hex')
     const list = this.#cores.get(id) ?? []
-    const treeHash = Buffer.from(h.treeHash.buffer, h.treeHash.byteOffset, h.treeHash.byteLength)
     for (const k of list) {
-      if (k.fork === h.fork && k.length === h.length && !k.treeHash.equals(treeHash)) return { kind: 'equivocation', known: k.head, offered: h }
-      if (h.fork > k.fork && k.witnesses.size > 0 && h.length < k.length) return { kind: 'history-rewrite', known: k.head, offered: h }
+      if (k.fork === h.fork && k.length === h.length && !sameBytes(k.head.treeHash, h.treeHash)) return { kind: 'equivocation', known: k.head, offered: h }
+      if (h.fork > k.fork && k.witnesses.length > 0 && h.length < k.length) return { kind: 'history-rewrite', known: k.head, offered: h }
     }
     const same = list.find((k) => k.fork === h.fork && k.length === h.length)
-    const witness = Buffer.from(h.witness).toString('hex')
+    const witness = this.#witness(h.witness)
     if (same) {
-      const isNew = !same.witnesses.has(witness)
-      same.witnesses.add(witness)
+      const isNew = !same.witnesses.includes(witness)
+      if (isNew && same.witnesses.length < MAX_WITNESSES_PER_HEAD) same.witnesses.push(witness)
       return { kind: 'ok', isNew }
     }
-    const head = compactHead(h)
-    list.push({ length: h.length, fork: h.fork, treeHash: Buffer.from(head.treeHash.buffer, head.treeHash.byteOffset, head.treeHash.byteLength), head, witnesses: new Set([witness]) })
+    list.push({ length: h.length, fork: h.fork, head: compactHead(h), witnesses: [witness] })
     list.sort((a, b) => a.fork - b.fork || a.length - b.length)
     if (list.length > MAX_HEADS_PER_CORE) list.splice(0, list.length - MAX_HEADS_PER_CORE)
     this.#cores.set(id, list)
     return { kind: 'ok', isNew: true }
+  }
+
+  /** The hex form of witness key `key`, one string per key (up to a bound). */
+  #witness(key: Uint8Array): string {
+    const hex = Buffer.from(key).toString('hex')
+    const have = this.#witnesses.get(hex)
+    if (have) return have
+    if (this.#witnesses.size < MAX_INTERNED_WITNESSES) this.#witnesses.set(hex, hex)
+    return hex
   }
 
   /** The known head of `core` at `length` on `fork` (one writer-signed copy of it), if any. */
@@ -125,6 +138,10 @@ export class HeadBook {
     const list = this.#cores.get(Buffer.from(core).toString('hex'))
     const k = list?.[list.length - 1]
     if (!k) return null
-    return { length: k.length, fork: k.fork, treeHash: k.treeHash.toString('hex'), cosigners: k.witnesses.size }
+    return { length: k.length, fork: k.fork, treeHash: Buffer.from(k.head.treeHash).toString('hex'), cosigners: k.witnesses.length }
   }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b)
 }
