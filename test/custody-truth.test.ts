@@ -156,3 +156,25 @@ test('custody channel (minor 1): malformed head, alarm and holders messages clos
   await agency.append('register', [{ after: 'garbage' }])
   await eventually('replication and receipts go on', async () => (await row(agency, toZ32(embD.host.node.nodeKey)))?.heldLength === 21)
 })
+
+test('custody truth: cosigners are the holders that sent their heads — a head cosigned by any other key counts no one and is an alarm', async (t) => {
+  const { agency, embD, peer, log } = await agencyWithEmbassy(t)
+  const { signWitnessedHead } = await import('../lib/custody/index.js')
+  const { signedHead } = await import('../lib/data/tree.js')
+  const { default: crypto } = await import('hypercore-crypto')
+  const cosigners = async () => (await agency.custody()).datasets.find((d) => d.name === 'register')!.heads[0]!.cosigners
+  await eventually('the embassy cosigned the current head', async () => (await cosigners()) === 1)
+  const head = (await signedHead(log.core))!
+  const body = { core: log.core.key!, length: head.length, fork: head.fork, treeHash: head.treeHash, agencySignature: head.signature, time: Date.now() }
+  // The true head, cosigned by keys the embassy made up: each would count as one more holder.
+  const before = alarmsOf(agency, 'bad-signature')
+  for (let i = 0; i < 3; i++) peer.channel.send('head', signWitnessedHead(crypto.keyPair(), body))
+  await eventually('three bad-signature alarms: cosigned by another key than its sender', () => alarmsOf(agency, 'bad-signature') === before + 3)
+  t.ok(agency.ledger.alarms.some((a) => a.kind === 'bad-signature' && /not by the peer that sent it/.test(a.detail)), 'saying so')
+  t.is(await cosigners(), 1, 'still one cosigner: the embassy')
+  // The embassy's own cosignature again (a reconnect's greeting): the same holder, counted once.
+  peer.channel.send('head', signWitnessedHead(embD.host.node.keyPair, { ...body, time: Date.now() + 1 }))
+  await agency.append('register', [{ after: 'cosigners' }])
+  await eventually('the next head cosigned by the embassy', async () => (await agency.custody()).datasets[0]!.heads[0]!.length === 21 && (await cosigners()) === 1)
+  t.is(alarmsOf(agency, 'bad-signature'), before + 3, 'its own cosignature is no alarm')
+})

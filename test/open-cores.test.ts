@@ -450,18 +450,25 @@ async function forgedHead(t: Test, c: Cluster, name: string, length: number) {
   return (await signedHead(w))!
 }
 
-test('open cores: heads peers send for a closed core are checked — a known one opens nothing and counts its cosigner; one of another history (the writer’s stolen key) is an equivocation, reported or sent', { timeout: 180_000 }, async (t) => {
+test('open cores: heads peers send for a closed core are checked — a known one opens nothing and counts its cosigner (the sender’s own cosignature only); one of another history (the writer’s stolen key) is an equivocation, reported or sent', { timeout: 180_000 }, async (t) => {
   const c = await cluster(t)
   const guard = c.embassy.guard
   const { name, key } = await closedDataset(c)
   const e = c.holder.cores.get(key.toString('hex'))!
   const own = guard.heads.at(key, e.length, e.fork)
   t.ok(own, `the head it held (length ${e.length}) was witnessed as it closed`)
+  // Heads as a peer sends them: cosigned by that peer (here the agency's connection and node key).
   const peer = c.embD.network!.connectedTo(c.agencyD.host.node.nodeKey)!
-  const other = crypto.keyPair()
+  const other = c.agencyD.host.node.keyPair
   const reopened = c.holder.stats.reopened
 
-  // Another holder cosigns the same head: counted, and the core stays closed.
+  // A head cosigned by a key that is not the sender's counts no one: any key can sign.
+  const stranger = crypto.keyPair()
+  guard.handlers(peer).head!(signWitnessedHead(stranger, { core: key, length: own!.length, fork: own!.fork, treeHash: own!.treeHash, agencySignature: own!.agencySignature, time: Date.now() }))
+  await eventually('bad-signature for a head its sender did not cosign', () => c.embassy.alarms.find((a) => a.kind === 'bad-signature' && a.core === toZ32(key) && a.detail.includes(toZ32(stranger.publicKey))))
+  t.is(guard.heads.newest(key)?.cosigners, 1, 'not counted')
+
+  // The peer cosigns the same head: counted, and the core stays closed.
   guard.handlers(peer).head!(signWitnessedHead(other, { core: key, length: own!.length, fork: own!.fork, treeHash: own!.treeHash, agencySignature: own!.agencySignature, time: Date.now() }))
   await eventually('the cosigner counted', () => guard.heads.newest(key)?.cosigners === 2)
   t.is(c.holder.stats.reopened, reopened, 'nothing was opened to check it')

@@ -171,6 +171,12 @@ export class CustodyDesk {
     const own = (await this.#agency.cores()).get(Buffer.from(h.core).toString('hex'))?.core
     if (!own) return
     const sender = keyZ32(peer)
+    // A holder sends the heads it witnessed itself: one cosigned by any other key would count a
+    // holder that never saw the head (any key can sign; only the connection's key is known here).
+    if (!peer.key.equals(Buffer.from(h.witness))) {
+      this.#alarm({ time: Date.now(), kind: 'bad-signature', peer: sender, core: toZ32(h.core), detail: `a witnessed head cosigned by ${toZ32(h.witness)}, not by the peer that sent it: not counted` })
+      return
+    }
     if (!verifyWitnessSignature(h) || !verifySignedHead(own, { ...h, signature: h.agencySignature })) {
       this.#alarm({ time: Date.now(), kind: 'bad-signature', peer: sender, core: toZ32(h.core), detail: 'a witnessed head whose signatures do not verify' })
       return

@@ -272,6 +272,12 @@ export class HistoryGuard {
   }
 
   async #onHead(peer: Peer, h: WitnessedHead): Promise<void> {
+    // A peer sends the heads it witnessed itself: one cosigned by any other key would let it count
+    // holders that never saw the head (any key can sign; only the connection's key is known here).
+    if (!peer.key.equals(Buffer.from(h.witness))) {
+      this.#raise({ time: Date.now(), kind: 'bad-signature', peer: keyZ32(peer), core: toZ32(h.core), detail: `a witnessed head cosigned by ${toZ32(h.witness)}, not by the peer that sent it: not counted` })
+      return
+    }
     const held = this.#holderOf(h.core) ?? (await this.#reopenFor(h))
     if (!held) return // not a core we hold (or one closed while idle, at what it holds): nothing to cross-check
     const sender = keyZ32(peer)
