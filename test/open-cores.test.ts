@@ -24,7 +24,7 @@ import type { Peer } from '../lib/net/network.js'
 import { datasetCoreName } from '../lib/data/datasets.js'
 import { signedHead } from '../lib/data/tree.js'
 import { signWitnessedHead } from '../lib/custody/index.js'
-import { AlarmCode } from '../protocol/index.js'
+import { AlarmCode, type WitnessedHead } from '../protocol/index.js'
 import { corruptBlock, eventually, initDir, pair, rawStorage, startDaemon, testnet, type Test } from './helpers/index.js'
 
 const DATASETS = 8
@@ -508,4 +508,40 @@ test('open cores: heads peers send for a closed core are checked — a known one
     t.is(core.length, log.core.length, 'the length it held')
     t.alike(Buffer.from(await core.treeHash()), Buffer.from(await log.core.treeHash()), 'the agency’s history')
   }
+})
+
+test('open cores: a peer that connects is greeted with the witnessed heads of closed cores too, and again with those witnessed while it was away', { timeout: 180_000 }, async (t) => {
+  const c = await cluster(t)
+  const guard = c.embassy.guard
+  const { name, key } = await closedDataset(c)
+  const e = c.holder.cores.get(key.toString('hex'))!
+  const sent: WitnessedHead[] = []
+  const peer = {
+    key: Buffer.from(crypto.keyPair().publicKey),
+    handshake: { catalogs: [c.agency.catalogKey] },
+    channel: { send: (name: string, m: WitnessedHead) => name === 'head' && sent.push(m) }
+  } as unknown as Peer
+  const greeted = (k: Buffer) => sent.filter((h) => Buffer.from(h.core).equals(k))
+  guard.greet(peer)
+  t.is(greeted(key).length, 1, 'a peer not met since this node started gets the closed core’s head')
+  t.is(greeted(key)[0]!.length, e.length, 'at the length it holds')
+  const closed = [...c.holder.cores.values()].filter((x) => !x.core && !x.busy)
+  t.ok(closed.every((x) => greeted(x.key).length === 1), `and every closed core’s head (${closed.length} closed: each witnessed as it closed)`)
+
+  // It goes; the agency appends to the closed core, which opens, fetches and is witnessed again.
+  guard.farewell(peer)
+  await c.agency.append(name, [{ while: 'away' }])
+  await eventually('witnessed at the new length', () => guard.heads.at(key, 3, 0))
+  // Other cores asked for push it out of the bound: closed again, at length 3.
+  await eventually('closed again', async () => {
+    if (!e.core && !e.busy) return true
+    const other = [...c.holder.cores.values()].find((x) => !x.core && !x.busy)
+    if (other) await c.holder.wake(other.key)
+    return false
+  })
+  t.is(e.length, 3)
+  sent.length = 0
+  guard.greet(peer)
+  t.is(greeted(key).length, 1, 'back: it gets the closed core’s head witnessed while it was away')
+  t.is(greeted(key)[0]!.length, 3, 'the new one')
 })

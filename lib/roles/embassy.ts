@@ -367,6 +367,7 @@ export class Embassy extends BaseRole {
       this.#onpeer(peer)
       this.guard.greet(peer)
     })
+    network.on('peer-lost', (peer) => this.guard.farewell(peer))
     network.wanted = (dk, peer) => this.#onCoreWanted(dk, peer)
     this.#timer = setInterval(() => this.#tick(), RECEIPT_INTERVAL_MS / 4)
     this.#timer.unref?.()

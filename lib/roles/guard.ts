@@ -30,6 +30,12 @@ export const GUARD_TICK_MS = 1000
 
 const ZERO_KEY = Buffer.alloc(32)
 
+/** A head witnessed this long before a peer's connection ended may not have reached it: sent again. */
+export const GREET_MARGIN_MS = 60_000
+
+/** Peers whose last connection's end is remembered (admitted nodes: far fewer). */
+const MAX_GONE = 4096
+
 /** What the guard needs from its role. */
 export interface GuardHost {
   readonly node: EmbassyNode
@@ -51,6 +57,8 @@ export class HistoryGuard {
   readonly #host: GuardHost
   /** Core (hex) → the head we last witnessed (and gossiped). */
   #mine = new Map<string, WitnessedHead>()
+  /** Peer (hex node key) → when its last connection ended (bounded: the oldest forgotten). */
+  #gone = new Map<string, number>()
   /** Core (hex) → highest fork a peer offered (for accept-rewrite). */
   #offered = new Map<string, number>()
   #ticking = false
@@ -135,16 +143,34 @@ export class HistoryGuard {
     for (const peer of this.#peersOf(holder)) peer.channel.send('head', h)
   }
 
-  /** A peer connected: it gets the heads we witnessed for the agencies we share with it. */
+  /**
+   * A peer connected: it gets the heads we witnessed for the agencies we share with it — of every
+   * open core, and of every closed one witnessed since its last connection ended (all of them if
+   * it has not been connected since this node started): heads witnessed while it was away, a
+   * partition say, were sent to no one it could compare them with.
+   */
   greet(peer: Peer): void {
     const catalogs = peer.handshake?.catalogs ?? []
+    const gone = this.#gone.get(peer.key.toString('hex'))
+    const since = gone === undefined ? -Infinity : gone - GREET_MARGIN_MS
     for (const holder of this.#host.holders()) {
       if (!catalogs.some((c) => holder.key.equals(Buffer.from(c)))) continue
-      for (const core of holder.allCores()) {
-        const h = core.key ? this.#mine.get(core.key.toString('hex')) : undefined
-        if (h) peer.channel.send('head', h)
+      const catalog = this.#mine.get(holder.key.toString('hex'))
+      if (catalog) peer.channel.send('head', catalog)
+      for (const [hex, e] of holder.cores) {
+        const h = this.#mine.get(hex)
+        if (!h) continue
+        if (e.core ? e.core.opened && !e.core.closing : h.length === e.length && h.fork === e.fork && h.time >= since) peer.channel.send('head', h)
       }
     }
+  }
+
+  /** A peer's connection ended: its next greeting sends the closed cores' heads witnessed after this. */
+  farewell(peer: Peer): void {
+    const hex = peer.key.toString('hex')
+    this.#gone.delete(hex)
+    this.#gone.set(hex, Date.now())
+    if (this.#gone.size > MAX_GONE) this.#gone.delete(this.#gone.keys().next().value!)
   }
 
   /** Connected peers that take part in `holder`'s agency: the agency itself and its other holders. */
