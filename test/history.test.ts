@@ -8,7 +8,7 @@ import path from 'node:path'
 import test from 'brittle'
 import Corestore from 'corestore'
 import { datasetCoreName } from '../lib/data/datasets.js'
-import { signedHead, verifySignedHead } from '../lib/data/tree.js'
+import { signedHead, treeHashAt, verifySignedHead } from '../lib/data/tree.js'
 import { EmbassyNode, toZ32, type Agency, type Daemon, type Embassy, type Mirror } from '../lib/index.js'
 import { eventually, initDir, pair, startDaemon, testnet } from './helpers/index.js'
 
@@ -207,4 +207,23 @@ test('history: a holder’s signed head needs no block — the writer gone befor
   t.is(head!.length, 3)
   t.alike(head!.treeHash, Buffer.from(await w.treeHash()), 'the writer’s tree hash at that length')
   t.ok(verifySignedHead(r, { ...head! }), 'with the writer’s signature over it')
+  t.alike(await treeHashAt(r, 3), Buffer.from(await w.treeHash()), 'the tree hash at that length, as receipts and heads compare it, needs no block either')
+})
+
+test('history: the tree hash at the signed length, from the roots in memory, is Hypercore’s at every length', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tree-'))
+  const store = new Corestore(dir)
+  t.teardown(async () => {
+    await store.close()
+    fs.rmSync(dir, { recursive: true, force: true })
+  })
+  const core = store.get({ name: 'log' })
+  const differ: string[] = []
+  for (let length = 1; length <= 70; length++) {
+    await core.append(Buffer.alloc(length % 7, length))
+    for (const at of length > 1 ? [length, length - 1] : [length]) {
+      if (!(await treeHashAt(core, at)).equals(Buffer.from(await core.treeHash(at)))) differ.push(`${at} of ${length}`)
+    }
+  }
+  t.alike(differ, [], 'the same at lengths 1 to 70, at and below the signed length')
 })

@@ -10,6 +10,7 @@ import type Hypercore from 'hypercore'
 import unslab from 'unslab'
 import { toZ32 } from '../ids.js'
 import type { KeyPair } from '../node/node.js'
+import { treeHashAt } from '../data/tree.js'
 import { receiptSignable, type Receipt } from '../../protocol/index.js'
 
 export type AlarmKind =
@@ -130,7 +131,7 @@ export async function checkReceipt(r: Receipt, sender: Uint8Array, core: Hyperco
   if (r.fork !== core.fork) return { ok: false, kind: 'fork-mismatch', detail: `claims fork ${r.fork}; the agency is on fork ${core.fork}` }
   if (r.length > core.length) return { ok: false, kind: 'length-beyond', detail: `claims length ${r.length}; the agency's own length is ${core.length}` }
   if (r.length === 0) return { ok: true, preRewrite: false }
-  const own = await core.treeHash(r.length)
+  const own = await treeHashAt(core, r.length)
   if (!Buffer.from(own).equals(Buffer.from(r.treeHash))) {
     return { ok: false, kind: 'tree-mismatch', detail: `tree hash at length ${r.length} differs from the agency's (a lie or a fork)` }
   }

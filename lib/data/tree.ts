@@ -81,21 +81,47 @@ function blocksUnder(index: number): number {
  * does: whoever awaited it, the history guard's tick, stood still that long.)
  */
 export async function signedHead(core: Hypercore): Promise<SignedHead | null> {
-  const state = (core as unknown as { state?: { length: number; fork: number; signature: Buffer | null; roots?: Array<{ index: number; size: number; hash: Buffer }> } }).state
+  const state = stateOf(core)
   if (!state || !state.signature || state.length === 0) return null
   const length = state.length
   const fork = state.fork
   const signature = Buffer.from(state.signature)
-  const roots = state.roots
-  if (roots && roots.length > 0 && roots.reduce((n, r) => n + blocksUnder(r.index), 0) === length) {
-    return { length, fork, treeHash: Buffer.from(crypto.tree(roots)), signature }
-  }
+  const roots = rootsAt(state, length)
+  if (roots) return { length, fork, treeHash: crypto.tree(roots), signature }
   // Hypercore's state moved: ask the core, but only when that cannot wait for a peer.
   if (!(await core.has(length - 1))) return null
   const treeHash = Buffer.from(await core.treeHash(length))
   // A concurrent append moved the head while we hashed: the caller asks again later.
   if (state.length !== length || state.fork !== fork) return null
   return { length, fork, treeHash, signature }
+}
+
+/**
+ * `core`'s tree hash at `length`, as `core.treeHash(length)`; at its signed length (what receipts
+ * and heads mostly name) from the roots in memory: no storage read, no block fetched.
+ */
+export async function treeHashAt(core: Hypercore, length: number): Promise<Buffer> {
+  const state = stateOf(core)
+  const roots = state ? rootsAt(state, length) : null
+  return roots ? crypto.tree(roots) : Buffer.from(await core.treeHash(length))
+}
+
+interface TreeState {
+  length: number
+  fork: number
+  signature: Buffer | null
+  roots?: Array<{ index: number; size: number; hash: Buffer }>
+}
+
+function stateOf(core: Hypercore): TreeState | null {
+  return (core as unknown as { state?: TreeState }).state ?? null
+}
+
+/** The roots Hypercore keeps for its signed length, when that is `length` (and they say so). */
+function rootsAt(state: TreeState, length: number): TreeState['roots'] | null {
+  const roots = state.roots
+  if (length === 0 || state.length !== length || !roots || roots.length === 0) return null
+  return roots.reduce((n, r) => n + blocksUnder(r.index), 0) === length ? roots : null
 }
 
 /**

@@ -10,7 +10,7 @@
 import type Hypercore from 'hypercore'
 import { EmbassyError, withArticle } from '../errors.js'
 import { parseKey as parseKeyZ, keyZ32, toZ32 } from '../ids.js'
-import { byteLengthAt, verifySignedHead } from '../data/tree.js'
+import { byteLengthAt, treeHashAt, verifySignedHead } from '../data/tree.js'
 import type { Catalog } from '../data/catalog.js'
 import type { Datasets } from '../data/datasets.js'
 import { AuditRunner, CustodyLedger, HeadBook, checkReceipt, headEvidence, verifyWitnessSignature, type Alarm, type AuditSummary, type AuditableCore } from '../custody/index.js'
@@ -182,7 +182,7 @@ export class CustodyDesk {
       return
     }
     if (h.fork === own.fork && h.length <= own.length && h.length > 0) {
-      const ours = Buffer.from(await own.treeHash(h.length))
+      const ours = await treeHashAt(own, h.length)
       if (!ours.equals(Buffer.from(h.treeHash))) {
         this.#alarm({
           time: Date.now(),

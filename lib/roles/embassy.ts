@@ -11,6 +11,7 @@ import type { EmbassyNode } from '../node/node.js'
 import type Hypercore from 'hypercore'
 import { compactReceipt, signReceipt } from '../custody/receipts.js'
 import type { HeldCoreEntry, HeldCoreRef, WindowRef } from '../data/held-core.js'
+import { treeHashAt } from '../data/tree.js'
 import { BaseRole } from './role.js'
 import { CAUGHT_UP_LOG_MS, CaughtUpLog } from './milestones.js'
 import { NEVER_REACHED_ALARM_SECONDS } from '../node/config.js'
@@ -566,7 +567,7 @@ export class Embassy extends BaseRole {
     const length = core.contiguousLength
     let treeHash: Buffer
     try {
-      treeHash = await core.treeHash(length)
+      treeHash = await treeHashAt(core, length)
     } catch {
       return // closing, or the tree is not there yet: the next progress sends one
     }

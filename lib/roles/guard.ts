@@ -15,7 +15,7 @@
 import type Hypercore from 'hypercore'
 import { EmbassyError } from '../errors.js'
 import { parseKey, keyZ32, toZ32 } from '../ids.js'
-import { signedHead, verifySignedHead } from '../data/tree.js'
+import { signedHead, treeHashAt, verifySignedHead } from '../data/tree.js'
 import type { DamagedBlock } from '../data/checked-blocks.js'
 import { AlarmLog, HeadBook, compactHead, headEvidence, signWitnessedHead, verifyWitnessSignature, type Alarm } from '../custody/index.js'
 import type { CustodyHandlers } from '../net/custody-channel.js'
@@ -316,7 +316,7 @@ export class HistoryGuard {
     if (verdict.kind !== 'ok') conflict = verdict.known
     else if (h.fork === held.core.fork && h.length <= held.core.length && h.length > 0) {
       // Compare with our own verified tree at that length.
-      const own = Buffer.from(await held.core.treeHash(h.length))
+      const own = await treeHashAt(held.core, h.length)
       if (!own.equals(Buffer.from(h.treeHash))) {
         const ours = await signedHead(held.core)
         if (ours) conflict = signWitnessedHead(this.#host.node.keyPair, { core: h.core, length: ours.length, fork: ours.fork, treeHash: ours.treeHash, agencySignature: ours.signature, time: Date.now() })
