@@ -471,7 +471,7 @@ export class Embassy extends BaseRole {
       ...this.quotas.holderOptions(agencyKey, key),
       ...(this.#bound ? { bound: this.#bound } : {}),
       parkable: (core) => this.#settled(holder, agencyKey, core),
-      beforePark: (core) => this.guard.witness(holder, core)
+      beforePark: (core) => this.guard.witness(holder, core, { gossip: false })
     })
     this.quotas.attach(agencyKey, holder)
     this.holders.set(hex, holder)

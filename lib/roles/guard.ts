@@ -124,11 +124,13 @@ export class HistoryGuard {
   }
 
   /**
-   * Cosigns and gossips the newest head of `core` when it changed since we last did. The tick
-   * does it for open cores; the holder, for a core about to close while idle (its head is then
-   * what the heads peers send for it are checked against while it is closed).
+   * Cosigns the newest head of `core` when it changed since we last did, and gossips it (`gossip`,
+   * the default). The tick does it for open cores; the holder, for a core about to close while
+   * idle, without gossip: its head is then what the heads peers send for it are checked against
+   * while it is closed, and peers get it in their next greeting (gossiped at every close, the
+   * heads of a 10,000-core pick-up cost the agencies 4–5 CPU-s more to check while it ran).
    */
-  async witness(holder: Holder, core: Hypercore): Promise<void> {
+  async witness(holder: Holder, core: Hypercore, opts: { gossip?: boolean } = {}): Promise<void> {
     if (core.closing || !core.opened || core.length === 0) return
     const hex = core.key!.toString('hex')
     const last = this.#mine.get(hex)
@@ -140,6 +142,7 @@ export class HistoryGuard {
     const h = compactHead(signWitnessedHead(node.keyPair, { core: core.key!, length: head.length, fork: head.fork, treeHash: head.treeHash, agencySignature: head.signature, time: Date.now() }))
     this.#mine.set(hex, h)
     this.heads.add(h)
+    if (opts.gossip === false) return
     for (const peer of this.#peersOf(holder)) peer.channel.send('head', h)
   }
 
