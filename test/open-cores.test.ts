@@ -545,3 +545,34 @@ test('open cores: a peer that connects is greeted with the witnessed heads of cl
   t.is(greeted(key).length, 1, 'back: it gets the closed core’s head witnessed while it was away')
   t.is(greeted(key)[0]!.length, 3, 'the new one')
 })
+
+test('open cores: blocks that land while a held core’s session is closed — opened again, it says it caught up at the new length', { timeout: 180_000 }, async (t) => {
+  const c = await cluster(t)
+  const { name, key } = await closedDataset(c)
+  const e = c.holder.cores.get(key.toString('hex'))!
+  // Another session of the same core on the embassy's store (as an audit's or a reader's would be)
+  // keeps Hypercore's core open, and a replication stream of its own brings it the agency's blocks
+  // while the holder's session is closed.
+  const other = c.embD.host.node.store.get({ key })
+  await other.ready()
+  const s1 = c.agencyD.host.node.store.replicate(true)
+  const s2 = c.embD.host.node.store.replicate(false)
+  s1.pipe(s2).pipe(s1)
+  t.teardown(async () => {
+    s1.destroy()
+    s2.destroy()
+    await other.close()
+  })
+  other.download({ start: 0, end: -1 })
+  // The agency's notice of the append would open the holder's session again at once (racing the
+  // block): held back here, as an agency of an older version sends none.
+  c.holder.announce = () => {}
+  await c.agency.append(name, [{ landed: 'while closed' }])
+  await eventually('the block landed in the core', async () => other.contiguousLength === 3)
+  t.absent(e.core, 'the holder’s session of it is still closed')
+  const caught: number[] = []
+  c.holder.on('caught-up', (core) => core.key!.equals(key) && caught.push(core.length))
+  const core = (await c.holder.wake(key))!
+  t.is(core.contiguousLength, 3, 'opened again, complete at the new length')
+  t.alike(caught, [3], 'and the holder says it caught up there (no block arrives to say it)')
+})

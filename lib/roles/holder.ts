@@ -526,8 +526,16 @@ export class Holder extends EventEmitter<HolderEvents> {
         e.core = core
         this.#opened(e)
         this.stats.reopened++
+        const had = e.contiguousLength
         this.#activate(core, e.info)
         this.emit('core-opened', e.key, core)
+        // Blocks can land while its session is closed (Hypercore keeps the core with its peers
+        // until the holder closes it after the session): caught up beyond what it held when it
+        // closed, it says so now — no download event will.
+        if (core.length > had && core.contiguousLength === core.length) {
+          this.emit('progress', core)
+          this.emit('caught-up', core)
+        }
         return null
       },
       (err: Error) => {
