@@ -7,6 +7,7 @@
  *     witnessed history).
  * Both heads of such a pair are evidence anyone can check with the writer's public key.
  */
+import b4a from 'b4a'
 import crypto from 'hypercore-crypto'
 import unslab from 'unslab'
 import { toZ32 } from '../ids.js'
@@ -96,7 +97,7 @@ export class HeadBook {
     const id = Buffer.from(h.core).toString('hex')
     const list = this.#cores.get(id) ?? []
     for (const k of list) {
-      if (k.fork === h.fork && k.length === h.length && !sameBytes(k.head.treeHash, h.treeHash)) return { kind: 'equivocation', known: k.head, offered: h }
+      if (k.fork === h.fork && k.length === h.length && !b4a.equals(k.head.treeHash, h.treeHash)) return { kind: 'equivocation', known: k.head, offered: h }
       if (h.fork > k.fork && k.witnesses.length > 0 && h.length < k.length) return { kind: 'history-rewrite', known: k.head, offered: h }
     }
     const same = list.find((k) => k.fork === h.fork && k.length === h.length)
@@ -140,8 +141,4 @@ export class HeadBook {
     if (!k) return null
     return { length: k.length, fork: k.fork, treeHash: Buffer.from(k.head.treeHash).toString('hex'), cosigners: k.witnesses.length }
   }
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b)
 }

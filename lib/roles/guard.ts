@@ -13,6 +13,7 @@
  * One timer per role (the role's tick), no per-core timers.
  */
 import type Hypercore from 'hypercore'
+import b4a from 'b4a'
 import { EmbassyError } from '../errors.js'
 import { parseKey, keyZ32, toZ32 } from '../ids.js'
 import { signedHead, treeHashAt, verifySignedHead } from '../data/tree.js'
@@ -22,7 +23,7 @@ import type { CustodyHandlers } from '../net/custody-channel.js'
 import type { Network, Peer } from '../net/network.js'
 import type { EmbassyNode } from '../node/node.js'
 import { AlarmCode, type AlarmReport, type WitnessedHead } from '../../protocol/index.js'
-import type { Holder, RewriteOffer } from './holder.js'
+import type { HeldEntry, Holder, RewriteOffer } from './holder.js'
 import type { Notice } from './role.js'
 
 /** How often held cores are checked for offered rewrites and new heads to witness. */
@@ -196,16 +197,11 @@ export class HistoryGuard {
    * compared with the tree we verified.
    */
   async #reopenFor(h: WitnessedHead): Promise<{ holder: Holder; core: Hypercore } | null> {
-    const hex = Buffer.from(h.core).toString('hex')
-    for (const holder of this.#host.holders()) {
-      const e = holder.cores.get(hex)
-      if (!e) continue
-      if (e.core) return null
-      if (h.length <= e.length && h.fork === e.fork && this.#matchesKnown(h)) return null
-      const core = await holder.wake(h.core, { queue: true })
-      return core ? { holder, core } : null
-    }
-    return null
+    const held = this.#entryOf(h.core)
+    if (!held || held.entry.core) return null
+    const e = held.entry
+    if (h.length <= e.length && h.fork === e.fork && this.#matchesKnown(h)) return null
+    return this.#wake(held.holder, h.core)
   }
 
   /**
@@ -214,7 +210,7 @@ export class HistoryGuard {
    */
   #matchesKnown(h: WitnessedHead): boolean {
     const known = this.heads.at(h.core, h.length, h.fork)
-    if (!known || !Buffer.from(known.treeHash).equals(Buffer.from(h.treeHash)) || !Buffer.from(known.agencySignature).equals(Buffer.from(h.agencySignature))) return false
+    if (!known || !b4a.equals(known.treeHash, h.treeHash) || !b4a.equals(known.agencySignature, h.agencySignature)) return false
     if (verifyWitnessSignature(h)) this.heads.add(h)
     return true
   }
@@ -223,12 +219,24 @@ export class HistoryGuard {
   async #heldOrReopened(coreKey: Uint8Array): Promise<{ holder: Holder; core: Hypercore } | null> {
     const open = this.#holderOf(coreKey)
     if (open) return open
+    const held = this.#entryOf(coreKey)
+    return held ? this.#wake(held.holder, coreKey) : null
+  }
+
+  /** The holder's entry of held core `coreKey` (open or closed), if held here. */
+  #entryOf(coreKey: Uint8Array): { holder: Holder; entry: HeldEntry } | null {
+    const hex = b4a.toString(coreKey, 'hex')
     for (const holder of this.#host.holders()) {
-      if (!holder.cores.has(Buffer.from(coreKey).toString('hex'))) continue
-      const core = await holder.wake(coreKey, { queue: true })
-      return core ? { holder, core } : null
+      const entry = holder.cores.get(hex)
+      if (entry) return { holder, entry }
     }
     return null
+  }
+
+  /** Held core `coreKey` opened again, waiting for a slot of the bound. */
+  async #wake(holder: Holder, coreKey: Uint8Array): Promise<{ holder: Holder; core: Hypercore } | null> {
+    const core = await holder.wake(coreKey, { queue: true })
+    return core ? { holder, core } : null
   }
 
   #holderOf(coreKey: Uint8Array): { holder: Holder; core: Hypercore } | null {
