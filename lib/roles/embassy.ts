@@ -10,6 +10,7 @@ import type { Network, Peer } from '../net/network.js'
 import type { EmbassyNode } from '../node/node.js'
 import type Hypercore from 'hypercore'
 import { compactReceipt, signReceipt } from '../custody/receipts.js'
+import { treeHashAt } from '../data/tree.js'
 import type { HeldCoreEntry, HeldCoreRef, WindowRef } from '../data/held-core.js'
 import { BaseRole } from './role.js'
 import { CAUGHT_UP_LOG_MS, CaughtUpLog } from './milestones.js'
@@ -566,10 +567,9 @@ export class Embassy extends BaseRole {
     const length = core.contiguousLength
     let treeHash: Buffer
     try {
-      // Hypercore's own (a storage read). The tree hash from the roots in memory (treeHashAt) made
-      // the 10,010-core scale run leave ~100 cores without their caught-up line and reopen closed
-      // cores over and over: a timing dependence between receipts and closing not yet understood.
-      treeHash = await core.treeHash(length)
+      // At the signed length from the roots in memory: no storage read, so the receipt goes in the
+      // same turn even for a core that is closing (its last progress is said as it closes).
+      treeHash = await treeHashAt(core, length)
     } catch {
       return // closing, or the tree is not there yet: the next progress sends one
     }

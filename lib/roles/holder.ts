@@ -182,6 +182,11 @@ export interface HeldEntry {
   announced: number
   /** The fork of that length (a notice of another fork replaces it). */
   announcedFork: number
+  /**
+   * The length it was last said to be complete at (`caught-up`); what storage held complete when
+   * it was first opened counts as said (a restart logs nothing new).
+   */
+  saidCaughtUp: number
   /** What the catalog says of its dataset (the download policy takes it when the core reopens). */
   info: DatasetInfo
 }
@@ -292,7 +297,7 @@ export class Holder extends EventEmitter<HolderEvents> {
         if (this.#closed) return
         if (this.cores.has(hex)) continue
         const core = this.store.get({ key, allowFork: false })
-        this.cores.set(hex, { key, dataset: d.id, core, length: 0, contiguousLength: 0, byteLength: 0, fork: 0, used: this.#use(), usedAt: Date.now(), busy: null, waiting: null, using: 0, announced: this.#announced.get(hex)?.length ?? 0, announcedFork: this.#announced.get(hex)?.fork ?? 0, info: d })
+        this.cores.set(hex, { key, dataset: d.id, core, length: 0, contiguousLength: 0, byteLength: 0, fork: 0, used: this.#use(), usedAt: Date.now(), busy: null, waiting: null, using: 0, announced: this.#announced.get(hex)?.length ?? 0, announcedFork: this.#announced.get(hex)?.fork ?? 0, saidCaughtUp: 0, info: d })
         this.#announced.delete(hex)
         this.#opened(this.cores.get(hex)!)
         batch.push({ key, core, dataset: d })
@@ -324,6 +329,8 @@ export class Holder extends EventEmitter<HolderEvents> {
         continue
       }
       if (core.discoveryKey) this.#byDiscoveryKey.set(core.discoveryKey.toString('hex'), key.toString('hex'))
+      const e = this.cores.get(key.toString('hex'))
+      if (e && core.length > 0 && core.contiguousLength === core.length) e.saidCaughtUp = core.length
       this.#activate(core, dataset)
       this.emit('core-added', key, dataset.id)
       this.emit('core-opened', key, core)
@@ -431,6 +438,9 @@ export class Holder extends EventEmitter<HolderEvents> {
   /** Closes a held core, keeping its figures: its channels with every peer and its Hypercore. */
   async #park(e: HeldEntry): Promise<void> {
     const core = e.core!
+    // Hypercore updates a core's length before it tells its sessions of the block (the download
+    // event, after a storage write): closed in between, the holder would never hear of it.
+    this.#sayCaughtUp(e, core)
     this.#record(e, core)
     e.core = null
     this.stats.closed++
@@ -526,16 +536,12 @@ export class Holder extends EventEmitter<HolderEvents> {
         e.core = core
         this.#opened(e)
         this.stats.reopened++
-        const had = e.contiguousLength
         this.#activate(core, e.info)
         this.emit('core-opened', e.key, core)
         // Blocks can land while its session is closed (Hypercore keeps the core with its peers
         // until the holder closes it after the session): caught up beyond what it held when it
         // closed, it says so now — no download event will.
-        if (core.length > had && core.contiguousLength === core.length) {
-          this.emit('progress', core)
-          this.emit('caught-up', core)
-        }
+        this.#sayCaughtUp(e, core)
         return null
       },
       (err: Error) => {
@@ -608,20 +614,27 @@ export class Holder extends EventEmitter<HolderEvents> {
 
   /** A held core's `download` listener: progress, and `caught-up` once per length. */
   #ondownload(core: Hypercore): () => void {
-    let caughtUpAt = -1
     const hex = core.key!.toString('hex')
     return () => {
       const e = this.cores.get(hex)
-      if (e) {
-        e.used = this.#use()
-        e.usedAt = Date.now()
-      }
-      this.emit('progress', core)
-      if (core.contiguousLength === core.length && core.length !== caughtUpAt) {
-        caughtUpAt = core.length
-        this.emit('caught-up', core)
-      }
+      if (!e) return
+      e.used = this.#use()
+      e.usedAt = Date.now()
+      if (!this.#sayCaughtUp(e, core)) this.emit('progress', core)
     }
+  }
+
+  /**
+   * Says that `core` grew (`progress`) and caught up (`caught-up`) when it is complete beyond the
+   * length last said: once per length, whichever way it was noticed (a block's download event, an
+   * open, a close). True when it said so.
+   */
+  #sayCaughtUp(e: HeldEntry, core: Hypercore): boolean {
+    if (core.length <= e.saidCaughtUp || core.contiguousLength !== core.length) return false
+    e.saidCaughtUp = core.length
+    this.emit('progress', core)
+    this.emit('caught-up', core)
+    return true
   }
 
   /** Every held core open now, the catalog first (a closed one has no session, no peers). */
