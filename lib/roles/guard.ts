@@ -45,13 +45,6 @@ export interface GuardHost {
   notice(level: Notice['level'], event: string, message: string, fields?: Record<string, unknown>): void
 }
 
-/** A core's witnessed state, as `status --json` shows it. */
-export interface WitnessStatus {
-  core: string
-  /** The newest writer-signed head known for the core, and how many holders cosigned it. */
-  head: { length: number; fork: number; treeHash: string; cosigners: number } | null
-}
-
 export class HistoryGuard {
   readonly alarms: AlarmLog
   readonly heads = new HeadBook()
@@ -423,13 +416,6 @@ export class HistoryGuard {
     let fork: number | undefined
     for (const a of this.alarms.alarms) if (a.core === core && a.offered && (fork === undefined || a.offered.fork > fork)) fork = a.offered.fork
     return fork
-  }
-
-  /** Per held core: the newest head known and its cosigners. */
-  witnessStatus(): WitnessStatus[] {
-    const out: WitnessStatus[] = []
-    for (const holder of this.#host.holders()) for (const core of holder.allCores()) if (core.key) out.push({ core: toZ32(core.key), head: this.heads.newest(core.key) })
-    return out
   }
 
   close(): void {
