@@ -69,6 +69,24 @@ test('custody truth: an embassy that reports holding less lowers its custody and
   t.ok(alarmsOf(agency, 'custody-regressed') >= 1)
 })
 
+test('custody truth: a holder’s receipts of one core are judged in the order they came — one checked from storage is not kept after a newer one checked from memory', async (t) => {
+  const { agencyD, agency, embD, key, log } = await agencyWithEmbassy(t)
+  const kp = embD.host.node.keyPair
+  const events: Array<{ kind: string; detail: string }> = []
+  agency.on('alarm', (a: { kind: string; detail: string }) => events.push(a))
+  // The embassy says it holds 5 (one regression, on purpose), then 12, then all 20. Checking 12
+  // reads the agency's tree from storage (below its signed length); checking 20 needs no read.
+  const sign = async (length: number) => signReceipt(kp, { core: log.core.key!, length, treeHash: await log.core.treeHash(length), fork: 0, time: Date.now() })
+  const [r5, r12, r20] = [await sign(5), await sign(12), await sign(20)]
+  const peer = await eventually('the agency sees the embassy', () => agencyD.network!.connectedTo(embD.host.node.nodeKey))
+  await agency.onreceipt(peer, r5)
+  t.is((await row(agency, key))?.heldLength, 5, 'custody at 5')
+  // Both arrive before either is judged (back to back on the channel).
+  await Promise.all([agency.onreceipt(peer, r12), agency.onreceipt(peer, r20)])
+  t.is((await row(agency, key))?.heldLength, 20, 'custody at 20: the newer receipt is the one kept')
+  t.is(events.filter((a) => a.kind === 'custody-regressed').length, 1, 'one regression (to 5), none from 20 back to 12')
+})
+
 test('custody truth: a mirror\'s receipt is ignored and noted; only embassies hold custody', async (t) => {
   const { bootstrap, agencyD, agency, log } = await agencyWithEmbassy(t)
   const mirrorD: Daemon = await startDaemon(t, await initDir(t, 'mirror', 'mirror'), bootstrap)

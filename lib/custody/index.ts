@@ -6,6 +6,7 @@
  */
 export { signReceipt, compactReceipt, verifyReceiptSignature, checkReceipt, type Alarm, type AlarmKind, type HeadEvidence, type StoredReceipt, type ReceiptVerdict } from './receipts.js'
 export { CustodyLedger, CUSTODY_FILE, LEDGER_FLUSH_MS } from './ledger.js'
+export { InOrder } from './in-order.js'
 export { AlarmList, AlarmLog, ALARMS_FILE, ALARM_QUIET_MS, MAX_ALARMS } from './alarms.js'
 export { HeadBook, compactHead, signWitnessedHead, verifyWitnessSignature, headEvidence, MAX_HEADS_PER_CORE, type HeadVerdict, type HeadSummary } from './heads.js'
 export {

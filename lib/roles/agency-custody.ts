@@ -13,7 +13,7 @@ import { parseKey as parseKeyZ, keyZ32, toZ32 } from '../ids.js'
 import { byteLengthAt, treeHashAt, verifySignedHead } from '../data/tree.js'
 import type { Catalog } from '../data/catalog.js'
 import type { Datasets } from '../data/datasets.js'
-import { AuditRunner, CustodyLedger, HeadBook, checkReceipt, headEvidence, verifyWitnessSignature, type Alarm, type AuditSummary, type AuditableCore } from '../custody/index.js'
+import { AuditRunner, CustodyLedger, HeadBook, InOrder, checkReceipt, headEvidence, verifyWitnessSignature, type Alarm, type AuditSummary, type AuditableCore } from '../custody/index.js'
 import type { CustodyHandlers } from '../net/custody-channel.js'
 import type { Network, Peer } from '../net/network.js'
 import type { EmbassyNode } from '../node/node.js'
@@ -99,6 +99,8 @@ export class CustodyDesk {
   readonly #agency: DeskAgency
   /** While restoring, receipts wait here (newest per sender and core) until our catalog is back. */
   #deferred = new Map<string, { peer: Peer; receipt: Receipt }>()
+  /** Receipts being judged, in order per holder and core. */
+  #judging = new InOrder()
 
   constructor(agency: DeskAgency) {
     this.#agency = agency
@@ -273,9 +275,15 @@ export class CustodyDesk {
 
   /**
    * A receipt from a peer: verified against our own tree, then kept (newest per embassy and core)
-   * or turned into an alarm. Emits 'receipt' or 'alarm'.
+   * or turned into an alarm. Emits 'receipt' or 'alarm'. A holder's receipts of one core are judged
+   * in the order they came: checking one below our signed length reads our tree from storage, one
+   * at it does not, and a receipt kept after a newer one would read as custody that went back.
    */
-  async onreceipt(peer: Peer, r: Receipt): Promise<void> {
+  onreceipt(peer: Peer, r: Receipt): Promise<void> {
+    return this.#judging.run(`${peer.id}/${Buffer.from(r.core).toString('hex')}`, () => this.#judge(peer, r))
+  }
+
+  async #judge(peer: Peer, r: Receipt): Promise<void> {
     const hex = Buffer.from(r.core).toString('hex')
     if (this.#agency.restoring) {
       // Our own cores are not back yet: we cannot judge the receipt now, so keep it for later.

@@ -17,7 +17,7 @@ import { CAUGHT_UP_LOG_MS, CaughtUpLog } from './milestones.js'
 import { NEVER_REACHED_ALARM_SECONDS } from '../node/config.js'
 import { GUARD_TICK_MS, HistoryGuard } from './guard.js'
 import type { CustodyHandlers } from '../net/custody-channel.js'
-import { ChallengeAnswerer, type Alarm, type AlarmKind } from '../custody/index.js'
+import { ChallengeAnswerer, InOrder, type Alarm, type AlarmKind } from '../custody/index.js'
 import { AlarmCode, INSTANCE_CAPABILITY, type AppendedNotice, type HolderList, type Receipt } from '../../protocol/index.js'
 import { DEFAULT_MAX_OPEN_CORES, OpenCores, readerWindow } from './open-cores.js'
 
@@ -67,6 +67,8 @@ export class Embassy extends BaseRole {
   #awaitingSync = new Map<string, { holder: Holder; core: Hypercore }>()
   /** The newest receipt sent per core (hex key): re-sent for a closed core when its agency reconnects. */
   #receipts = new Map<string, Receipt>()
+  /** Each core's receipts leave in the order they were begun. */
+  #sends = new InOrder()
   /** Catalogs (hex) whose agency sends no `appended` notices (minor < 5): their cores stay open. */
   #noNotices = new Set<string>()
   #bound: OpenCores | null = null
@@ -560,8 +562,15 @@ export class Embassy extends BaseRole {
     }
   }
 
-  /** Signs and sends a receipt for what we hold of `core`. */
-  async #send(holder: Holder, core: Hypercore): Promise<void> {
+  /**
+   * Signs and sends a receipt for what we hold of `core`, after any receipt of it already begun
+   * (in-order.ts: a receipt hashed from storage must not reach the agency after a newer one).
+   */
+  #send(holder: Holder, core: Hypercore): Promise<void> {
+    return this.#sends.run(core.key!.toString('hex'), () => this.#sendNow(holder, core))
+  }
+
+  async #sendNow(holder: Holder, core: Hypercore): Promise<void> {
     const peer = this.#agencyPeer(holder)
     if (!peer || core.closing) return
     const length = core.contiguousLength
