@@ -64,3 +64,28 @@ test('in order: other keys do not wait; a failed job fails alone and the next st
   t.alike(log, ['b1', 'a2'], 'the next job of that key ran after it')
   t.is(q.pending, 0)
 })
+
+test('in order: at most `max` jobs of one key wait — more are refused and counted, other keys unaffected', async (t) => {
+  const q = new InOrder(2)
+  const held = gate()
+  const ran: number[] = []
+  const jobs = [1, 2, 3, 4].map((n) =>
+    q.run('flood', async () => {
+      if (n === 1) await held.promise
+      ran.push(n)
+    })
+  )
+  t.is(q.refused, 2, 'the third and fourth job of the key are refused while two are queued')
+  await q.run('other', async () => {
+    ran.push(0)
+  })
+  t.alike(ran, [0], 'another key still runs at once')
+  held.open()
+  await Promise.all(jobs)
+  t.alike(ran, [0, 1, 2], 'the two queued ones ran, in order; the refused never')
+  await q.run('flood', async () => {
+    ran.push(5)
+  })
+  t.alike(ran, [0, 1, 2, 5], 'once they ended, the key takes jobs again')
+  t.is(q.pending, 0)
+})

@@ -11,21 +11,43 @@
  * Owns: the chain of jobs in flight per key; nothing is kept for a key with none.
  */
 export class InOrder {
+  readonly #max: number
   #tails = new Map<string, Promise<void>>()
+  /** Jobs of each key not ended yet (running or waiting). */
+  #counts = new Map<string, number>()
+  /** Jobs refused because `max` were already queued for their key. */
+  refused = 0
+
+  /** @param max jobs queued at most per key (a peer flooding one key waits on itself, bounded); more are refused */
+  constructor(max = Infinity) {
+    this.#max = max
+  }
 
   /**
    * Runs `job` once every job begun before it for `key` has ended (at once when none is in
    * flight, its synchronous part in this turn). Resolves or rejects as `job` does; a job that
-   * fails does not stop the next.
+   * fails does not stop the next. With `max` jobs of the key not ended yet, `job` does not run: it
+   * resolves at once, counted in `refused`.
    */
   run(key: string, job: () => Promise<void>): Promise<void> {
+    const queued = this.#counts.get(key) ?? 0
+    if (queued >= this.#max) {
+      this.refused++
+      return Promise.resolve()
+    }
+    this.#counts.set(key, queued + 1)
     const before = this.#tails.get(key)
-    // Forgotten as it ends, before its caller goes on, unless another job of the key came after.
+    // Forgotten as the key's last job ends, before its caller goes on.
     const done = (before ? before.then(job) : job()).finally(() => {
-      if (this.#tails.get(key) === tail) this.#tails.delete(key)
+      const left = (this.#counts.get(key) ?? 1) - 1
+      if (left > 0) {
+        this.#counts.set(key, left)
+      } else {
+        this.#counts.delete(key)
+        this.#tails.delete(key)
+      }
     })
-    const tail: Promise<void> = done.then(ignore, ignore)
-    this.#tails.set(key, tail)
+    this.#tails.set(key, done.then(ignore, ignore))
     return done
   }
 

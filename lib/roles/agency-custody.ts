@@ -66,6 +66,12 @@ export const MAX_RECEIPT_SKEW_MS = 5 * 60_000
 
 /** Receipts kept while restoring (one per sender and core); more are dropped (they are re-sent). */
 export const MAX_DEFERRED_RECEIPTS = 100_000
+/**
+ * Receipts of one holder for one core waiting to be judged at most: a holder sends a core's
+ * receipts one per change, judged in well under a millisecond each; one that floods a core waits on
+ * itself and is refused beyond this (counted, not judged).
+ */
+export const MAX_QUEUED_RECEIPTS = 64
 
 export interface CustodyStatus {
   datasets: DatasetCustody[]
@@ -99,8 +105,8 @@ export class CustodyDesk {
   readonly #agency: DeskAgency
   /** While restoring, receipts wait here (newest per sender and core) until our catalog is back. */
   #deferred = new Map<string, { peer: Peer; receipt: Receipt }>()
-  /** Receipts being judged, in order per holder and core. */
-  #judging = new InOrder()
+  /** Receipts being judged, in order per holder and core; a holder flooding one core is refused beyond MAX_QUEUED_RECEIPTS. */
+  #judging = new InOrder(MAX_QUEUED_RECEIPTS)
 
   constructor(agency: DeskAgency) {
     this.#agency = agency
