@@ -6,7 +6,8 @@
  * below it (a read later) — so a receipt begun first could be done last, and an older receipt
  * kept after a newer one reads as custody that went back (`custody-regressed`, kept as the
  * holder's latest word). In order, a receipt for less still counts when the holder really holds
- * less (a cleared block): only the order is kept, nothing is dropped.
+ * less (a cleared block): only the order is kept. Nothing is dropped unless a bound is set (the
+ * agency's, against a holder flooding one core), and then only what is over it, counted.
  *
  * Owns: the chain of jobs in flight per key; nothing is kept for a key with none.
  */
